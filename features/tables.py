@@ -1,0 +1,655 @@
+"""Source tables of the sci-tech finance data hub: one declared schema per table, loaded and validated.
+
+Each schema says, per column, its dtype, allowed range or categories, whether it may be null, its
+sensitivity grade (L1 public .. L4 restricted) and what it means. Validation is vectorised (one
+boolean mask per rule over the whole column), so a ten-million-row table validates in seconds.
+
+Every table carries ``firm_id`` and ``available_date``: the first day on which the hub knows the
+row. ``available_date`` may never precede the event the row describes (``TableSchema.event``); all
+point-in-time logic downstream (``features.asof``) rests on that column.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, model_validator
+
+log = logging.getLogger(__name__)
+
+Grade = Literal["L1", "L2", "L3", "L4"]
+DType = Literal["string", "int", "float", "date", "bool", "category"]
+
+GRADES: dict[str, str] = {
+    "L1": "public: published registers (patents, certificates, procurement awards)",
+    "L2": "internal: aggregated operating data, usable in models without identifying anyone",
+    "L3": "confidential: firm-level tax, payroll, utility and bank records; models may use, release only under agreement",
+    "L4": "restricted: direct identifiers of firms or persons; never leaves the hub",
+}
+
+INDUSTRIES = (
+    "ai",
+    "integrated_circuits",
+    "biomedicine",
+    "new_energy",
+    "new_materials",
+    "high_end_equipment",
+    "software",
+)
+REGIONS = ("jingjinji", "yangtze_delta", "greater_bay", "chengyu", "central", "west_northeast")
+CERT_TYPES = ("high_tech", "tech_sme", "specialized", "little_giant")
+PATENT_TYPES = ("invention", "utility_model", "design", "software_copyright")
+PATENT_EVENTS = ("grant", "lapse", "pledge", "pledge_release")
+BUYER_TYPES = ("government", "soe", "university_hospital")
+CREDENTIALS = ("national_programme", "provincial_programme", "senior_title", "doctorate")
+TALENT_EVENTS = ("join", "leave")
+PRODUCTS = ("rnd_loan", "order_financing", "equipment_lease", "talent_loan")
+
+MONEY = "CNY 10k (万元)"
+
+
+class Column(BaseModel):
+    """One declared column. ``min``/``max`` are inclusive bounds for numbers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    dtype: DType
+    description: str
+    grade: Grade = "L2"
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _categories_only_for_category(self) -> Column:
+        if (self.categories is not None) != (self.dtype == "category"):
+            raise ValueError(f"column {self.name}: categories must be given exactly for dtype 'category'")
+        return self
+
+
+class TableSchema(BaseModel):
+    """One source table: who supplies it, its key, its columns and its timing rule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    supplier: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    # available_date >= event column + event_offset_months (e.g. a monthly reading is known after its month).
+    event: str
+    event_offset_months: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableSchema:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name}: duplicate column names")
+        for required in ("firm_id", "available_date"):
+            if required not in names:
+                raise ValueError(f"table {self.name}: every table needs {required}")
+        missing = [k for k in (*self.key, self.event) if k not in names]
+        if missing:
+            raise ValueError(f"table {self.name}: key/event columns {missing} are not declared")
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name} has no column {name!r}")
+
+    def grade_of(self, name: str) -> str:
+        return self.column(name).grade
+
+
+def _firm_id(grade: Grade = "L2") -> Column:
+    return Column(name="firm_id", dtype="string", grade=grade, description="pseudonymous firm id (keyed HMAC of the registration id)")
+
+
+def _available(what: str) -> Column:
+    return Column(name="available_date", dtype="date", grade="L2", description=f"first day the hub knows the row: {what}")
+
+
+def _month(what: str) -> Column:
+    return Column(name="month", dtype="date", grade="L2", description=f"first day of the calendar month the {what} covers")
+
+
+def _money(name: str, description: str, grade: Grade = "L3", nullable: bool = False, signed: bool = False) -> Column:
+    lo = None if signed else 0.0
+    return Column(name=name, dtype="float", grade=grade, nullable=nullable, min=lo, max=1e8, unit=MONEY, description=description)
+
+
+def _count(name: str, description: str, grade: Grade = "L3", hi: float = 1e6) -> Column:
+    return Column(name=name, dtype="int", grade=grade, min=0, max=hi, description=description)
+
+
+SCHEMAS: dict[str, TableSchema] = {
+    s.name: s
+    for s in [
+        TableSchema(
+            name="firms",
+            description="business registry: one row per firm",
+            supplier="market regulation administration (工商登记)",
+            key=("firm_id",),
+            event="founding_date",
+            columns=(
+                _firm_id(),
+                Column(name="registration_id", dtype="string", grade="L4", description="unified social credit code (统一社会信用代码), raw identifier"),
+                Column(name="legal_rep_id", dtype="string", grade="L4", description="national id number of the legal representative"),
+                Column(name="industry", dtype="category", grade="L1", categories=INDUSTRIES, description="strategic emerging industry"),
+                Column(name="region", dtype="category", grade="L1", categories=REGIONS, description="economic region of registration"),
+                Column(name="founding_date", dtype="date", grade="L1", description="date of registration"),
+                _money("registered_capital", "registered capital", grade="L1"),
+                _available("the registration date"),
+            ),
+        ),
+        TableSchema(
+            name="financials",
+            description="annual financial statements as filed with the tax bureau",
+            supplier="tax bureau (annual corporate income tax filing)",
+            key=("firm_id", "fiscal_year"),
+            event="period_end",
+            columns=(
+                _firm_id(),
+                Column(name="fiscal_year", dtype="int", min=1990, max=2100, description="fiscal year"),
+                Column(name="period_end", dtype="date", description="last day of the fiscal year"),
+                _money("revenue", "operating revenue"),
+                _money("high_tech_revenue", "revenue from high-tech products and services"),
+                _money("cost_of_sales", "cost of sales"),
+                _money("rnd_expense", "R&D expense reported in the income statement"),
+                _money("net_profit", "net profit", signed=True),
+                _money("total_assets", "total assets"),
+                _money("total_liabilities", "total liabilities"),
+                _money("current_assets", "current assets"),
+                _money("current_liabilities", "current liabilities"),
+                _money("operating_cash_flow", "net cash flow from operating activities", signed=True),
+                _available("the filing date, months after the fiscal year ends"),
+            ),
+        ),
+        TableSchema(
+            name="rnd_deductions",
+            description="R&D super-deduction (研发费用加计扣除) filings",
+            supplier="tax bureau",
+            key=("firm_id", "tax_year"),
+            event="filing_date",
+            columns=(
+                _firm_id(),
+                Column(name="tax_year", dtype="int", min=1990, max=2100, description="tax year the claim covers"),
+                Column(name="filing_date", dtype="date", description="date the claim was filed (spring of the next year)"),
+                _money("rnd_expense_claimed", "R&D expense claimed as eligible"),
+                _money("super_deduction", "additional deduction granted (100% of the claim since 2023)"),
+                _count("rnd_staff", "R&D staff declared with the claim", hi=5000),
+                _available("the filing date"),
+            ),
+        ),
+        TableSchema(
+            name="certifications",
+            description="sci-tech certifications: high-tech enterprise, tech SME, 专精特新, 小巨人",
+            supplier="science and technology bureau; MIIT",
+            key=("cert_no",),
+            event="issue_date",
+            columns=(
+                _firm_id(),
+                Column(name="cert_no", dtype="string", grade="L1", description="certificate number"),
+                Column(name="cert_type", dtype="category", grade="L1", categories=CERT_TYPES, description="certification"),
+                Column(name="issue_date", dtype="date", grade="L1", description="date of issue"),
+                Column(name="expiry_date", dtype="date", grade="L1", description="last day of validity"),
+                _available("publication of the list of certified firms"),
+            ),
+        ),
+        TableSchema(
+            name="patents",
+            description="intellectual-property events: grant, lapse, pledge and pledge release, one row per event",
+            supplier="national IP administration (CNIPA); copyright centre",
+            key=("patent_id", "event"),
+            event="event_date",
+            columns=(
+                _firm_id(),
+                Column(name="patent_id", dtype="string", grade="L1", description="patent or registration number"),
+                Column(name="patent_type", dtype="category", grade="L1", categories=PATENT_TYPES, description="kind of IP right"),
+                Column(name="event", dtype="category", grade="L1", categories=PATENT_EVENTS, description="what happened"),
+                Column(name="filing_date", dtype="date", grade="L1", description="application (filing) date"),
+                Column(name="event_date", dtype="date", grade="L1", description="date of the event"),
+                _available("publication of the event"),
+            ),
+        ),
+        TableSchema(
+            name="bids",
+            description="public procurement awards won",
+            supplier="public procurement platforms",
+            key=("bid_id",),
+            event="award_date",
+            columns=(
+                _firm_id(),
+                Column(name="bid_id", dtype="string", grade="L1", description="tender number"),
+                Column(name="award_date", dtype="date", grade="L1", description="date of award"),
+                _money("amount", "contract amount", grade="L1"),
+                Column(name="buyer_type", dtype="category", grade="L1", categories=BUYER_TYPES, description="kind of buyer"),
+                _available("publication of the award"),
+            ),
+        ),
+        TableSchema(
+            name="electricity",
+            description="monthly electricity use of the firm's own meter",
+            supplier="grid company",
+            key=("firm_id", "month"),
+            event="month",
+            event_offset_months=1,
+            columns=(
+                _firm_id(),
+                _month("reading"),
+                Column(name="kwh", dtype="float", grade="L3", min=0, max=1e9, unit="kWh", description="electricity used in the month"),
+                _available("the meter reading is billed, after the month ends"),
+            ),
+        ),
+        TableSchema(
+            name="social_security",
+            description="monthly insured headcount",
+            supplier="human resources and social security bureau",
+            key=("firm_id", "month"),
+            event="month",
+            event_offset_months=1,
+            columns=(
+                _firm_id(),
+                _month("contribution"),
+                _count("headcount", "employees with social insurance paid in the month", hi=100000),
+                _available("contributions are settled, after the month ends"),
+            ),
+        ),
+        TableSchema(
+            name="invoices",
+            description="monthly VAT e-invoice aggregates",
+            supplier="tax bureau (golden tax system)",
+            key=("firm_id", "month"),
+            event="month",
+            event_offset_months=1,
+            columns=(
+                _firm_id(),
+                _month("invoices"),
+                _money("sales_amount", "value of sales invoices issued"),
+                _money("purchase_amount", "value of purchase invoices received"),
+                _count("n_customers", "distinct buyers invoiced"),
+                _count("n_suppliers", "distinct sellers invoicing the firm"),
+                Column(name="top_customer_share", dtype="float", grade="L3", nullable=True, min=0, max=1, unit="share", description="share of sales to the largest buyer (null without sales)"),
+                _available("the monthly VAT filing"),
+            ),
+        ),
+        TableSchema(
+            name="bills",
+            description="monthly disclosure of commercial bills the firm accepted (as acceptor)",
+            supplier="commercial paper exchange disclosure platform",
+            key=("firm_id", "month"),
+            event="month",
+            event_offset_months=1,
+            columns=(
+                _firm_id(),
+                _month("disclosure"),
+                _count("accepted_count", "bills accepted in the month", grade="L2"),
+                _money("accepted_amount", "amount of bills accepted in the month", grade="L2"),
+                _money("outstanding_amount", "accepted bills not yet due at month end", grade="L2"),
+                _count("overdue_count", "bills past due and unpaid at month end", grade="L2"),
+                _money("overdue_amount", "amount past due and unpaid at month end", grade="L2"),
+                Column(name="max_days_overdue", dtype="int", grade="L2", min=0, max=3650, unit="days", description="longest overdue bill at month end, in days"),
+                _available("the monthly disclosure"),
+            ),
+        ),
+        TableSchema(
+            name="talent",
+            description="key staff with recognised credentials: joins and departures",
+            supplier="talent office; human resources bureau",
+            key=("firm_id", "person_id", "credential", "event"),
+            event="event_date",
+            columns=(
+                _firm_id(),
+                Column(name="person_id", dtype="string", grade="L3", description="pseudonymous person id"),
+                Column(name="credential", dtype="category", grade="L2", categories=CREDENTIALS, description="credential held"),
+                Column(name="event", dtype="category", grade="L2", categories=TALENT_EVENTS, description="joined or left the firm"),
+                Column(name="event_date", dtype="date", grade="L2", description="date of the event"),
+                _available("registration of the change"),
+            ),
+        ),
+        TableSchema(
+            name="applications",
+            description="loan applications received by the bank",
+            supplier="bank",
+            key=("application_id",),
+            event="application_date",
+            columns=(
+                Column(name="application_id", dtype="string", grade="L2", description="application id"),
+                _firm_id(),
+                Column(name="application_date", dtype="date", grade="L2", description="date the application was received"),
+                _money("amount", "amount requested", grade="L3"),
+                Column(name="term_months", dtype="int", grade="L2", min=1, max=120, unit="months", description="term requested"),
+                Column(name="product", dtype="category", grade="L2", categories=PRODUCTS, description="loan product"),
+                _money("collateral_value", "value of collateral and guarantees offered", grade="L3"),
+                _available("the application date"),
+            ),
+        ),
+        TableSchema(
+            name="outcomes",
+            description="performance of each labelled application over the 12 months after it",
+            supplier="bank",
+            key=("application_id",),
+            event="available_date",
+            columns=(
+                Column(name="application_id", dtype="string", grade="L2", description="application id"),
+                _firm_id(),
+                Column(name="default_12m", dtype="int", grade="L3", min=0, max=1, description="1 if 90+ days past due within 12 months of the application"),
+                Column(name="default_date", dtype="date", grade="L3", nullable=True, description="date the loan reached 90 days past due"),
+                _available("12 months after the application, when the outcome is final"),
+            ),
+        ),
+    ]
+}
+
+TABLE_NAMES: tuple[str, ...] = tuple(SCHEMAS)
+REQUIRED_TABLES: tuple[str, ...] = ("firms", "applications")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which file, which column, which rows (first few), how many, and the rule."""
+
+    table: str
+    file: str
+    column: str
+    rule: str
+    n_rows: int
+    rows: tuple[int, ...] = ()
+    examples: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"rows {list(self.rows)}" + (" ..." if self.n_rows > len(self.rows) else "") if self.rows else "whole table"
+        ex = f" (values: {', '.join(self.examples)})" if self.examples else ""
+        return f"{self.file}: column '{self.column}': {self.rule}: {self.n_rows} row(s), {where}{ex}"
+
+
+class TableError(ValueError):
+    """Raised when a source table breaks its schema. ``violations`` lists every rule broken."""
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        lines = [str(v) for v in violations[:20]]
+        more = f"\n... and {len(violations) - 20} more" if len(violations) > 20 else ""
+        super().__init__("source table validation failed:\n  " + "\n  ".join(lines) + more)
+
+
+@dataclass
+class LoadReport:
+    """What loading found: rows read and kept per table, rejected rows with reasons, warnings."""
+
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_kept: dict[str, int] = field(default_factory=dict)
+    rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    missing_tables: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "rows_rejected": {k: int(len(v)) for k, v in self.rejects.items()},
+            "warnings": self.warnings,
+            "missing_tables": self.missing_tables,
+        }
+
+
+def _first_rows(mask: np.ndarray, k: int = 5) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.flatnonzero(mask)[:k])
+
+
+def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
+    """Coerce one column to its declared dtype; return the coerced column and a mask of values that failed."""
+    notnull = series.notna().to_numpy()
+    if col.dtype in ("int", "float"):
+        if pd.api.types.is_bool_dtype(series) or not (pd.api.types.is_numeric_dtype(series) or series.dtype == object or pd.api.types.is_string_dtype(series)):
+            out = pd.Series(np.nan, index=series.index, dtype="float64")
+            return out, notnull
+        out = pd.to_numeric(series, errors="coerce").astype("float64")
+        bad = notnull & out.isna().to_numpy()
+        if col.dtype == "int":
+            vals = out.to_numpy()
+            frac = np.isfinite(vals) & (np.floor(vals) != vals)
+            bad |= frac
+        return out, bad
+    if col.dtype == "date":
+        if pd.api.types.is_datetime64_any_dtype(series):
+            out = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
+            return out.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
+        if pd.api.types.is_numeric_dtype(series):
+            return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]"), notnull
+        out = pd.to_datetime(series, errors="coerce", format="mixed")
+        return out.astype("datetime64[ns]"), notnull & out.isna().to_numpy()
+    if col.dtype == "bool":
+        if pd.api.types.is_bool_dtype(series):
+            return series, np.zeros(len(series), dtype=bool)
+        out = series.map({True: True, False: False, 1: True, 0: False, "true": True, "false": False})
+        return out, notnull & out.isna().to_numpy()
+    # string / category: anything that is already text stays; numbers are rendered as text for ids.
+    if pd.api.types.is_string_dtype(series) or series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):
+        out = series.astype("string")
+        return out, np.zeros(len(series), dtype=bool)
+    if pd.api.types.is_integer_dtype(series):
+        return series.astype("string"), np.zeros(len(series), dtype=bool)
+    return series.astype("string"), notnull
+
+
+def validate_frame(
+    df: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    file: str | None = None,
+    max_date: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, list[Violation], pd.DataFrame]:
+    """Validate and coerce one table.
+
+    Returns ``(clean, violations, row_reasons)``: ``clean`` has the declared columns in declared order and
+    dtypes; ``violations`` lists every broken rule (whole-table problems such as a missing column make
+    ``clean`` empty); ``row_reasons`` has one row per offending input row (``row``, ``column``, ``rule``),
+    so a caller can either raise or reject exactly those rows.
+    """
+    file = file or f"{schema.name}.parquet"
+    violations: list[Violation] = []
+    reasons: list[pd.DataFrame] = []
+
+    missing = [c for c in schema.column_names if c not in df.columns]
+    extra = [c for c in df.columns if c not in schema.column_names]
+    for c in missing:
+        violations.append(Violation(schema.name, file, c, "required column is missing (add it or check the file)", len(df)))
+    for c in extra:
+        violations.append(Violation(schema.name, file, c, "unknown column not in the schema (remove it or declare it in features/tables.py)", len(df)))
+    if missing:
+        return df.iloc[0:0], violations, pd.DataFrame(columns=["row", "column", "rule"])
+
+    def flag(mask: np.ndarray, column: str, rule: str, values: pd.Series | None = None) -> None:
+        n = int(mask.sum())
+        if not n:
+            return
+        rows = _first_rows(mask)
+        examples: tuple[str, ...] = ()
+        if values is not None:
+            examples = tuple(str(values.iloc[i])[:40] for i in rows[:3])
+        violations.append(Violation(schema.name, file, column, rule, n, rows, examples))
+        reasons.append(pd.DataFrame({"row": np.flatnonzero(mask), "column": column, "rule": rule}))
+
+    out: dict[str, pd.Series] = {}
+    for col in schema.columns:
+        raw = df[col.name].reset_index(drop=True)
+        coerced, bad_type = _coerce(raw, col)
+        flag(bad_type, col.name, f"value cannot be read as {col.dtype}", raw)
+        isnull = coerced.isna().to_numpy() & ~bad_type
+        if not col.nullable:
+            flag(isnull, col.name, "null value in a non-nullable column")
+        if col.dtype in ("int", "float"):
+            vals = coerced.to_numpy(dtype="float64", na_value=np.nan)
+            flag(np.isinf(vals), col.name, "infinite value", raw)
+            finite = np.isfinite(vals)
+            if col.min is not None:
+                flag(finite & (vals < col.min), col.name, f"value below the allowed minimum {col.min:g}", raw)
+            if col.max is not None:
+                flag(finite & (vals > col.max), col.name, f"value above the allowed maximum {col.max:g}", raw)
+            if col.dtype == "int" and not (isnull | bad_type).any():
+                coerced = coerced.astype("int64")
+        if col.dtype == "category":
+            ok = coerced.isin(list(col.categories)).to_numpy() | coerced.isna().to_numpy()
+            flag(~ok, col.name, f"unknown category (allowed: {', '.join(col.categories)})", raw)
+            coerced = coerced.astype(pd.CategoricalDtype(list(col.categories)))
+        if col.dtype == "string":
+            lengths = coerced.str.len().to_numpy(dtype="float64", na_value=0)
+            flag(lengths > 200, col.name, "text longer than 200 characters", raw)
+        if col.dtype == "date" and max_date is not None:
+            future = (coerced > max_date).to_numpy() & coerced.notna().to_numpy()
+            flag(future, col.name, f"date after the end of the dataset ({max_date.date()})", raw)
+        out[col.name] = coerced
+
+    clean = pd.DataFrame(out)
+
+    # Timing rule: a row cannot be known before the event it describes.
+    event = clean[schema.event]
+    if schema.event_offset_months:
+        event = event + pd.DateOffset(months=schema.event_offset_months)
+    early = (clean["available_date"] < event).to_numpy()
+    rule = f"available_date before {schema.event}" + (f" + {schema.event_offset_months} month(s)" if schema.event_offset_months else "")
+    flag(early, "available_date", rule + " (a row cannot be known before the event it describes)", df["available_date"].reset_index(drop=True))
+
+    # Date order inside a row.
+    if schema.name == "certifications":
+        flag((clean["expiry_date"] <= clean["issue_date"]).to_numpy(), "expiry_date", "expiry_date not after issue_date")
+    if schema.name == "patents":
+        flag((clean["event_date"] < clean["filing_date"]).to_numpy(), "event_date", "event_date before filing_date")
+
+    # Keys are unique.
+    dup = clean.duplicated(list(schema.key), keep="first").to_numpy()
+    flag(dup, ",".join(schema.key), f"duplicate key ({', '.join(schema.key)})")
+
+    row_reasons = pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(columns=["row", "column", "rule"])
+    return clean, violations, row_reasons
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one Parquet file with a clear error if it is not a readable Parquet file."""
+    path = Path(path)
+    if path.is_dir():
+        raise TableError([Violation(path.stem, str(path), "-", "path is a directory, expected a Parquet file", 0)])
+    if path.stat().st_size == 0:
+        raise TableError([Violation(path.stem, str(path), "-", "file is empty (0 bytes)", 0)])
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise TableError([Violation(path.stem, str(path), "-", f"not a readable Parquet file ({str(exc).splitlines()[0][:120]})", 0)]) from None
+
+
+def dataset_end(directory: Path) -> pd.Timestamp | None:
+    """The snapshot date of a dataset: the last day of its manifest's ``end`` month, if there is one.
+
+    The hub's tables are a snapshot on that day, so no row may carry a date after it."""
+    manifest = Path(directory) / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        meta = json.loads(manifest.read_text())
+        end = meta.get("parameters", {}).get("end") or meta.get("end")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not end:
+        return None
+    return (pd.Timestamp(end) + pd.offsets.MonthEnd(0)).normalize()
+
+
+def load_tables(
+    directory: str | Path,
+    tables: tuple[str, ...] | list[str] | None = None,
+    *,
+    errors: Literal["raise", "reject"] = "raise",
+) -> tuple[dict[str, pd.DataFrame], LoadReport]:
+    """Read and validate the source tables in ``directory`` (``<table>.parquet`` each).
+
+    ``errors="raise"`` stops at the first table that breaks its schema with a :class:`TableError` naming
+    the file, column, first offending rows and the rule. ``errors="reject"`` keeps going as a hub would:
+    offending rows are removed and returned in ``LoadReport.rejects`` with their reasons, and every
+    removal is logged with counts; whole-table problems (missing column, unreadable file) still raise.
+    Optional tables that are absent are reported in ``LoadReport.missing_tables``; their signals become
+    NaN with coverage zero downstream.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise FileNotFoundError(f"data directory {directory} does not exist (run `riskmodel generate --out {directory}` or point --data at your tables)")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; --data expects a directory of <table>.parquet files")
+    wanted = list(tables) if tables is not None else list(TABLE_NAMES)
+    unknown = [t for t in wanted if t not in SCHEMAS]
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; known tables: {', '.join(TABLE_NAMES)}")
+    report = LoadReport()
+    max_date = dataset_end(directory)
+    result: dict[str, pd.DataFrame] = {}
+    for name in wanted:
+        path = directory / f"{name}.parquet"
+        if not path.exists():
+            if name in REQUIRED_TABLES:
+                raise FileNotFoundError(f"{path}: required table '{name}' is missing from {directory}")
+            report.missing_tables.append(name)
+            log.warning("table %s is missing from %s: its signals will be NaN", name, directory)
+            continue
+        raw = read_table(path)
+        clean, violations, reasons = validate_frame(raw, SCHEMAS[name], file=str(path), max_date=max_date)
+        report.rows_read[name] = len(raw)
+        whole_table = [v for v in violations if not v.rows and v.n_rows]
+        unknown_cols = [v for v in whole_table if v.rule.startswith("unknown column")]
+        if unknown_cols:
+            msg = "; ".join(str(v) for v in unknown_cols)
+            report.warnings.append(msg)
+            log.warning(msg)
+        fatal = [v for v in whole_table if not v.rule.startswith("unknown column")]
+        if fatal or (violations and errors == "raise" and len(unknown_cols) < len(violations)):
+            raise TableError([v for v in violations if not v.rule.startswith("unknown column")] or violations)
+        if len(reasons):
+            bad_rows = np.unique(reasons["row"].to_numpy(dtype="int64"))
+            rej = raw.iloc[bad_rows].copy()
+            grouped = reasons.groupby("row").agg(column=("column", "first"), rule=("rule", "first"))
+            rej["reject_column"] = grouped.loc[bad_rows, "column"].to_numpy()
+            rej["reject_rule"] = grouped.loc[bad_rows, "rule"].to_numpy()
+            report.rejects[name] = rej
+            keep = np.ones(len(clean), dtype=bool)
+            keep[bad_rows] = False
+            clean = clean.loc[keep].reset_index(drop=True)
+            for v in violations:
+                if v.rows:
+                    msg = f"rejected: {v}"
+                    report.warnings.append(msg)
+                    log.warning(msg)
+            for col in SCHEMAS[name].columns:
+                if col.dtype == "int" and clean[col.name].notna().all():
+                    clean[col.name] = clean[col.name].astype("int64")
+        report.rows_kept[name] = len(clean)
+        result[name] = clean
+    return result, report
+
+
+def write_table(df: pd.DataFrame, path: str | Path, row_group_size: int = 1_000_000) -> None:
+    """Write a table as Parquet with deterministic bytes (no pandas index, fixed row groups)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, str(path), row_group_size=row_group_size, compression="zstd", write_statistics=True)
