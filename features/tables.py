@@ -70,6 +70,9 @@ class Column(BaseModel):
     max: float | None = None
     categories: tuple[str, ...] | None = None
     unit: str = ""
+    # A date fixed in advance and known when the row is published (a certificate's expiry): it may lie
+    # after the dataset's snapshot date, unlike every other date.
+    scheduled: bool = False
 
     @model_validator(mode="after")
     def _categories_only_for_category(self) -> Column:
@@ -210,7 +213,7 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column(name="cert_no", dtype="string", grade="L1", description="certificate number"),
                 Column(name="cert_type", dtype="category", grade="L1", categories=CERT_TYPES, description="certification"),
                 Column(name="issue_date", dtype="date", grade="L1", description="date of issue"),
-                Column(name="expiry_date", dtype="date", grade="L1", description="last day of validity"),
+                Column(name="expiry_date", dtype="date", grade="L1", scheduled=True, description="last day of validity (printed on the certificate; may be after the snapshot)"),
                 _available("publication of the list of certified firms"),
             ),
         ),
@@ -519,7 +522,7 @@ def validate_frame(
         if col.dtype == "string":
             lengths = coerced.str.len().to_numpy(dtype="float64", na_value=0)
             flag(lengths > 200, col.name, "text longer than 200 characters", raw)
-        if col.dtype == "date" and max_date is not None:
+        if col.dtype == "date" and max_date is not None and not col.scheduled:
             future = (coerced > max_date).to_numpy() & coerced.notna().to_numpy()
             flag(future, col.name, f"date after the end of the dataset ({max_date.date()})", raw)
         out[col.name] = coerced

@@ -30,13 +30,247 @@ def _fail(message: str, code: int = 2) -> None:
 # ---- generate (data/synthetic) ---------------------------------------------------------------
 
 
+@app.command("generate")
+def generate_cmd(
+    firms: int = typer.Option(..., "--firms", help="number of firms (1 to 10,000,000)"),
+    out: Path = typer.Option(..., "--out", help="output directory (new, empty, or a previous generated dataset)"),
+    seed: int = typer.Option(0, "--seed", help="random seed; the same seed and options give byte-identical files"),
+    start: str = typer.Option("2021-01", "--start", help="first month of the data window, YYYY-MM"),
+    end: str = typer.Option("2025-12", "--end", help="last month of the data window (the snapshot), YYYY-MM"),
+    default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of labelled applications, 0.01 to 0.08"),
+) -> None:
+    """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
+    from riskmodel.synthetic import GeneratorParams, generate
+
+    params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate)
+    manifest = generate(params, out)
+    _echo_json(
+        {
+            "out": str(out),
+            "firms": params.firms,
+            "rows": manifest["rows"],
+            "labelled_applications": manifest["labelled_applications"],
+            "default_rate_observed": manifest["default_rate_observed"],
+        }
+    )
+
+
 # ---- features, catalog (features/) -----------------------------------------------------------
+
+
+@app.command()
+def features(
+    data: Path = typer.Option(..., "--data", help="data-hub directory of <table>.parquet files"),
+    out: Path = typer.Option(..., "--out", help="feature matrix to write (Parquet)"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="YYYY-MM-DD: one row per firm as of that date instead of one per application"),
+    errors: str = typer.Option("raise", "--errors", help="raise: stop at the first invalid table; reject: drop invalid rows, log them with counts"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Build the point-in-time feature matrix from validated source tables."""
+    import logging
+
+    from features.build import build_features
+    from features.tables import load_tables, write_table
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if errors not in ("raise", "reject"):
+        raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
+    if out.suffix != ".parquet":
+        raise UserError(f"--out {out} must end in .parquet")
+    tables, report = load_tables(data, errors=errors)
+    matrix = build_features(tables, as_of=as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    write_table(matrix, tmp)
+    tmp.replace(out)
+    loaded = report.to_dict()
+    summary = {
+        "out": str(out),
+        "rows": int(len(matrix)),
+        "features": int(matrix.shape[1] - 8),
+        "as_of": as_of,
+        "missing_tables": loaded["missing_tables"],
+        "rows_rejected": loaded["rows_rejected"],
+        "warnings": len(loaded["warnings"]),
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    typer.echo(f"wrote {out}: {summary['rows']} rows x {summary['features']} features")
+    rejected = sum(summary["rows_rejected"].values())
+    typer.echo(f"load: {len(loaded['rows_read'])} tables, {rejected} rows rejected, {summary['warnings']} warnings"
+               + (f", missing tables: {', '.join(summary['missing_tables'])}" if summary["missing_tables"] else ""))
+
+
+@app.command()
+def catalog(
+    fmt: str = typer.Option("md", "--format", help="md | json | csv"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of printing (md regenerates docs/features.md)"),
+) -> None:
+    """The feature catalog: every signal and data product with its metadata."""
+    from features.build import catalog as feature_catalog
+    from features.build import catalog_markdown
+
+    if fmt == "md":
+        text = catalog_markdown()
+    elif fmt == "json":
+        text = json.dumps(feature_catalog().to_dict("records"), ensure_ascii=False, indent=2)
+    elif fmt == "csv":
+        text = feature_catalog().to_csv(index=False)
+    else:
+        raise UserError(f"--format must be md, json or csv, got {fmt!r}")
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
 
 
 # ---- train, compare, promote (riskmodel/models, evaluation, tracking) -------------------------
 
 
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="data-hub directory of <table>.parquet files (with outcomes)"),
+    model: Optional[str] = typer.Option(None, "--model", help="financial_baseline | scorecard | gbm_monotone | gbm_additive"),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: riskmodel; riskmodel-byo for --features)"),
+    cut: Optional[str] = typer.Option(None, "--cut", help="out-of-time cut YYYY-MM-DD: earlier applications train, later test (default: last ~30% test)"),
+    features: Optional[Path] = typer.Option(None, "--features", help="bring your own: training table (Parquet)"),
+    test: Optional[Path] = typer.Option(None, "--test", help="bring your own: test table with the same columns"),
+    target: Optional[str] = typer.Option(None, "--target", help="bring your own: 0/1 target column (1 = default)"),
+    directions: Optional[Path] = typer.Option(None, "--directions", help="bring your own: TOML/YAML of feature = -1|0|1"),
+    features_file: Optional[Path] = typer.Option(None, "--features-file", help="with --data: a prebuilt feature matrix (riskmodel features --out) instead of the cache"),
+    name: Optional[str] = typer.Option(None, "--name", help="registered model name (default riskmodel-<model>)"),
+    seed: int = typer.Option(42, "--seed", help="random seed of the estimator"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Train a model, evaluate it out of time, log it to MLflow and register it."""
+    import logging
+    import signal
+
+    from riskmodel import train as training
+
+    def _terminated(signum, frame):  # `kill PID`: end the MLflow run as KILLED, not leave it RUNNING
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminated)
+    logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if cut is not None:
+        import datetime
+
+        try:
+            datetime.date.fromisoformat(cut)
+        except ValueError:
+            raise UserError(f"--cut {cut!r} is not a date; use YYYY-MM-DD") from None
+    if data is None and cut is not None:
+        raise UserError("--cut applies to --data only; your own tables arrive already split into --features and --test")
+    if data is not None:
+        if model is None:
+            raise UserError("--model is required with --data; choose one of: financial_baseline, scorecard, gbm_monotone, gbm_additive")
+        if directions is not None:
+            raise UserError("--directions applies to --features/--test only; with --data the directions come from the feature catalog")
+        summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed)
+    else:
+        summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions, registered_name=name, seed=seed)
+    if as_json:
+        _echo_json(summary)
+        return
+    m = summary["metrics"]
+    typer.echo(f"run {summary['run_id']} ({summary['model']}) in experiment {summary['experiment']}")
+    typer.echo(f"registered {summary['registered_name']} version {summary['registered_version']}  ->  {summary['model_uri']}")
+    typer.echo(f"train {summary['n_train']} rows, test {summary['n_test']} rows, {summary['n_features']} features" + (f", cut {summary['cut_date']}" if summary.get("cut_date") else ""))
+    line = "  ".join(f"{k.replace('test_', '')} {m[k]:.4f}" for k in ("test_auc", "test_gini", "test_ks", "test_brier", "test_ece") if k in m)
+    typer.echo(f"test: {line}" + (f"  (oracle AUC {summary['oracle_auc']:.4f})" if summary.get("oracle_auc") is not None else ""))
+    if "features_cache" in summary:
+        typer.echo(f"features: {summary['features_cache']['status']} ({summary['features_cache']['path']})")
+    for seg in summary.get("low_auc_segments", []):
+        typer.echo(f"warning: segment {seg['segment']}={seg['value']} ({seg['count']} rows) has AUC {seg['auc']:.3f} < 0.65")
+
+
+@app.command()
+def compare(
+    experiment: str = typer.Option("riskmodel", "--experiment", help="MLflow experiment to compare"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON records"),
+) -> None:
+    """One table of the experiment's runs, sorted by out-of-time AUC, the champion marked with *."""
+    from riskmodel import tracking
+
+    table = tracking.compare(experiment)
+    if as_json:
+        _echo_json(table.assign(start_time=table["start_time"].astype(str)).to_dict("records"))
+        return
+    if table.empty:
+        typer.echo(f"experiment {experiment!r} has no runs yet")
+        return
+    view = table.assign(
+        champion=table["champion"].map({True: "*", False: ""}),
+        registered=[f"{n}:{v}" if n else "" for n, v in zip(table["registered_name"], table["registered_version"])],
+        run=table["run_id"].str[:8],
+    )
+    cols = ["champion", "model", "registered", "test_auc", "test_gini", "test_ks", "test_brier", "test_ece", "oracle_auc", "status", "run"]
+    typer.echo(view[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="-"))
+
+
+@app.command()
+def promote(
+    name: str = typer.Option(..., "--name", help="registered model name, e.g. riskmodel-gbm_monotone"),
+    version: str = typer.Option(..., "--version", help="model version number"),
+    alias: str = typer.Option("champion", "--alias", help="alias to set"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Point an alias (default champion) at a registered model version."""
+    from riskmodel import tracking
+
+    result = tracking.promote(name, version, alias)
+    if as_json:
+        _echo_json(result)
+    else:
+        typer.echo(f"{result['name']} version {result['version']} is now @{result['alias']} ({result['uri']})")
+
+
 # ---- score, explain (riskmodel/scoring) --------------------------------------------------------
+
+
+@app.command("score")
+def score_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    out: Path = typer.Option(..., "--out", help="scores file to write (Parquet)"),
+    features: Optional[Path] = typer.Option(None, "--features", help="feature file (Parquet or CSV) to score"),
+    data: Optional[Path] = typer.Option(None, "--data", help="data directory: build features point-in-time, then score"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="with --data: score every firm as of this date (YYYY-MM-DD) instead of its applications"),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="rejected rows with reasons (default: OUT stem + .rejects.parquet)"),
+    chunk_size: int = typer.Option(100_000, "--chunk-size", help="rows per chunk; memory stays flat with input size"),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process) or spark (local mode here; a cluster via SPARK_MASTER)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Score feature rows: PD, score, grade and three reason codes; every row scored or rejected."""
+    import os
+
+    if engine == "spark":
+        from riskmodel.spark import score_spark
+
+        if features is None:
+            _fail("--engine spark needs --features FILE (build them first with `riskmodel features`)")
+        summary = score_spark(model, features, out, rejects=rejects)
+    elif engine == "pandas":
+        from riskmodel.scoring import score
+
+        progress = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
+        summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress)
+    else:
+        _fail(f"unknown --engine {engine!r}; use pandas or spark")
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    typer.echo(f"model {summary.model_name} version {summary.model_version} ({summary.model_uri})")
+    typer.echo(f"rows in {summary.rows_in:,}  scored {summary.scored:,}  rejected {summary.rejected:,}")
+    for code, k in summary.rejects_by_reason.items():
+        typer.echo(f"  rejected {code}: {k:,}")
+    typer.echo(f"scores  -> {summary.output}")
+    typer.echo(f"rejects -> {summary.rejects}")
 
 
 # ---- report (riskmodel/report) ---------------------------------------------------------------
@@ -46,6 +280,43 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 # ---- federated-train ------------------------------------------------------------------------------
+
+
+@app.command("federated-train")
+def federated_train_cmd(
+    data: Path = typer.Option(..., "--data", help="data-hub directory of <table>.parquet files (with outcomes)"),
+    key_bits: int = typer.Option(2048, "--key-bits", help="Paillier key size: 2048 (default), 3072, 4096; 1024 or 512 only for trials"),
+    mode: str = typer.Option("exact", "--mode", help="exact (arbiter applies the sigmoid) or taylor (Hardy et al. approximation)"),
+    max_epochs: int = typer.Option(15, "--max-epochs", help="passes over the training rows (L-BFGS-B evaluations)"),
+    batch_size: int = typer.Option(1000, "--batch-size", help="rows per message batch"),
+    experiment: str = typer.Option("riskmodel-federated", "--experiment", help="MLflow experiment"),
+    plaintext: bool = typer.Option(False, "--plaintext", help="run the same protocol without encryption (a dry run; nothing private)"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not log the run to MLflow"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Train the scorecard federated between the bank (labels, financials) and the hub (other signals)."""
+    import logging
+
+    from riskmodel.federated.run import federated_train
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if mode not in ("exact", "taylor"):
+        raise UserError(f"--mode must be 'exact' or 'taylor', got {mode!r}")
+    if max_epochs < 1 or batch_size < 1:
+        raise UserError("--max-epochs and --batch-size must be at least 1")
+    s = federated_train(data, key_bits=key_bits, mode=mode, max_epochs=max_epochs, batch_size=batch_size,
+                        experiment=experiment, log_mlflow=not no_log, plaintext=plaintext)
+    if as_json:
+        _echo_json(s)
+        return
+    typer.echo(f"federated AUC {s['federated_auc']:.4f}  centralized AUC {s['centralized_auc']:.4f}  gap {s['auc_gap']:+.4f}")
+    typer.echo(f"{s['n_train']} aligned training rows, {s['features']['bank']} bank + {s['features']['hub']} hub features, "
+               f"{s['epochs']} epochs, {s['rounds']} messages, {s['bytes_total'] / 1e6:.1f} MB, wall {s['wall_seconds']:.1f} s "
+               f"({s['seconds_per_epoch']:.1f} s per epoch, {'plaintext' if plaintext else str(key_bits) + '-bit keys'})")
+    for party, d in s["per_party"].items():
+        typer.echo(f"  {party:8s} sent {d['messages_sent']:5d} messages {d['bytes_sent'] / 1e6:8.2f} MB, received {d['messages_received']:5d} {d['bytes_received'] / 1e6:8.2f} MB")
+    if s.get("run_id"):
+        typer.echo(f"MLflow run {s['run_id']}, model {s.get('registered_name')} v{s.get('registered_version')}")
 
 
 # ---- demo --------------------------------------------------------------------------------------
@@ -71,10 +342,12 @@ def main() -> None:
     except Exception as exc:  # click usage errors
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # typer >= 0.2x vendors click (typer._click): its usage errors derive from typer.TyperException
+        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
+            message = " ".join(str(exc.format_message()).split())
+            typer.echo(f"error: {message} (see `riskmodel --help`)", err=True)
+            sys.exit(getattr(exc, "exit_code", 2) or 2)
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             typer.echo("aborted", err=True)
             sys.exit(130)
         raise
