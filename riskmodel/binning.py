@@ -1,0 +1,437 @@
+"""Monotonic weight-of-evidence (WoE) binning, written for this project.
+
+Why not optbinning at runtime: optbinning solves each variable's binning as a constraint program
+(it pulls in Google OR-Tools and a MIP/CP solver), which is a heavy dependency for a bank's scoring
+image, and its transform goes through per-variable Python objects that are slow at portfolio scale.
+The greedy algorithm below (quantile pre-bins, then pool-adjacent-violators merging) gives the
+same kind of bins for the monotone case, fits in milliseconds per variable and transforms with one
+``np.searchsorted`` per column, so millions of rows take well under a second per column.
+
+Algorithm, per numeric variable
+1. Pre-bins: up to ``max_prebins`` quantile bins of the non-missing values (a variable with at most
+   ``max_prebins`` distinct values gets one pre-bin per value). Bins holding less than
+   ``min_bin_share`` of the rows are merged into the neighbour whose event rate is closest.
+2. Monotonicity in the declared direction (``directions[name]``):
+   * ``+1``: the event (default) rate must rise with the value; ``-1``: it must fall. Adjacent bins
+     that violate the order are pooled (pool-adjacent-violators, the least-squares monotone fit).
+   * ``0`` (unknown): with ``unknown_direction="auto"`` (default) both monotone fits are made and the
+     one with the higher information value (IV) is kept. Peaked or U-shaped patterns are rare among
+     credit signals and, on the small samples a scorecard is often built from, a free shape mostly
+     fits noise. ``unknown_direction="free"`` keeps the pre-bins unconstrained (only the size rule
+     applies); use it when the sample is large (say ``min_bin_share * n_rows`` above a few hundred
+     events per bin) and a non-monotone shape is expected.
+3. Missing values get their own bin. A variable with no missing values in training maps missing
+   values at scoring time to WoE 0, the portfolio average (neutral: no evidence either way).
+
+Categorical (string / category dtype) variables: one bin per category; categories holding less
+than ``min_category_share`` of the rows are grouped into an ``"other"`` bin, which also receives
+categories first seen at scoring time (WoE 0 if there is no such bin). Bins are listed in order of
+event rate. Missing values get their own bin, as for numbers.
+
+WoE convention: ``WoE = ln(share of events in bin / share of non-events in bin)``, i.e. positive
+WoE means the bin is riskier than the portfolio (its default rate exceeds the average). With this
+sign a logistic regression of default on WoE has positive coefficients, and ``coef * WoE`` is the
+bin's contribution to the log-odds of default relative to the portfolio average. Empty classes are
+smoothed by adding ``smoothing`` (default 0.5) to each bin's event and non-event counts.
+``IV = sum((share of events - share of non-events) * WoE)`` over bins.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from riskmodel.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MISSING_LABEL = "Missing"
+OTHER_LABEL = "other"
+
+
+class BinningError(UserError, ValueError):
+    """Bad input to the binning (wrong target, unknown direction); the message says what to fix."""
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """True for string, object, category and boolean columns: binned by category, not by value."""
+    dtype = series.dtype
+    return bool(
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+    )
+
+
+def category_codes(values, categories) -> np.ndarray:
+    """Position of each value in ``categories`` (int64); -1 for missing and unseen values.
+
+    Values are compared as strings. A pandas categorical column is mapped through its (few)
+    categories instead of its (many) values.
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    index = pd.Index([str(c) for c in categories], dtype=object)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        own = index.get_indexer(pd.Index([str(c) for c in s.cat.categories], dtype=object))
+        codes = s.cat.codes.to_numpy().astype("int64")
+        return np.where(codes >= 0, np.append(own, -1)[codes], -1)
+    isna = s.isna().to_numpy()
+    arr = s.to_numpy(dtype=object)
+    if not all(isinstance(v, str) for v in arr[:100]):
+        arr = s.astype(str).to_numpy(dtype=object)
+    codes = index.get_indexer(arr).astype("int64")
+    codes[isna] = -1
+    return codes
+
+
+def _woe_iv(events: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin WoE and IV terms, with additive smoothing of both classes."""
+    events = np.asarray(events, dtype="float64")
+    nonevents = np.asarray(counts, dtype="float64") - events
+    k = len(events)
+    e = (events + smoothing) / (events.sum() + smoothing * k)
+    ne = (nonevents + smoothing) / (nonevents.sum() + smoothing * k)
+    woe = np.log(e / ne)
+    return woe, (e - ne) * woe
+
+
+def _pava_blocks(rates: np.ndarray, weights: np.ndarray, increasing: bool) -> list[list[int]]:
+    """Pool adjacent violators: groups of consecutive bins whose pooled rates are monotone.
+
+    Operates on at most ``max_prebins`` items per variable, so a small Python loop is fine here.
+    """
+    sign = 1.0 if increasing else -1.0
+    blocks: list[list[int]] = []
+    vals: list[float] = []
+    wts: list[float] = []
+    for i, (r, w) in enumerate(zip(rates * sign, weights)):
+        blocks.append([i])
+        vals.append(float(r))
+        wts.append(float(w))
+        # pool while the last block breaks the (non-strict) order: strict order = no ties kept
+        while len(vals) > 1 and vals[-2] >= vals[-1]:
+            w2 = wts[-2] + wts[-1]
+            v2 = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w2 if w2 > 0 else vals[-1]
+            blocks[-2:] = [blocks[-2] + blocks[-1]]
+            vals[-2:] = [v2]
+            wts[-2:] = [w2]
+    return blocks
+
+
+@dataclass
+class _Bins:
+    """Working state of one numeric variable during fitting: splits and per-bin counts."""
+
+    splits: np.ndarray
+    count: np.ndarray
+    event: np.ndarray
+
+    def merge(self, blocks: list[list[int]]) -> "_Bins":
+        """Pool consecutive bins; ``blocks`` partitions ``range(n_bins)`` in order."""
+        keep = [blk[-1] for blk in blocks[:-1]]  # split after the last bin of each block
+        return _Bins(
+            np.asarray(self.splits, dtype="float64")[keep] if keep else np.empty(0),
+            np.asarray([self.count[blk].sum() for blk in blocks]),
+            np.asarray([self.event[blk].sum() for blk in blocks]),
+        )
+
+
+@dataclass
+class VariableBinning:
+    """Fitted bins of one variable. The last bin is always the missing-value bin.
+
+    Numeric: bin ``i`` holds ``splits[i-1] <= x < splits[i]`` (``np.searchsorted(splits, x, "right")``).
+    Categorical: ``categories`` are the known (non-rare) categories, ``category_bin[j]`` the bin of
+    ``categories[j]``; ``other_bin`` the bin of rare and unseen categories (None if none).
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    direction: int
+    labels: list[str]
+    count: np.ndarray
+    event: np.ndarray
+    woe: np.ndarray
+    iv_terms: np.ndarray
+    splits: np.ndarray = field(default_factory=lambda: np.empty(0))
+    categories: list[str] = field(default_factory=list)
+    category_bin: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
+    other_bin: int | None = None
+    missing_seen: bool = False
+
+    @property
+    def iv(self) -> float:
+        return float(self.iv_terms.sum())
+
+    @property
+    def n_bins(self) -> int:
+        """Number of bins including the missing bin."""
+        return len(self.labels)
+
+    def bin_index(self, values) -> np.ndarray:
+        """Bin number of each value (vectorised); missing values go to the last bin."""
+        missing_bin = self.n_bins - 1
+        if self.kind == "numeric":
+            x = values.to_numpy(dtype="float64", na_value=np.nan) if isinstance(values, pd.Series) else values
+            x = np.asarray(x, dtype="float64")
+            # NaN sorts after every number, so with a trailing NaN split one searchsorted sends
+            # NaN to the missing bin (len(splits) + 1) and +inf to the last numeric bin
+            return np.searchsorted(np.append(self.splits, np.nan), x, side="right")
+        s = values if isinstance(values, pd.Series) else pd.Series(values)
+        isna = s.isna().to_numpy()
+        codes = category_codes(s, self.categories)
+        lookup = np.append(self.category_bin, -1 if self.other_bin is None else self.other_bin)
+        idx = lookup[codes]  # code -1 (unseen) picks the last entry: other bin or -1
+        idx[isna] = missing_bin
+        return idx
+
+    def woe_of(self, values) -> np.ndarray:
+        """WoE of each value; missing values with no missing bin in training and unseen categories
+        with no ``other`` bin get WoE 0 (portfolio average)."""
+        idx = self.bin_index(values)
+        woe = np.append(self.woe, 0.0)  # idx -1 (unseen category, no other bin) -> 0.0
+        if not self.missing_seen:
+            woe[-2] = 0.0
+        return woe[idx]
+
+    def table(self) -> pd.DataFrame:
+        count = self.count.astype("int64")
+        event = self.event.astype("int64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(count > 0, event / np.maximum(count, 1), np.nan)
+        return pd.DataFrame(
+            {
+                "variable": self.name,
+                "bin": self.labels,
+                "count": count,
+                "count_share": count / max(count.sum(), 1),
+                "event": event,
+                "event_rate": rate,
+                "woe": self.woe,
+                "iv": self.iv_terms,
+            }
+        )
+
+
+def _numeric_labels(splits: np.ndarray) -> list[str]:
+    edges = [-np.inf, *splits.tolist(), np.inf]
+    return [f"[{lo:.6g}, {hi:.6g})" for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+class MonotonicBinner(TransformerMixin, BaseEstimator):
+    """Fit monotonic WoE bins per column of a DataFrame and transform values to WoE.
+
+    Parameters
+    ----------
+    directions : dict feature -> -1/0/+1, optional
+        Expected effect of each numeric feature on the event (default) rate; missing keys mean 0.
+    max_prebins : int, default 20
+        Quantile pre-bins per numeric variable before merging.
+    min_bin_share : float, default 0.05
+        Smallest share of rows a (non-missing) bin may hold.
+    min_category_share : float, default 0.02
+        Categories rarer than this are grouped into ``"other"``.
+    unknown_direction : {"auto", "free"}, default "auto"
+        How to bin numeric variables with direction 0 (see module docstring).
+    smoothing : float, default 0.5
+        Pseudo-count added to events and non-events of each bin for the WoE.
+
+    Attributes
+    ----------
+    bins_ : dict name -> VariableBinning
+    feature_names_in_ : ndarray of str
+    """
+
+    def __init__(
+        self,
+        directions=None,
+        max_prebins: int = 20,
+        min_bin_share: float = 0.05,
+        min_category_share: float = 0.02,
+        unknown_direction: str = "auto",
+        smoothing: float = 0.5,
+    ):
+        self.directions = directions
+        self.max_prebins = max_prebins
+        self.min_bin_share = min_bin_share
+        self.min_category_share = min_category_share
+        self.unknown_direction = unknown_direction
+        self.smoothing = smoothing
+
+    # ---- fit --------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y) -> "MonotonicBinner":
+        if not isinstance(X, pd.DataFrame):
+            raise BinningError("MonotonicBinner needs a pandas DataFrame with named columns")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise BinningError(f"y must be 1-d with one value per row of X ({len(X)}), got shape {y.shape}")
+        if not np.isin(y, (0, 1)).all():
+            raise BinningError("y must hold 0 (non-default) and 1 (default) only; recode the target")
+        if self.unknown_direction not in ("auto", "free"):
+            raise BinningError(f"unknown_direction must be 'auto' or 'free', got {self.unknown_direction!r}")
+        y = y.astype("float64")
+        directions = dict(self.directions or {})
+        self.bins_: dict[str, VariableBinning] = {}
+        for name in X.columns:
+            col = X[name]
+            if is_categorical(col):
+                vb = self._fit_categorical(str(name), col, y)
+            else:
+                d = directions.get(name, 0)
+                if d not in (-1, 0, 1):
+                    raise BinningError(f"direction of {name!r} must be -1, 0 or +1, got {d!r}")
+                vb = self._fit_numeric(str(name), col.to_numpy(dtype="float64", na_value=np.nan), y, int(d))
+            self.bins_[str(name)] = vb
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        return self
+
+    def _finish(self, name, kind, direction, labels, count, event, missing_count, missing_event, **kw):
+        count = np.append(np.asarray(count, dtype="float64"), missing_count)
+        event = np.append(np.asarray(event, dtype="float64"), missing_event)
+        woe, iv_terms = _woe_iv(event, count, self.smoothing)
+        if missing_count == 0:
+            woe[-1] = 0.0
+            iv_terms[-1] = 0.0
+        return VariableBinning(
+            name=name, kind=kind, direction=direction, labels=[*labels, MISSING_LABEL], count=count,
+            event=event, woe=woe, iv_terms=iv_terms, missing_seen=missing_count > 0, **kw,
+        )
+
+    def _fit_numeric(self, name: str, x: np.ndarray, y: np.ndarray, direction: int) -> VariableBinning:
+        n = len(x)
+        miss = np.isnan(x)
+        xv, yv = x[~miss], y[~miss]
+        # all later steps merge adjacent pre-bins, so they work on per-bin counts, not on rows
+        splits = self._prebin_splits(xv)
+        idx = np.searchsorted(splits, xv, side="right")
+        k = len(splits) + 1
+        bins = _Bins(splits, np.bincount(idx, minlength=k).astype("float64"), np.bincount(idx, weights=yv, minlength=k))
+        bins = self._merge_small(bins, n)
+        if direction != 0:
+            bins = self._monotone(bins, increasing=direction > 0)
+            used = direction
+        elif self.unknown_direction == "free":
+            used = 0
+        else:
+            up = self._monotone(bins, increasing=True)
+            down = self._monotone(bins, increasing=False)
+            iv_up = float(_woe_iv(up.event, up.count, self.smoothing)[1].sum())
+            iv_down = float(_woe_iv(down.event, down.count, self.smoothing)[1].sum())
+            bins, used = (up, 1) if iv_up >= iv_down else (down, -1)
+        return self._finish(
+            name, "numeric", used, _numeric_labels(bins.splits), bins.count, bins.event,
+            float(miss.sum()), float(y[miss].sum()), splits=bins.splits,
+        )
+
+    def _prebin_splits(self, xv: np.ndarray) -> np.ndarray:
+        if len(xv) == 0:
+            return np.empty(0)
+        uniq = np.unique(xv)
+        if len(uniq) <= self.max_prebins:
+            return uniq[1:]
+        q = np.quantile(xv, np.linspace(0, 1, self.max_prebins + 1)[1:-1], method="higher")
+        splits = np.unique(q)
+        return splits[splits > uniq[0]]
+
+    def _merge_small(self, bins: "_Bins", n_total: int) -> "_Bins":
+        """Merge bins below ``min_bin_share`` of all rows, smallest first, into the neighbour with
+        the closer event rate."""
+        min_count = self.min_bin_share * n_total
+        while len(bins.count) > 1:
+            count, event = bins.count, bins.event
+            small = np.flatnonzero(count < min_count)
+            if len(small) == 0:
+                break
+            i = int(small[np.argmin(count[small])])
+            rate = event / np.maximum(count, 1)
+            if i == 0:
+                j = 0
+            elif i == len(count) - 1:
+                j = i - 1
+            else:
+                j = i - 1 if abs(rate[i] - rate[i - 1]) <= abs(rate[i] - rate[i + 1]) else i
+            bins = bins.merge([[m] if m != j else [j, j + 1] for m in range(len(count)) if m != j + 1])
+        return bins
+
+    def _monotone(self, bins: "_Bins", increasing: bool) -> "_Bins":
+        """Merge adjacent bins until the smoothed event rate (hence the WoE) is strictly monotone.
+
+        PAVA runs on the smoothed rate ``(events + s) / (count + 2 s)``, which orders bins exactly as
+        their smoothed WoE does; pooled blocks are re-counted and the pass repeats until no bins merge
+        (at most a few passes: the number of bins only falls).
+        """
+        a = self.smoothing
+        while len(bins.count) > 1:
+            rate = (bins.event + a) / (bins.count + 2 * a)
+            blocks = _pava_blocks(rate, bins.count, increasing)
+            if len(blocks) == len(bins.count):
+                break
+            bins = bins.merge(blocks)
+        return bins
+
+    def _fit_categorical(self, name: str, col: pd.Series, y: np.ndarray) -> VariableBinning:
+        isna = col.isna().to_numpy()
+        s = col.astype(str)[~isna]
+        yv = y[~isna]
+        n = len(col)
+        counts = s.value_counts()
+        frequent = counts[counts >= self.min_category_share * n].index.tolist()
+        rare = [c for c in counts.index if c not in set(frequent)]
+        stats = pd.DataFrame({"cat": s.to_numpy(), "y": yv}).groupby("cat", sort=True)["y"].agg(["sum", "count"])
+        groups: list[tuple[str, float, float, list[str]]] = [
+            (c, float(stats.loc[c, "count"]), float(stats.loc[c, "sum"]), [c]) for c in frequent
+        ]
+        if rare:
+            groups.append((OTHER_LABEL, float(stats.loc[rare, "count"].sum()), float(stats.loc[rare, "sum"].sum()), rare))
+        a = self.smoothing  # order by smoothed rate, i.e. by WoE
+        groups.sort(key=lambda g: ((g[2] + a) / (g[1] + 2 * a), g[0]))
+        labels = [g[0] for g in groups]
+        categories = sorted(frequent)
+        category_bin = np.asarray([labels.index(c) for c in categories], dtype="int64")
+        other_bin = labels.index(OTHER_LABEL) if rare else None
+        if rare:  # rare categories seen in training are known and map to the other bin
+            categories = categories + sorted(rare)
+            category_bin = np.append(category_bin, np.full(len(rare), other_bin, dtype="int64"))
+        return self._finish(
+            name, "categorical", 0, labels, [g[1] for g in groups], [g[2] for g in groups],
+            float(isna.sum()), float(y[isna].sum()),
+            categories=categories, category_bin=category_bin, other_bin=other_bin,
+        )
+
+    # ---- transform --------------------------------------------------------------------------
+    def _check_fitted_columns(self, X: pd.DataFrame) -> None:
+        if not hasattr(self, "bins_"):
+            raise BinningError("this MonotonicBinner is not fitted yet; call fit(X, y) first")
+        if not isinstance(X, pd.DataFrame):
+            raise BinningError("MonotonicBinner needs a pandas DataFrame with named columns")
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise BinningError(f"columns missing from X: {missing[:10]}; pass the columns the binner was fitted on")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """WoE of every value, one float64 column per fitted variable (index of X kept)."""
+        self._check_fitted_columns(X)
+        return pd.DataFrame({c: self.bins_[c].woe_of(X[c]) for c in self.feature_names_in_}, index=X.index)
+
+    def bin_indices(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Bin number of every value (int64), one column per fitted variable."""
+        self._check_fitted_columns(X)
+        return pd.DataFrame({c: self.bins_[c].bin_index(X[c]) for c in self.feature_names_in_}, index=X.index)
+
+    def iv(self) -> pd.Series:
+        """Information value per variable, highest first."""
+        return pd.Series({c: b.iv for c, b in self.bins_.items()}, name="iv").sort_values(ascending=False)
+
+    def table(self, variables=None) -> pd.DataFrame:
+        """Binning table: variable, bin, count, count_share, event, event_rate, woe, iv (per bin)."""
+        names = list(self.bins_) if variables is None else list(variables)
+        return pd.concat([self.bins_[c].table() for c in names], ignore_index=True)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self.feature_names_in_, dtype=object)

@@ -1,0 +1,186 @@
+"""CreditModel: a fitted estimator packaged for scoring (team contract 5). Plain Python, no MLflow.
+
+A CreditModel holds everything scoring needs and nothing else:
+  * ``estimator``: a fitted model from :mod:`riskmodel.models` (anything with ``contributions``,
+    ``base_value_`` and ``feature_names_in_``);
+  * ``features`` and ``dtypes``: the columns it reads, ``"float64"`` or ``"category"``;
+  * ``master_scale`` (:class:`riskmodel.grades.MasterScale`) and ``scaling`` (PDO);
+  * ``catalog``: the catalog rows of its features (name, name_zh, name_en, reason_en, reason_zh,
+    actionable, direction), so reason texts travel with the model;
+  * ``suppress``: features never reported as reasons (non-actionable factors);
+  * ``name`` / ``version``: for the record (the tracking layer fills ``version`` when registering).
+
+``predict(X)`` returns, per row of X (index kept): ``pd``, ``score``, ``grade``, ``reason_1..3``,
+``reason_1_zh..3_zh``, ``reason_1_en..3_en``. PD, score and reasons all come from one
+``contributions`` call: ``pd = sigmoid(base_value_ + sum of contributions)``, so the reasons always
+explain exactly the PD that is reported. It pickles with pickle and cloudpickle (the MLflow pyfunc
+in ``riskmodel/tracking.py`` stores it as its artifact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import ScoringError, UserError
+from riskmodel.grades import MasterScale, PDOScaling
+from riskmodel.reasons import reason_codes, reason_columns
+
+CATALOG_COLUMNS = ("name", "name_zh", "name_en", "family", "direction", "unit", "reason_en", "reason_zh", "actionable")
+#: catalog units whose values are never negative (counts, amounts, durations, shares, flags, scores)
+NON_NEGATIVE_UNITS = frozenset(
+    {"months", "days", "years", "patents", "people", "employees", "rights", "registrations", "buyers", "bills",
+     "awards", "filings", "statements", "per 100 staff", "band (0, 1, 2)", "std of log ratio",
+     "CNY 10k (万元)", "0/1", "points (0-100)"}
+)
+
+
+def output_columns(k: int = 3) -> list[str]:
+    """Columns of ``CreditModel.predict`` in order."""
+    return ["pd", "score", "grade", *reason_columns(k)]
+
+
+@dataclass
+class CreditModel:
+    estimator: Any
+    features: list[str]
+    dtypes: dict[str, str]
+    name: str = "model"
+    version: str | None = None
+    master_scale: MasterScale = field(default_factory=MasterScale)
+    scaling: PDOScaling = field(default_factory=PDOScaling)
+    catalog: pd.DataFrame | None = None
+    suppress: tuple[str, ...] = ()
+    n_reasons: int = 3
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        catalog: pd.DataFrame | None = None,
+        name: str | None = None,
+        suppress=None,
+        master_scale: MasterScale | None = None,
+        scaling: PDOScaling | None = None,
+        n_reasons: int = 3,
+    ) -> "CreditModel":
+        """Package a fitted estimator.
+
+        ``suppress=None`` suppresses the features the catalog marks ``actionable == False``; pass a
+        list to choose exactly (``()`` suppresses nothing). ``scaling=None`` takes a scorecard's own
+        PDO parameters, else the defaults (600 points at good:bad 50:1, PDO 20).
+        """
+        if not hasattr(estimator, "columns_") or not hasattr(estimator, "base_value_"):
+            raise UserError("CreditModel.from_estimator needs a fitted riskmodel estimator; call fit(X, y) first")
+        features = list(estimator.columns_)
+        dtypes = {c: ("category" if estimator.kinds_[c] == "categorical" else "float64") for c in features}
+        rows = None
+        if catalog is not None:
+            if "name" not in catalog.columns:
+                raise UserError("the catalog needs a 'name' column (one row per feature)")
+            keep = [c for c in CATALOG_COLUMNS if c in catalog.columns]
+            rows = catalog.loc[catalog["name"].isin(features), keep].reset_index(drop=True)
+        if suppress is None:
+            if rows is not None and "actionable" in rows.columns:
+                suppress = tuple(rows.loc[~rows["actionable"].astype(bool), "name"])
+            else:
+                suppress = ()
+        unknown = [s for s in suppress if s not in features]
+        if unknown:
+            raise UserError(f"suppress lists features the model does not use: {unknown[:10]}; use names from {features[:10]}")
+        if scaling is None:
+            scaling = getattr(estimator, "scaling_", None) or PDOScaling()
+        return cls(
+            estimator=estimator,
+            features=features,
+            dtypes=dtypes,
+            name=name or type(estimator).__name__,
+            master_scale=master_scale or MasterScale(),
+            scaling=scaling,
+            catalog=rows,
+            suppress=tuple(suppress),
+            n_reasons=n_reasons,
+        )
+
+    # ---- scoring -------------------------------------------------------------------------------
+    def _select(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise ScoringError("CreditModel.predict needs a pandas DataFrame with the model's feature columns")
+        missing = [c for c in self.features if c not in X.columns]
+        if missing:
+            raise ScoringError(
+                f"{len(missing)} feature column(s) missing from the input: {missing[:10]}; "
+                f"the model {self.name!r} needs {len(self.features)} columns (see CreditModel.features)"
+            )
+        return X[self.features]
+
+    def _logit_and_contrib(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        contrib = self.estimator.contributions(self._select(X))
+        used = getattr(self.estimator, "selected_", None)  # a scorecard's other features contribute 0
+        if used is not None and len(used) < contrib.shape[1]:
+            contrib = contrib[list(used)]
+        logit = self.estimator.base_value_ + contrib.to_numpy().sum(axis=1)
+        return logit, contrib
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        """Bare PD (no reasons): the estimator's ``predict_proba`` on the model's columns."""
+        return self.estimator.predict_proba(self._select(X))[:, 1]
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """PD, score, grade and reason codes (see ``output_columns``), index of X kept."""
+        logit, contrib = self._logit_and_contrib(X)
+        p = 1.0 / (1.0 + np.exp(-logit))
+        out = pd.DataFrame(
+            {
+                "pd": p,
+                "score": self.scaling.score_from_logit(logit),
+                "grade": self.master_scale.grade(p),
+            },
+            index=X.index,
+        )
+        reasons = reason_codes(contrib, self.catalog, suppress=self.suppress, k=self.n_reasons)
+        reasons.index = X.index
+        return pd.concat([out, reasons], axis=1)
+
+    def input_spec(self) -> dict:
+        """What scoring validates before calling ``predict``: ``numeric`` and ``categorical`` feature
+        columns, and ``lower_bounds`` (feature -> 0.0) for features that cannot be negative.
+
+        A feature gets the bound 0 only when both the catalog and the training data say it cannot be
+        negative: its catalog unit is a count, amount, duration, score, flag or share
+        (``NON_NEGATIVE_UNITS``, or a unit starting with "share") *and* every training value was >= 0.
+        Requiring both keeps signed ratios that happen to be stated as shares (a net margin is a
+        "share of revenue" and can be negative) from rejecting valid rows. Features without a catalog
+        row (bring-your-own data) get the bound when every training value was >= 0.
+        """
+        numeric = [c for c in self.features if self.dtypes[c] != "category"]
+        categorical = [c for c in self.features if self.dtypes[c] == "category"]
+        units = {}
+        if self.catalog is not None and "unit" in self.catalog.columns:
+            units = dict(zip(self.catalog["name"], self.catalog["unit"].astype(str)))
+        ranges = getattr(self.estimator, "feature_range_", {}) or {}
+        bounds = {}
+        for c in numeric:
+            non_negative_in_training = c in ranges and ranges[c][0] >= 0
+            unit = units.get(c)
+            unit_allows = unit is None or unit in NON_NEGATIVE_UNITS or unit.startswith("share")
+            if non_negative_in_training and unit_allows:
+                bounds[c] = 0.0
+        return {"numeric": numeric, "categorical": categorical, "lower_bounds": bounds}
+
+    def config(self) -> dict:
+        """JSON-able description (for logging as run parameters / model metadata)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "estimator": type(self.estimator).__name__,
+            "features": list(self.features),
+            "dtypes": dict(self.dtypes),
+            "scaling": self.scaling.to_dict(),
+            "master_scale": self.master_scale.to_dict(),
+            "suppress": list(self.suppress),
+            "n_reasons": self.n_reasons,
+        }
