@@ -1,0 +1,668 @@
+"""Training orchestration: data -> features -> out-of-time split -> fit -> evaluate -> MLflow.
+
+Two entry points share one core (:func:`fit_evaluate_log`):
+
+* :func:`train_generated` (``riskmodel train --data DIR``): a data-hub directory of source tables.
+  Features come from ``features.build.build_features``; the feature matrix is cached in
+  ``DIR/cache/features-<manifest hash>-<catalog version>.parquet`` so the next model trained on the
+  same data and the same feature code skips the build (the summary says ``hit`` or ``written``).
+  Only labelled applications (those with a row in ``outcomes``) are used; they are split out of time
+  by application date. Feature directions (+1 raises PD, -1 lowers it) come from the catalog.
+* :func:`train_byo` (``riskmodel train --features TRAIN --test TEST --target COL``): real data from
+  elsewhere, already split. String columns are categorical; directions are unknown (0) unless a
+  TOML/YAML file gives them.
+
+Nothing here imports mlflow; ``riskmodel.tracking`` does the logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from riskmodel import evaluation as ev
+from riskmodel.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES: tuple[str, ...] = ("financial_baseline", "scorecard", "gbm_monotone", "gbm_additive")
+BASELINE_FAMILIES: frozenset[str] = frozenset({"finance", "firm"})
+ID_COLUMNS: tuple[str, ...] = ("application_id", "firm_id", "application_date")
+SEGMENT_COLUMNS: tuple[str, ...] = ev.SEGMENTS
+TARGET = "default_12m"
+DEFAULT_EXPERIMENT = "riskmodel"
+DEFAULT_BYO_EXPERIMENT = "riskmodel-byo"
+CATALOG_COLUMNS = (
+    "name", "name_zh", "name_en", "family", "kind", "tables", "lookback_months", "direction",
+    "grade", "unit", "description", "reason_en", "reason_zh", "actionable",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks and small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def check_model_name(model: str) -> str:
+    """The model name if known, else a UserError listing the choices."""
+    known = _known_models()
+    if model not in known:
+        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(known)} (e.g. --model gbm_monotone)")
+    return model
+
+
+def _known_models() -> tuple[str, ...]:
+    try:
+        from riskmodel import models
+
+        names = getattr(models, "MODEL_NAMES", None) or getattr(models, "MODELS", None)
+        if names:
+            return tuple(names)
+    except ImportError:
+        pass
+    return MODEL_NAMES
+
+
+def default_registered_name(model: str, byo_stem: str | None = None) -> str:
+    """``riskmodel-<model>``; BYO runs get ``riskmodel-<model>-<train file stem>`` so they never
+    mix with the data-hub lineage of the same model."""
+    if byo_stem:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", byo_stem).strip("-") or "byo"
+        return f"riskmodel-{model}-{slug}"
+    return f"riskmodel-{model}"
+
+
+def usable_features(frame: pd.DataFrame, columns: Sequence[str], where: str = "training data") -> list[str]:
+    """Drop features that are all missing or constant (warning), error if none is left."""
+    keep, dropped = [], []
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            vals = s.to_numpy(dtype="float64", na_value=np.nan)
+            fin = vals[np.isfinite(vals)]
+            n_unique = np.unique(fin).size
+        else:
+            n_unique = s.dropna().nunique()
+        if n_unique <= 1:
+            dropped.append(c)
+        else:
+            keep.append(c)
+    if dropped:
+        log.warning("dropped %d feature(s) that are constant or all missing in the %s: %s", len(dropped), where, ", ".join(dropped))
+    if not keep:
+        raise UserError(
+            f"no usable feature in the {where}: every column is constant or all missing ({', '.join(dropped[:20])}); "
+            "check the file or choose other columns"
+        )
+    return keep
+
+
+def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str, int]:
+    """Read ``feature = -1|0|1`` pairs from a TOML or YAML file (optionally under ``[directions]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: directions file not found (a TOML or YAML file of `feature = -1|0|1` lines)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as exc:  # tomllib.TOMLDecodeError / yaml.YAMLError
+        raise UserError(f"{path}: cannot parse directions file ({str(exc).splitlines()[0][:150]}); expected `feature = -1|0|1` lines") from None
+    if isinstance(data, dict) and isinstance(data.get("directions"), dict):
+        data = data["directions"]
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of feature name to -1, 0 or 1")
+    unknown = sorted(set(data) - set(features))
+    if unknown:
+        raise UserError(f"{path}: direction given for unknown feature(s) {unknown[:10]}; features are {list(features)[:20]}")
+    out = {}
+    for k, v in data.items():
+        if v not in (-1, 0, 1) or isinstance(v, bool):
+            raise UserError(f"{path}: direction of {k!r} must be -1 (higher value, lower risk), 0 (unknown) or 1 (higher value, higher risk); got {v!r}")
+        out[k] = int(v)
+    return out
+
+
+def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
+    vals = pd.to_numeric(series, errors="coerce")
+    missing = int(series.isna().sum())
+    if missing:
+        raise UserError(f"{file}: target column {target!r} has {missing} missing value(s); drop those rows or fill them with 0/1")
+    bad = ~vals.isin([0, 1])
+    if bad.any():
+        seen = sorted(map(str, pd.unique(series[bad.to_numpy()])))[:5]
+        raise UserError(f"{file}: target column {target!r} must be binary 0/1 (1 = default); found {seen}; recode it (e.g. bad -> 1, good -> 0)")
+    return vals.to_numpy(dtype="int64")
+
+
+def _atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Data-hub path
+# --------------------------------------------------------------------------------------------
+
+
+def data_fingerprint(data_dir: Path) -> str:
+    """Hash of ``manifest.json`` (which lists every table's sha256), else of the table files."""
+    from features.tables import TABLE_NAMES
+    from riskmodel.tracking import file_hash
+
+    manifest = data_dir / "manifest.json"
+    if manifest.is_file():
+        return file_hash(manifest)
+    files = [data_dir / f"{t}.parquet" for t in TABLE_NAMES if (data_dir / f"{t}.parquet").is_file()]
+    return file_hash(files) if files else "none"
+
+
+def catalog_version(catalog: pd.DataFrame) -> str:
+    """Hash of the feature catalog: changes whenever a feature, its direction or its text changes."""
+    from riskmodel.tracking import frame_hash
+
+    return frame_hash(catalog.sort_values("name").reset_index(drop=True).astype(str))
+
+
+def load_feature_matrix(
+    data_dir: Path, tables: dict | None = None, features_file: str | Path | None = None, use_cache: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The feature matrix of all applications in ``data_dir`` and the catalog.
+
+    Reads ``features_file`` when given, else the cache entry for (manifest hash, catalog version),
+    else builds with ``build_features`` and writes the cache (atomically; skipped with a warning if
+    the directory is read-only). Returns ``(features, catalog, info)``."""
+    from features.build import build_features, catalog as build_catalog
+    from features.tables import load_tables, read_table
+
+    catalog = build_catalog()
+    info: dict[str, Any] = {"manifest_hash": data_fingerprint(data_dir), "catalog_version": catalog_version(catalog)}
+    if features_file is not None:
+        info["features_cache"] = {"status": "given", "path": str(Path(features_file).resolve())}
+        return read_table(Path(features_file)), catalog, info
+    cache = feature_cache_path(data_dir, info["manifest_hash"], info["catalog_version"])
+    if use_cache and cache.is_file():
+        log.info("features: read from cache %s", cache)
+        info["features_cache"] = {"status": "hit", "path": str(cache)}
+        return pd.read_parquet(cache), catalog, info
+    if tables is None:
+        tables, _ = load_tables(data_dir)
+    t0 = time.perf_counter()
+    feats = build_features(tables)
+    info["seconds_features"] = round(time.perf_counter() - t0, 3)
+    status = "disabled"
+    if use_cache:
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            _atomic_write_parquet(feats, cache)
+            status = "written"
+            log.info("features: built in %.1fs and cached at %s", info["seconds_features"], cache)
+        except OSError as exc:
+            status = "unwritable"
+            log.warning("features: could not write the cache %s (%s); building again next time", cache, exc)
+    info["features_cache"] = {"status": status, "path": str(cache)}
+    return feats, catalog, info
+
+
+def feature_cache_path(data_dir: Path, manifest_hash: str, catalog_ver: str) -> Path:
+    """Where the feature matrix of ``data_dir`` is cached for this data and this feature code."""
+    return (Path(data_dir) / "cache" / f"features-{manifest_hash}-{catalog_ver}.parquet").resolve()
+
+
+def features_for_model(model: str, frame: pd.DataFrame, catalog: pd.DataFrame) -> list[str]:
+    """Feature columns a model uses: numeric catalog features present in ``frame``;
+    ``financial_baseline`` only the families a traditional credit process sees (finance, firm)."""
+    cat = catalog[catalog["name"].isin(frame.columns)]
+    if model == "financial_baseline":
+        cat = cat[cat["family"].isin(BASELINE_FAMILIES)]
+    cols = [c for c in cat["name"] if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    if not cols:
+        raise UserError(f"no catalog feature for model {model!r} in the feature matrix; rebuild features (`riskmodel features`)")
+    return cols
+
+
+def train_generated(
+    data_dir: str | Path,
+    model: str,
+    experiment: str = DEFAULT_EXPERIMENT,
+    *,
+    features_file: str | Path | None = None,
+    cut: str | pd.Timestamp | None = None,
+    test_share: float = 0.3,
+    registered_name: str | None = None,
+    seed: int = 42,
+    params: Mapping[str, Any] | None = None,
+    use_cache: bool = True,
+    artifact_location: str | None = None,
+) -> dict:
+    """Train ``model`` on a data-hub directory, evaluate out of time, log and register it."""
+    from features.tables import load_tables
+
+    t_start = time.perf_counter()
+    check_model_name(model)
+    data_dir = Path(data_dir)
+    if not (data_dir / "outcomes.parquet").is_file() and data_dir.is_dir():
+        raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications (default_12m)")
+    # With a cached (or given) feature matrix only the outcomes table is read; else every table.
+    from features.build import catalog as build_catalog
+
+    cached = features_file is not None or (
+        use_cache and feature_cache_path(data_dir, data_fingerprint(data_dir), catalog_version(build_catalog())).is_file()
+    )
+    tables, _report = load_tables(data_dir, ["outcomes"] if cached else None)
+    feats, catalog, info = load_feature_matrix(data_dir, None if cached else tables, features_file, use_cache)
+    missing = [c for c in ("application_id", "application_date") if c not in feats.columns]
+    if missing:
+        raise UserError(f"feature matrix lacks {missing}; rebuild it with `riskmodel features --data {data_dir}`")
+    outcomes = tables["outcomes"][["application_id", TARGET]].copy()
+    outcomes["application_id"] = outcomes["application_id"].astype("string")
+    feats = feats.copy()
+    feats["application_id"] = feats["application_id"].astype("string")
+    dup = feats["application_id"].duplicated()
+    if dup.any():
+        raise UserError(f"feature matrix has {int(dup.sum())} duplicate application_id(s) (first: {feats.loc[dup, 'application_id'].iloc[0]}); rebuild it with `riskmodel features --data {data_dir}`")
+    labelled = feats.merge(outcomes, on="application_id", how="inner")
+    if labelled.empty:
+        raise UserError(f"{data_dir}: no application has an outcome yet; nothing to train on")
+    labelled["application_date"] = pd.to_datetime(labelled["application_date"])
+    try:
+        train_df, test_df, cut_ts = ev.oot_split(labelled, "application_date", cut, test_share)
+    except ValueError as exc:
+        raise UserError(f"out-of-time split: {exc}") from None
+    features = features_for_model(model, train_df, catalog)
+    features = usable_features(train_df, features, "training rows (before the cut)")
+    directions = {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in features}
+    meta = {
+        "source": "data_hub",
+        "data": str(data_dir.resolve()),
+        "manifest_hash": info["manifest_hash"],
+        "catalog_version": info["catalog_version"],
+        "cut_date": str(cut_ts.date()),
+        "test_share": test_share,
+        "n_labelled": len(labelled),
+        "features_cache": info["features_cache"]["status"],
+    }
+    summary = fit_evaluate_log(
+        model=model,
+        train_df=train_df,
+        test_df=test_df,
+        features=features,
+        target=TARGET,
+        directions=directions,
+        catalog=catalog,
+        experiment=experiment,
+        registered_name=registered_name or default_registered_name(model),
+        seed=seed,
+        params=params,
+        meta=meta,
+        truth=ev.load_truth(data_dir),
+        artifact_location=artifact_location,
+    )
+    summary["features_cache"] = info["features_cache"]
+    summary["cut_date"] = meta["cut_date"]
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 3)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Bring-your-own tables
+# --------------------------------------------------------------------------------------------
+
+
+def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
+    """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
+    ``unit`` column: units are unknown, so scoring derives value bounds from the training range."""
+    rows = []
+    for f in features:
+        rows.append(
+            {
+                "name": f, "name_zh": f, "name_en": f, "family": "byo", "kind": "signal", "tables": "byo",
+                "lookback_months": 0, "direction": int(directions.get(f, 0)), "grade": "L3",
+                "description": f"column {f} of the user's table", "reason_en": f"{f} raises the risk",
+                "reason_zh": f"{f} 推高风险", "actionable": True,
+            }
+        )
+    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c != "unit"])
+
+
+def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Read and check BYO train/test tables; return them (strings as categorical text) and the feature columns."""
+    from features.tables import read_table
+
+    train_path, test_path = Path(train_path), Path(test_path)
+    train_df, test_df = read_table(train_path), read_table(test_path)
+    if train_df.empty:
+        raise UserError(f"{train_path}: the training file has no rows")
+    if test_df.empty:
+        raise UserError(f"{test_path}: the test file has no rows")
+    if target not in train_df.columns:
+        raise UserError(f"{train_path}: target column {target!r} not found; columns are {list(train_df.columns)[:20]} (pass --target COL)")
+    if list(train_df.columns) != list(test_df.columns):
+        miss = [c for c in train_df.columns if c not in test_df.columns]
+        extra = [c for c in test_df.columns if c not in train_df.columns]
+        what = f"missing {miss[:10]}, extra {extra[:10]}" if miss or extra else "same names in another order"
+        raise UserError(f"{test_path}: columns differ from {train_path} ({what}); both files need the same columns")
+    _binary_target(train_df[target], target, str(train_path))
+    _binary_target(test_df[target], target, str(test_path))
+    candidates = []
+    for c in train_df.columns:
+        if c == target:
+            continue
+        s = train_df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            log.warning("%s: column %r is a date; dates are not used as features (derive a number from it)", train_path, c)
+            continue
+        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            txt = s.astype("string")
+            if len(s) > 50 and txt.nunique() == len(s):
+                log.warning("%s: column %r has a distinct value on every row; treated as an identifier, not a feature", train_path, c)
+                continue
+            train_df[c] = txt.astype(object).where(txt.notna(), None)
+            t2 = test_df[c].astype("string")
+            test_df[c] = t2.astype(object).where(t2.notna(), None)
+        elif pd.api.types.is_bool_dtype(s):
+            train_df[c] = s.astype("float64")
+            test_df[c] = test_df[c].astype("float64")
+        else:
+            train_df[c] = s.astype("float64")
+            test_df[c] = pd.to_numeric(test_df[c], errors="coerce").astype("float64")
+        candidates.append(c)
+    features = usable_features(train_df, candidates, f"training file {train_path}")
+    return train_df, test_df, features
+
+
+def train_byo(
+    features: str | Path,
+    test: str | Path,
+    target: str,
+    model: str = "scorecard",
+    experiment: str = DEFAULT_BYO_EXPERIMENT,
+    *,
+    directions_file: str | Path | None = None,
+    registered_name: str | None = None,
+    seed: int = 42,
+    params: Mapping[str, Any] | None = None,
+    artifact_location: str | None = None,
+) -> dict:
+    """Train ``model`` on a user's train/test tables (already split), log and register it."""
+    from riskmodel.tracking import file_hash
+
+    t_start = time.perf_counter()
+    check_model_name(model)
+    train_df, test_df, cols = prepare_byo(features, test, target)
+    directions = _directions_from_file(directions_file, cols) if directions_file else {}
+    directions = {c: int(directions.get(c, 0)) for c in cols}
+    catalog = byo_catalog(cols, directions)
+    meta = {
+        "source": "byo",
+        "data": f"{Path(features).resolve()} | {Path(test).resolve()}",
+        "manifest_hash": file_hash([features, test]),
+        "catalog_version": catalog_version(catalog),
+        "directions_file": str(directions_file) if directions_file else "",
+    }
+    summary = fit_evaluate_log(
+        model=model,
+        train_df=train_df,
+        test_df=test_df,
+        features=cols,
+        target=target,
+        directions=directions,
+        catalog=catalog,
+        experiment=experiment,
+        registered_name=registered_name or default_registered_name(model, Path(features).stem),
+        seed=seed,
+        params=params,
+        meta=meta,
+        truth=None,
+        artifact_location=artifact_location,
+    )
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 3)
+    return summary
+
+
+def train(
+    data_dir: str | Path | None = None,
+    model: str | None = None,
+    experiment: str | None = None,
+    *,
+    features: str | Path | None = None,
+    test: str | Path | None = None,
+    target: str | None = None,
+    directions_file: str | Path | None = None,
+    features_file: str | Path | None = None,
+    **kwargs,
+) -> dict:
+    """Dispatch: ``train(data_dir, model, ...)`` for a data hub, ``train(features=, test=, target=)`` for BYO."""
+    if data_dir is not None:
+        if features is not None or test is not None:
+            raise UserError("give either --data (a data-hub directory) or --features/--test/--target (your own tables), not both")
+        if model is None:
+            raise UserError(f"--model is required with --data; choose one of: {', '.join(_known_models())}")
+        return train_generated(data_dir, model, experiment or DEFAULT_EXPERIMENT, features_file=features_file, **kwargs)
+    if features is None or test is None or target is None:
+        raise UserError("bring-your-own training needs --features TRAIN.parquet, --test TEST.parquet and --target COL (or use --data DIR)")
+    return train_byo(features, test, target, model or "scorecard", experiment or DEFAULT_BYO_EXPERIMENT, directions_file=directions_file, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The shared core
+# --------------------------------------------------------------------------------------------
+
+
+def build_estimator(model: str, directions: Mapping[str, int], seed: int, params: Mapping[str, Any] | None):
+    """``make_model(model, directions, **params)`` with ``random_state=seed`` when the estimator has one."""
+    from riskmodel.models import make_model
+
+    try:
+        est = make_model(model, directions=dict(directions), **dict(params or {}))
+    except TypeError as exc:
+        raise UserError(f"model {model!r} does not accept these parameters: {exc}") from None
+    if "random_state" in est.get_params() and not (params and "random_state" in params):
+        est.set_params(random_state=seed)
+    return est
+
+
+def make_credit_model(estimator, features: list[str], catalog: pd.DataFrame, model: str):
+    """Wrap a fitted estimator as a ``CreditModel`` (feature list, master scale, catalog rows)."""
+    from riskmodel.creditmodel import CreditModel
+
+    rows = catalog[catalog["name"].isin(features)].reset_index(drop=True)
+    return CreditModel.from_estimator(estimator, catalog=rows, name=model)
+
+
+def importance_table(credit_model, estimator, X: pd.DataFrame, catalog: pd.DataFrame, max_rows: int = 5000) -> pd.DataFrame:
+    """Mean |log-odds contribution| per feature on ``X`` (at most ``max_rows`` sampled rows), from
+    the estimator's additive contributions: the average size of each feature's push on the log-odds."""
+    if len(X) > max_rows:  # TreeSHAP costs ~0.6 ms a row: a fixed sample is plenty for a ranking
+        X = X.sample(n=max_rows, random_state=0)
+    contrib = estimator.contributions(X)
+    imp = contrib.abs().mean(axis=0)
+    t = pd.DataFrame({"feature": imp.index.astype(str), "importance": imp.to_numpy(dtype="float64")})
+    t["share"] = t["importance"] / t["importance"].sum() if t["importance"].sum() > 0 else 0.0
+    names = catalog.set_index("name")
+    for col in ("name_en", "name_zh", "family", "direction"):
+        if col in names.columns:
+            t[col] = t["feature"].map(names[col])
+    return t.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def _scorecard_table(credit_model, estimator) -> pd.DataFrame | None:
+    for obj in (estimator, credit_model):
+        fn = getattr(obj, "table", None) or getattr(obj, "scorecard_table", None)
+        if callable(fn):
+            try:
+                t = fn()
+            except Exception as exc:  # not every estimator has a points table; never fail the run for it
+                log.info("no scorecard table from %s: %s", type(obj).__name__, exc)
+                continue
+            if isinstance(t, pd.DataFrame):
+                return t
+    return None
+
+
+def _pd_score_grade(credit_model, X: pd.DataFrame) -> pd.DataFrame:
+    """PD, score and grade without reason codes (evaluation needs no reasons): the bare PD path is
+    much cheaper than contributions for tree models (TreeSHAP)."""
+    predict_pd = getattr(credit_model, "predict_pd", None)
+    scaling = getattr(credit_model, "scaling", None)
+    scale = getattr(credit_model, "master_scale", None)
+    if callable(predict_pd) and scaling is not None and scale is not None:
+        p = np.asarray(predict_pd(X), dtype="float64")
+        with np.errstate(divide="ignore"):
+            return pd.DataFrame({"pd": p, "score": scaling.score(p), "grade": scale.grade(p)}, index=X.index)
+    return credit_model.predict(X)[["pd", "score", "grade"]]
+
+
+def _grade_order(credit_model) -> list[str] | None:
+    scale = getattr(credit_model, "master_scale", None) or getattr(credit_model, "master_scale_", None)
+    labels = getattr(scale, "labels", None)
+    return list(labels) if labels is not None else None
+
+
+def fit_evaluate_log(
+    *,
+    model: str,
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    features: list[str],
+    target: str,
+    directions: Mapping[str, int],
+    catalog: pd.DataFrame,
+    experiment: str,
+    registered_name: str | None,
+    seed: int,
+    params: Mapping[str, Any] | None,
+    meta: Mapping[str, Any],
+    truth: pd.DataFrame | None,
+    artifact_location: str | None = None,
+) -> dict:
+    """Fit, evaluate and log one model inside one MLflow run (FAILED if anything raises)."""
+    from riskmodel import tracking
+
+    estimator = build_estimator(model, directions, seed, params)  # bad parameters fail before a run exists
+    X_train, X_test = train_df[features], test_df[features]
+    y_train = train_df[target].to_numpy(dtype="int64")
+    y_test = test_df[target].to_numpy(dtype="int64")
+    if y_train.min() == y_train.max():
+        raise UserError(f"the training rows have only one class ({int(y_train[0])}) in {target!r}; a model needs both defaults and non-defaults")
+    tags = {"riskmodel.model": model, "riskmodel.source": meta.get("source", ""), "riskmodel.registered_name": registered_name or ""}
+    timings: dict[str, float] = {}
+    lock0 = dict(tracking.lock_stats)
+    with tracking.training_run(experiment, run_name=f"{model}", tags=tags, artifact_location=artifact_location) as run:
+        t0 = time.perf_counter()
+        run.log_params(
+            {
+                "model": model,
+                "model_config": {k: v for k, v in estimator.get_params(deep=False).items() if k != "directions"},
+                "seed": seed,
+                "n_features": len(features),
+                "n_train": len(train_df),
+                "n_test": len(test_df),
+                "target": target,
+                **{k: v for k, v in meta.items()},
+            }
+        )
+        t1 = time.perf_counter()
+        estimator.fit(X_train, y_train)
+        timings["seconds_fit"] = time.perf_counter() - t1
+        credit_model = make_credit_model(estimator, features, catalog, model)
+        t1 = time.perf_counter()
+        pred_train = _pd_score_grade(credit_model, X_train)
+        pred_test = _pd_score_grade(credit_model, X_test)
+        timings["seconds_predict"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        seg_cols = [c for c in SEGMENT_COLUMNS if c in test_df.columns]
+        result = ev.evaluate(
+            y_train, pred_train["pd"].to_numpy(), y_test, pred_test["pd"].to_numpy(),
+            X_train, X_test, features,
+            segments_test=test_df[seg_cols].reset_index(drop=True),
+            score_train=pred_train["score"].to_numpy(), score_test=pred_test["score"].to_numpy(),
+            grades_test=pred_test["grade"].to_numpy(), grade_order=_grade_order(credit_model),
+            truth=truth, test_ids=test_df["application_id"].to_numpy() if "application_id" in test_df.columns else None,
+        )
+        metrics = dict(result.metrics)
+        if "lifecycle_stage" in test_df.columns:  # young firms are the point of tech-flow lending
+            young = (test_df["lifecycle_stage"].astype("string") == "startup").to_numpy()
+            if young.any():
+                metrics["test_auc_startup"] = ev.auc(y_test[young], pred_test["pd"].to_numpy()[young])
+        timings["seconds_evaluate"] = time.perf_counter() - t1
+        metrics.update(timings)
+        run.log_metrics(metrics)
+        t1 = time.perf_counter()
+
+        # Tables, plots and the monitoring reference.
+        imp = importance_table(credit_model, estimator, X_train, catalog)
+        run.log_table(catalog, "catalog.csv")
+        run.log_dict({"features": features, "directions": {f: int(directions.get(f, 0)) for f in features}}, "features.json")
+        if callable(getattr(credit_model, "config", None)):
+            run.log_dict(credit_model.config(), "credit_model.json")
+        run.log_table(imp, "importance.csv")
+        run.log_figure(tracking.plot_importance(imp), "importance.png")
+        sc = _scorecard_table(credit_model, estimator)
+        if sc is not None:
+            run.log_table(sc, "scorecard_table.csv")
+        run.log_table(result.calibration, "calibration.csv")
+        run.log_figure(tracking.plot_calibration(result.calibration), "calibration.png")
+        run.log_figure(tracking.plot_roc_ks(result.roc, metrics["test_auc"], metrics["test_ks"], title=model), "roc_ks.png")
+        run.log_table(result.segments, "segments.csv")
+        run.log_table(result.psi, "psi.csv")
+        if result.grades is not None:
+            run.log_table(result.grades, "bad_rate_by_grade.csv")
+        run.log_table(ev.reference_profile(X_train, features), "monitoring/feature_profile.csv")
+        score_bins = ev.psi_table(pred_train["score"], pred_train["score"])
+        run.log_table(score_bins.drop(columns=["cur_count", "cur_share", "psi"]), "monitoring/score_profile.csv")
+        run.log_dict(
+            {
+                "features": features,
+                "n_train": len(train_df),
+                "train_bad_rate": float(y_train.mean()),
+                "train_mean_pd": float(pred_train["pd"].mean()),
+                "score_quantiles": {str(q): float(pred_train["score"].quantile(q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)},
+                "grade_shares": pred_train["grade"].astype("string").value_counts(normalize=True).sort_index().to_dict(),
+                "cut_date": meta.get("cut_date"),
+            },
+            "monitoring/reference.json",
+        )
+        timings["seconds_artifacts"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        name, version = run.log_model(credit_model, X_train, registered_name)
+        timings["seconds_log_model"] = time.perf_counter() - t1
+        run.set_tags({"riskmodel.registered_name": name or "", "riskmodel.registered_version": version or ""})
+        timings["seconds_run"] = time.perf_counter() - t0
+        run.log_metrics({k: v for k, v in timings.items() if k in ("seconds_artifacts", "seconds_log_model", "seconds_run")})
+    key = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_auc_startup", "train_auc", "psi_score", "grades_monotone", "segments_low_auc")
+    summary = {
+        "run_id": run.run_id,
+        "experiment": experiment,
+        "model": model,
+        "registered_name": name,
+        "registered_version": version,
+        "model_uri": f"models:/{name}/{version}" if name else f"runs:/{run.run_id}/{tracking.MODEL_NAME_IN_RUN}",
+        "n_train": len(train_df),
+        "n_test": len(test_df),
+        "n_features": len(features),
+        "metrics": {k: round(float(metrics[k]), 6) for k in key if k in metrics and np.isfinite(metrics[k])},
+        "oracle_auc": round(float(result.oracle_auc), 6) if result.oracle_auc is not None else None,
+        "low_auc_segments": result.segments.loc[result.segments["flag"] == "low_auc", ["segment", "value", "count", "auc"]].to_dict("records"),
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "store_lock": {
+            "wait_seconds": round(tracking.lock_stats["wait_seconds"] - lock0["wait_seconds"], 3),
+            "held_seconds": round(tracking.lock_stats["held_seconds"] - lock0["held_seconds"], 3),
+            "retries": int(tracking.lock_stats["retries"] - lock0["retries"]),
+        },
+    }
+    return summary
