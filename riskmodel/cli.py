@@ -68,6 +68,7 @@ def features(
 ) -> None:
     """Build the point-in-time feature matrix from validated source tables."""
     import logging
+    import os
 
     from features.build import build_features
     from features.tables import load_tables, write_table
@@ -77,6 +78,14 @@ def features(
         raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
     if out.suffix != ".parquet":
         raise UserError(f"--out {out} must end in .parquet")
+    # Fail before the build when the output cannot be written (missing directories are created below).
+    existing = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if existing == out and out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file path such as {out}/features.parquet")
+    if existing != out and not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is a file, not a directory")
+    if existing != out and not os.access(existing, os.W_OK):
+        raise UserError(f"--out {out}: directory {existing} is not writable")
     tables, report = load_tables(data, errors=errors)
     matrix = build_features(tables, as_of=as_of)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +209,8 @@ def compare(
 
     table = tracking.compare(experiment)
     if as_json:
-        _echo_json(table.assign(start_time=table["start_time"].astype(str)).to_dict("records"))
+        records = table.assign(start_time=table["start_time"].astype(str)).astype(object)
+        _echo_json(records.where(records.notna(), None).to_dict("records"))  # NaN -> null: strict JSON
         return
     if table.empty:
         typer.echo(f"experiment {experiment!r} has no runs yet")
@@ -210,7 +220,7 @@ def compare(
         registered=[f"{n}:{v}" if n else "" for n, v in zip(table["registered_name"], table["registered_version"])],
         run=table["run_id"].str[:8],
     )
-    cols = ["champion", "model", "registered", "test_auc", "test_gini", "test_ks", "test_brier", "test_ece", "oracle_auc", "status", "run"]
+    cols = ["champion", "model", "registered", "test_auc", "test_auc_startup", "test_ks", "test_brier", "test_ece", "oracle_auc", "status", "run"]
     typer.echo(view[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="-"))
 
 
@@ -273,10 +283,224 @@ def score_cmd(
     typer.echo(f"rejects -> {summary.rejects}")
 
 
+@app.command("explain")
+def explain_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    features: Path = typer.Option(..., "--features", help="feature file (Parquet or CSV) holding the application"),
+    application_id: str = typer.Option(..., "--id", help="application_id of the row to explain"),
+    top: int = typer.Option(0, "--top", help="show only the N features with the largest |contribution| (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print the breakdown as JSON"),
+) -> None:
+    """One application's score broken down by signal: value, log-odds contribution, points, names."""
+    from riskmodel import explain, tracking
+    from riskmodel.scoring import read_columns
+
+    if not features.is_file():
+        raise UserError(f"--features {features}: no such file")
+    cols = read_columns(features)
+    if "application_id" not in cols:
+        raise UserError(f"--features {features} has no application_id column")
+    if features.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(features, filters=[("application_id", "=", application_id)]).to_pandas()
+    else:
+        import pandas as pd
+
+        frame = pd.read_csv(features, dtype={"application_id": "string"})
+        frame = frame[frame["application_id"] == application_id]
+    if frame.empty:
+        raise UserError(f"application_id {application_id!r} is not in {features}")
+    if len(frame) > 1:
+        raise UserError(f"application_id {application_id!r} appears {len(frame)} times in {features}; ids must be unique")
+    credit_model, name, version = tracking.load_credit_model(model)
+    missing = [c for c in credit_model.features if c not in frame.columns]
+    if missing:
+        raise UserError(f"{features} lacks {len(missing)} column(s) the model needs: {missing[:10]}")
+    row = frame.reset_index(drop=True)
+    for c, dt in credit_model.dtypes.items():
+        if dt == "float64":
+            row[c] = row[c].astype("float64")
+    header, table = explain.explain_row(credit_model, row)
+    feature_points = float(table["points"].sum())
+    if top > 0:
+        table = table.reindex(table["contribution"].abs().sort_values(ascending=False, kind="mergesort").index[:top])
+    if as_json:
+        _echo_json({"application_id": application_id, "model": name, "version": version, **header, "features": table.to_dict("records")})
+        return
+    typer.echo(f"application {application_id}  model {name} version {version}")
+    typer.echo(f"PD {header['pd']:.4%}  score {header['score']:.1f}  grade {header['grade']}")
+    typer.echo(f"score {header['score']:.1f} = base points {header['base_points']:.1f} + feature points {feature_points:+.1f}  (positive points: safer)")
+    for i, (z, e) in enumerate(zip(header["reasons_zh"], header["reasons_en"]), 1):
+        typer.echo(f"reason {i}: {z} / {e}")
+    typer.echo(explain.format_breakdown(table))
+
+
 # ---- report (riskmodel/report) ---------------------------------------------------------------
 
 
+@app.command("report")
+def report_cmd(
+    run: Optional[str] = typer.Option(None, "--run", help="MLflow run id of a training run"),
+    model: Optional[str] = typer.Option(None, "--model", help="or a model URI (models:/NAME@champion): report on the run behind it"),
+    out: Path = typer.Option(..., "--out", help="directory to write index.html to"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the run's data-hub directory, if it moved since training"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not log the report to the run"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """A self-contained HTML report of a training run for reviewers (also logged to the run)."""
+    import logging
+
+    from riskmodel import report, tracking
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if (run is None) == (model is None):
+        raise UserError("give exactly one of --run RUN_ID or --model URI")
+    run_id = run if run is not None else tracking.run_of_model(model)
+    summary = report.write_report(run_id, out, data=data, log_to_run=not no_log)
+    if as_json:
+        _echo_json(summary)
+        return
+    typer.echo(f"report of run {run_id} ({summary['model']}): {summary['path']} ({summary['bytes'] / 1e6:.1f} MB)")
+    if summary.get("artifact_uri"):
+        typer.echo(f"logged to the run: {summary['artifact_uri']}/index.html")
+    if summary["contradictions"]:
+        typer.echo(f"warning: fitted direction contradicts the catalog for {', '.join(summary['contradictions'])}")
+    if summary["low_auc_segments"]:
+        typer.echo(f"warning: {summary['low_auc_segments']} segment(s) with AUC < 0.65 (see the segments section)")
+
+
 # ---- monitor, stress, npl-tolerance --------------------------------------------------------------
+
+
+def _quiet_logs() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _matrix_text(labels, counts) -> str:
+    import pandas as pd
+
+    m = pd.DataFrame(counts, index=labels, columns=labels)
+    m.index.name = "from \\ to"
+    keep = [g for g in labels if m.loc[g].sum() or m[g].sum()]
+    return m.loc[keep, keep].to_string()
+
+
+@app.command("monitor")
+def monitor_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    features: Path = typer.Option(..., "--features", help="new batch of feature rows (Parquet or CSV, as written by `riskmodel features`)"),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="earlier scores of the same firms (riskmodel score --out): grade migration by firm_id"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not record a monitoring run in MLflow"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """PSI of score and features against the training population, missing-rate drift, grade migration; exit 1 on 'act'."""
+    from riskmodel.monitoring import monitor
+
+    _quiet_logs()
+    r = monitor(model, features, previous, log_run=not no_log)
+    if as_json:
+        _echo_json(r)
+    else:
+        m = r["model"]
+        typer.echo(f"model {m['name']} version {m['version']} ({m['uri']}); batch {r['batch']['path']}: {r['batch']['rows']:,} rows, mean PD {r['batch']['mean_pd']:.4f} (training {r['batch']['training_mean_pd'] or float('nan'):.4f})")
+        typer.echo(f"score PSI {r['score']['psi']:.4f} [{r['score']['band']}]   grade PSI {r['grades']['psi']:.4f} [{r['grades']['band']}]")
+        c = r["counts"]
+        typer.echo(f"features: {c['stable']} stable, {c['watch']} watch, {c['act']} act")
+        for f in r["features"]:
+            if f["band"] in ("watch", "act"):
+                typer.echo(f"  {f['band']:<6} {f['feature']:<34} PSI {f['psi']:.3f}  ({f['family']})")
+        typer.echo("missing-rate drift by source family (training -> now):")
+        for f in r["families"]:
+            typer.echo(f"  {f['band']:<6} {f['family']:<14} {f['ref_missing']:6.1%} -> {f['cur_missing']:6.1%}  PSI {f['psi']:.3f}")
+        mig = r.get("migration")
+        if mig:
+            typer.echo(f"grade migration of {mig['matched_firms']:,} firms scored before: same {mig['share_same']:.1%}, down {mig['share_downgraded']:.1%}, up {mig['share_upgraded']:.1%}, 2+ grades {mig['share_moved_2plus']:.1%}")
+            typer.echo(_matrix_text(mig["labels"], mig["counts"]))
+        if r.get("run_id"):
+            typer.echo(f"monitoring run {r['run_id']}")
+        typer.echo(f"status: {r['status'].upper()}" + (f" ({', '.join(r['act'][:8])})" if r["act"] else ""))
+    if r["status"] == "act":
+        # SystemExit, not typer.Exit: with standalone_mode=False click returns typer.Exit's code
+        # from app() instead of raising it, and main() would exit 0.
+        raise SystemExit(1)
+
+
+@app.command("stress")
+def stress_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    data: Path = typer.Option(..., "--data", help="data-hub directory of <table>.parquet files"),
+    scenario: Path = typer.Option(..., "--scenario", help="scenario TOML (or the name of a shipped one: power_cut_manufacturing, sector_downturn, certification_lapse)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write per-loan results (Parquet: base and stressed PD, grade, EL, segments)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Shock source tables by a scenario, rebuild features point-in-time, rescore: PD, grade and EL shift by segment."""
+    from riskmodel.stress import run_stress
+
+    _quiet_logs()
+    if out is not None and out.suffix != ".parquet":
+        raise UserError(f"--out {out} must end in .parquet")
+    r = run_stress(model, data, scenario)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        r.rows.rename(columns={"ead": "amount", "pd_stress": "pd"}).to_parquet(out, index=False)
+    if as_json:
+        d = r.to_dict()
+        if out is not None:
+            d["out"] = str(out)
+        _echo_json(d)
+        return
+    s = r.summary
+    typer.echo(f"scenario {r.scenario['name']}: {r.scenario['description']}  (as of {r.as_of}, LGD {s['lgd']:.0%})")
+    for sh in r.shocks:
+        typer.echo(f"  shock {sh['shock']}: {sh['rows_changed']:,} rows, {sh['firms_affected']:,} firms")
+    typer.echo(f"book: {s['n']:,} loans, EAD {s['ead']:,.0f} (CNY 10k); model {r.model['name']} version {r.model['version']}")
+    typer.echo(f"mean PD {s['mean_pd_base']:.4f} -> {s['mean_pd_stress']:.4f}; PD up for {s['share_pd_up']:.1%}, down for {s['share_pd_down']:.1%}; downgraded {s['share_downgraded']:.1%}")
+    pct = f" ({s['el_change_pct']:+.1f}%)" if s["el_change_pct"] is not None else ""
+    typer.echo(f"expected loss {s['el_base']:,.1f} -> {s['el_stress']:,.1f} (CNY 10k){pct}")
+    view = r.segments.assign(pd_base=r.segments["pd_base"].map("{:.4f}".format), pd_stress=r.segments["pd_stress"].map("{:.4f}".format),
+                             downgraded=r.segments["downgraded"].map("{:.1%}".format), el_change_pct=r.segments["el_change_pct"].map(lambda v: "-" if v != v else f"{v:+.1f}%"))
+    typer.echo(view[["segment", "value", "n", "pd_base", "pd_stress", "downgraded", "el_change", "el_change_pct"]].to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    if len(r.features):
+        typer.echo("features moved by the shock (rows changed; adverse / favourable by catalog direction):")
+        for f in r.features.itertuples():
+            typer.echo(f"  {f.feature:<34} {f.changed:6,}  adverse {f.adverse:,}  favourable {f.favourable:,}")
+    if out is not None:
+        typer.echo(f"per-loan results -> {out}")
+
+
+@app.command("npl-tolerance")
+def npl_tolerance_cmd(
+    scores: Path = typer.Option(..., "--scores", help="scores (Parquet/CSV) with pd; region, industry and exposure, or --data to join them"),
+    config: Path = typer.Option(..., "--config", help="tolerance config TOML (example: riskmodel/scenarios/npl_tolerance.toml)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="directory for npl_tolerance.parquet/.csv/.png"),
+    data: Optional[Path] = typer.Option(None, "--data", help="data hub to join region/industry (firms) and exposure (applications.amount) by id"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Expected NPL (exposure-weighted PD) by region and industry against a capped, differentiated tolerance band."""
+    from riskmodel.npl import run_tolerance
+
+    _quiet_logs()
+    r = run_tolerance(scores, config, out, data)
+    if as_json:
+        _echo_json(r)
+        return
+    import pandas as pd
+
+    t = pd.DataFrame(r["table"])
+    typer.echo(f"overall NPL ratio {r['overall_npl_ratio']:.2%}; uplift cap {min(r['max_uplift'], 0.03) * 100:.1f}pp; {r['formula']}")
+    view = t[t["level"].isin(["overall", "region", "industry"])].copy()
+    for c in ("expected_npl", "band", "uplift", "headroom"):
+        view[c] = (view[c] * 100).map("{:.2f}".format)
+    view["flag"] = view["flag"].map({True: "ABOVE BAND", False: ""})
+    typer.echo(view.rename(columns={"expected_npl": "expected_%", "band": "band_%", "uplift": "uplift_pp", "headroom": "headroom_pp"}).to_string(index=False, float_format=lambda x: f"{x:,.0f}"))
+    typer.echo(f"regions above band: {', '.join(r['flagged']) or 'none'}; region x industry cells above band: {len(r['flagged_cells'])}")
+    for k, v in (r.get("outputs") or {}).items():
+        typer.echo(f"{k} -> {v}")
 
 
 # ---- federated-train ------------------------------------------------------------------------------
@@ -322,12 +546,41 @@ def federated_train_cmd(
 # ---- demo --------------------------------------------------------------------------------------
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("data/synthetic/demo"), "--out", help="data directory (generated if missing)"),
+    firms: int = typer.Option(5000, "--firms", help="firms to generate"),
+    seed: int = typer.Option(0, "--seed", help="generator seed"),
+    experiment: str = typer.Option("demo", "--experiment", help="MLflow experiment for the demo runs"),
+    report_dir: Path = typer.Option(Path("reports/demo"), "--report-dir", help="where the champion's report goes"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """End to end: generate, build features, train every model, compare, promote, score, report."""
+    from riskmodel.demo import format_compare, run_demo
+
+    echo = (lambda _m: None) if as_json else typer.echo
+    summary = run_demo(out, firms=firms, seed=seed, experiment=experiment, report_dir=report_dir, echo=echo)
+    table = summary.pop("compare_table")
+    if as_json:
+        _echo_json(summary)
+        return
+    typer.echo("")
+    typer.echo(format_compare(table))
+    typer.echo("")
+    typer.echo(f"champion: {summary['champion']['uri']}  scores: {summary['scoring']['output']}")
+    if summary.get("report"):
+        typer.echo(f"report: {summary['report']}")
+    typer.echo(f"done in {summary['seconds']} s; browse runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db")
+
+
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one-line messages."""
     from features.tables import TableError
 
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised by a command
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError,) as exc:

@@ -290,7 +290,10 @@ class CreditModelPyfunc(mlflow.pyfunc.PythonModel):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         out = self.credit_model.predict(model_input)
-        out = out.copy()
+        # Plain object columns for every text output: categorical and Arrow-backed strings break
+        # consumers that convert the frame themselves (Spark's Arrow writer, JSON serving).
+        text = {c: out[c].astype(object).where(out[c].notna(), None) for c in out.columns if c not in ("pd", "score")}
+        out = out.assign(**text)
         out["model_name"] = self.model_name
         out["model_version"] = self.model_version
         return out

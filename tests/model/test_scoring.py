@@ -1,0 +1,266 @@
+"""Batch scoring: outputs, row accounting, row-level rejects, whole-batch errors, atomic writes.
+
+One scorecard is trained per module on the session's small generated hub; each test scores a
+feature file derived from that hub's feature matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.creditmodel import output_columns
+from riskmodel.errors import ScoringError, UserError
+from riskmodel.scoring import AtomicParquetWriter, score
+
+OUT_COLUMNS = ["application_id", "firm_id", "application_date", *output_columns(3), "model_name", "model_version"]
+
+
+@pytest.fixture(scope="module")
+def trained(small_hub, _migrated_store, tmp_path_factory):
+    """(model URI, feature matrix) for a scorecard trained and promoted to champion in a private store."""
+    from riskmodel import tracking
+    from riskmodel.train import train_generated
+
+    root = tmp_path_factory.mktemp("scoring")
+    db = root / "mlruns.db"
+    shutil.copyfile(_migrated_store, db)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    data = root / "hub"
+    shutil.copytree(small_hub, data)
+    tracking.get_or_create_experiment("scoring", artifact_location=(root / "artifacts").as_uri())
+    result = train_generated(data, "scorecard", "scoring", registered_name="scoring-scorecard")
+    tracking.promote("scoring-scorecard", result["registered_version"], "champion")
+    features = next((data / "cache").glob("features-*.parquet"))
+    matrix = pd.read_parquet(features)
+    yield "models:/scoring-scorecard@champion", matrix, root
+    mp.undo()
+
+
+@pytest.fixture
+def env(trained, monkeypatch, tmp_path):
+    uri, matrix, root = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    return uri, matrix.copy(), tmp_path
+
+
+def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from riskmodel.cli import main
+
+    old = sys.argv
+    sys.argv = ["riskmodel", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_scores_every_row_with_reasons(env):
+    uri, matrix, tmp = env
+    matrix.to_parquet(tmp / "in.parquet")
+    s = score(uri, tmp / "scores.parquet", features=tmp / "in.parquet", chunk_size=500)
+    assert s.rows_in == len(matrix) == s.scored + s.rejected
+    assert s.rejected == 0
+    out = pd.read_parquet(tmp / "scores.parquet")
+    assert list(out.columns) == OUT_COLUMNS
+    assert out["application_id"].tolist() == matrix["application_id"].tolist()
+    assert out["pd"].between(0, 1).all() and out["pd"].notna().all()
+    assert out["model_name"].eq("scoring-scorecard").all() and out["model_version"].eq("1").all()
+    # higher PD never gets a better (lower) score
+    order = np.argsort(out["pd"].to_numpy())
+    assert np.all(np.diff(out["score"].to_numpy()[order]) <= 1e-9)
+    # reason texts come from the catalog, in both languages, for every reason given
+    has = out["reason_1"].notna()
+    assert has.mean() > 0.9
+    assert out.loc[has, "reason_1_zh"].str.len().gt(0).all() and out.loc[has, "reason_1_en"].str.len().gt(0).all()
+    assert (out.loc[has, "reason_1_zh"].astype(str) != out.loc[has, "reason_1_en"].astype(str)).all()
+
+
+def test_output_does_not_depend_on_chunk_size(env):
+    uri, matrix, tmp = env
+    matrix.to_parquet(tmp / "in.parquet")
+    score(uri, tmp / "a.parquet", features=tmp / "in.parquet", chunk_size=7)
+    score(uri, tmp / "b.parquet", features=tmp / "in.parquet", chunk_size=100_000)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp / "a.parquet"), pd.read_parquet(tmp / "b.parquet"))
+
+
+def test_pyfunc_gives_the_same_answer_as_batch_scoring(env):
+    from riskmodel import tracking
+
+    uri, matrix, tmp = env
+    head = matrix.head(50)
+    head.to_parquet(tmp / "in.parquet")
+    score(uri, tmp / "s.parquet", features=tmp / "in.parquet")
+    batch = pd.read_parquet(tmp / "s.parquet")
+    cm, _, _ = tracking.load_credit_model(uri)
+    pyfunc = tracking.load_model(uri).predict(head[cm.features])
+    for col in output_columns(3):
+        if col in ("pd", "score"):
+            np.testing.assert_allclose(pyfunc[col].to_numpy(float), batch[col].to_numpy(float), rtol=1e-12)
+        else:
+            assert pyfunc[col].fillna("").tolist() == batch[col].fillna("").tolist(), col
+
+
+def test_row_level_problems_are_rejected_with_reasons(env):
+    uri, matrix, tmp = env
+    bad = matrix.head(40).copy()
+    numeric = "firm_age_years"
+    bad[numeric] = bad[numeric].astype(object)
+    bad.loc[1, numeric] = "twelve"  # string in a numeric column
+    bad.loc[2, numeric] = np.inf  # infinite
+    bad.loc[3, numeric] = -4.0  # negative age
+    bad.loc[4, "application_id"] = bad.loc[0, "application_id"]  # duplicate id
+    bad.loc[5, "application_id"] = None  # missing id
+    bad.loc[6, numeric] = np.nan  # missing value: scored, not rejected
+    bad.loc[7, numeric] = 1e15  # absurd magnitude
+    bad[numeric] = bad[numeric].astype(str).replace({"nan": None})
+    bad.to_parquet(tmp / "bad.parquet")
+    s = score(uri, tmp / "s.parquet", features=tmp / "bad.parquet")
+    assert (s.rows_in, s.scored, s.rejected) == (40, 34, 6)
+    rej = pd.read_parquet(tmp / "s.rejects.parquet").set_index("row")
+    assert rej.loc[1, "reject_code"] == "NOT_NUMERIC" and "twelve" in rej.loc[1, "reject_reason"]
+    assert rej.loc[2, "reject_code"] == "NOT_FINITE"
+    assert rej.loc[3, "reject_code"] == "OUT_OF_RANGE" and numeric in rej.loc[3, "reject_reason"]
+    assert rej.loc[4, "reject_code"] == "DUPLICATE_ID"
+    assert rej.loc[5, "reject_code"] == "MISSING_ID"
+    assert rej.loc[7, "reject_code"] == "OUT_OF_RANGE"
+    assert s.rejects_by_reason == {"NOT_NUMERIC": 1, "NOT_FINITE": 1, "OUT_OF_RANGE": 2, "DUPLICATE_ID": 1, "MISSING_ID": 1}
+    scored = pd.read_parquet(tmp / "s.parquet")
+    assert bad.loc[6, "application_id"] in set(scored["application_id"])
+
+
+def test_duplicates_across_chunks_are_rejected(env):
+    uri, matrix, tmp = env
+    part = matrix.head(20)
+    pd.concat([part, part.head(3)], ignore_index=True).to_parquet(tmp / "dup.parquet")
+    s = score(uri, tmp / "s.parquet", features=tmp / "dup.parquet", chunk_size=8)
+    assert (s.rows_in, s.scored, s.rejected) == (23, 20, 3)
+    assert pd.read_parquet(tmp / "s.rejects.parquet")["row"].tolist() == [20, 21, 22]
+
+
+def test_extra_columns_are_reported_and_ignored(env):
+    uri, matrix, tmp = env
+    m = matrix.head(10).assign(branch_code="SH-01", note=1.0)
+    m.to_parquet(tmp / "in.parquet")
+    s = score(uri, tmp / "s.parquet", features=tmp / "in.parquet")
+    assert s.scored == 10 and s.extra_columns[-2:] == ["branch_code", "note"]
+
+
+def test_csv_input_scores_like_parquet(env):
+    uri, matrix, tmp = env
+    head = matrix.head(30)
+    head.to_parquet(tmp / "in.parquet")
+    head.to_csv(tmp / "in.csv", index=False)
+    score(uri, tmp / "a.parquet", features=tmp / "in.parquet")
+    score(uri, tmp / "b.parquet", features=tmp / "in.csv")
+    a, b = pd.read_parquet(tmp / "a.parquet"), pd.read_parquet(tmp / "b.parquet")
+    np.testing.assert_allclose(a["pd"], b["pd"], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda m, p: m.drop(columns=["firm_age_years"]).to_parquet(p), r"required column\(s\) missing: firm_age_years"),
+        (lambda m, p: m.drop(columns=["application_id"]).to_parquet(p), r"missing: application_id"),
+        (lambda m, p: p.write_bytes(b""), r"empty \(0 bytes\)"),
+        (lambda m, p: p.write_text("this is not parquet"), r"not a readable Parquet file"),
+        (lambda m, p: p.write_bytes(m.head(50).to_parquet()[:300]), r"not a readable Parquet file"),
+        (lambda m, p: p.mkdir(), r"is a directory"),
+    ],
+    ids=["missing-feature", "missing-id", "zero-bytes", "not-parquet", "truncated", "directory"],
+)
+def test_whole_batch_errors_write_nothing(env, make, match):
+    uri, matrix, tmp = env
+    path = tmp / "in.parquet"
+    make(matrix, path)
+    with pytest.raises(ScoringError, match=match):
+        score(uri, tmp / "s.parquet", features=path)
+    assert not (tmp / "s.parquet").exists() and not (tmp / "s.rejects.parquet").exists()
+    assert not list(tmp.glob(".s.*.tmp"))
+
+
+def test_empty_file_with_columns_gives_empty_outputs(env):
+    uri, matrix, tmp = env
+    matrix.head(0).to_parquet(tmp / "in.parquet")
+    s = score(uri, tmp / "s.parquet", features=tmp / "in.parquet")
+    assert (s.rows_in, s.scored, s.rejected) == (0, 0, 0)
+    assert len(pd.read_parquet(tmp / "s.parquet")) == 0
+
+
+def test_unknown_model_and_unset_alias(env):
+    _, matrix, tmp = env
+    matrix.head(5).to_parquet(tmp / "in.parquet")
+    with pytest.raises(ScoringError, match="cannot load model 'models:/no-such-model@champion'"):
+        score("models:/no-such-model@champion", tmp / "s.parquet", features=tmp / "in.parquet")
+    with pytest.raises(ScoringError, match=r"is the alias set\?"):
+        score("models:/scoring-scorecard@challenger", tmp / "s.parquet", features=tmp / "in.parquet")
+
+
+def test_output_path_problems_fail_before_work(env):
+    uri, matrix, tmp = env
+    matrix.head(5).to_parquet(tmp / "in.parquet")
+    with pytest.raises(UserError, match="is a directory"):
+        score(uri, tmp, features=tmp / "in.parquet")
+    with pytest.raises(UserError, match="does not exist; create it first"):
+        score(uri, tmp / "nope" / "s.parquet", features=tmp / "in.parquet")
+
+
+def test_a_crash_mid_run_leaves_nothing_at_the_target(tmp_path):
+    target = tmp_path / "scores.parquet"
+    w = AtomicParquetWriter(target)
+    w.write(pd.DataFrame({"a": [1, 2]}))
+    w.abort()
+    assert not target.exists() and not list(tmp_path.iterdir())
+    w = AtomicParquetWriter(target)
+    w.write(pd.DataFrame({"a": [1, 2]}))
+    w.write(pd.DataFrame({"a": [3]}))
+    w.commit(pd.DataFrame({"a": pd.Series(dtype="int64")}))
+    assert pd.read_parquet(target)["a"].tolist() == [1, 2, 3]
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_cli_json_summary_adds_up(env, capsys):
+    uri, matrix, tmp = env
+    m = matrix.head(25).copy()
+    m.loc[3, "application_id"] = m.loc[2, "application_id"]
+    m.to_parquet(tmp / "in.parquet")
+    code, out, err = _run_cli(["score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet"), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["rows_in"] == summary["scored"] + summary["rejected"] == 25
+    assert summary["rejects_by_reason"] == {"DUPLICATE_ID": 1}
+
+
+def test_cli_input_errors_are_one_line_without_traceback(env, capsys):
+    uri, matrix, tmp = env
+    matrix.drop(columns=["firm_age_years"]).head(5).to_parquet(tmp / "in.parquet")
+    code, out, err = _run_cli(["score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet")], capsys)
+    assert code == 1
+    assert err.startswith("error: ") and "firm_age_years" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_scores_a_data_directory_point_in_time(trained, env, capsys):
+    uri, matrix, tmp = env
+    hub = trained[2] / "hub"
+    code, out, err = _run_cli(["score", "--model", uri, "--data", str(hub), "--out", str(tmp / "s.parquet"), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    apps = pd.read_parquet(hub / "applications.parquet")
+    assert summary["rows_in"] == len(apps) == summary["scored"] + summary["rejected"]
+    scored = pd.read_parquet(tmp / "s.parquet").set_index("application_id")
+    cached = score(uri, tmp / "f.parquet", features=next((hub / "cache").glob("features-*.parquet")))
+    assert cached.scored == summary["scored"]
+    np.testing.assert_allclose(scored["pd"], pd.read_parquet(tmp / "f.parquet").set_index("application_id").loc[scored.index, "pd"], rtol=1e-12)
