@@ -566,6 +566,30 @@ class Scorecard(_CreditEstimator):
 
 
 # ==== LightGBM models ====================================================================================
+#: LightGBM's ``kZeroThreshold`` (the float ``1e-35f`` as a double). When it predicts, LightGBM reads
+#: an input with ``|x| <= LGB_ZERO_THRESHOLD`` as exactly 0, and its bin mappers put split
+#: thresholds at ``-LGB_ZERO_THRESHOLD`` and ``+LGB_ZERO_THRESHOLD`` around the zero bin of any
+#: feature with values on both sides of zero.
+LGB_ZERO_THRESHOLD = float(np.float32(1e-35))
+
+
+def _interval_probes(t: np.ndarray) -> np.ndarray:
+    """One point strictly inside each interval ``(-inf, t0], (t0, t1], ..., (t_last, inf)``.
+
+    Interior points, not the thresholds themselves: LightGBM reads a probe at ``-1e-35`` (a threshold
+    next to the zero bin) as 0, which lies in the next interval, so the tabulated value of the whole
+    interval below zero would be the value at zero. An interval whose midpoint falls within
+    ``LGB_ZERO_THRESHOLD`` of 0 is the zero bin itself, probed at 0.
+    """
+    if not len(t):
+        return np.zeros(1)
+    pad = np.maximum(1.0, np.abs(t[[0, -1]]))
+    mid = t[:-1] + (t[1:] - t[:-1]) / 2.0
+    mid = np.where(np.abs(mid) <= LGB_ZERO_THRESHOLD, 0.0, mid)
+    mid = np.where(mid > t[:-1], mid, t[1:])  # adjacent doubles: the upper end is inside
+    return np.concatenate([[t[0] - pad[0]], mid, [t[-1] + pad[1]]])
+
+
 class _LGBMBase(_CreditEstimator):
     """Shared LightGBM plumbing: matrix building (categories -> codes), training, early stopping.
 
@@ -773,8 +797,7 @@ class GBMAdditive(_LGBMBase):
                 t = splits.loc[splits["split_feature"] == name, "threshold"].to_numpy(dtype="float64")
                 t = np.unique(t)
                 self.shape_thresholds_.append(t)
-                # one probe per interval (-inf, t0], (t0, t1], ..., (t_last, inf)
-                pts = np.append(t, np.nextafter(t[-1], np.inf)) if len(t) else np.zeros(1)
+                pts = _interval_probes(t)
             probes.append(np.append(pts, np.nan))
         P = np.full((sum(len(v) for v in probes), p), np.nan)
         start = 0
@@ -801,13 +824,14 @@ class GBMAdditive(_LGBMBase):
         raw = self.booster_.predict(M[:n], raw_score=True, num_threads=config.threads())
         tab = self.base_value_ + self._contrib(X.iloc[:n]).sum(axis=1)
         err = float(np.max(np.abs(raw - tab))) if n else 0.0
-        if err > 1e-6:  # pragma: no cover - would be a LightGBM format change
+        if err > 1e-6:  # pragma: no cover - a tabulation bug (see tests/code/test_models_contract.py)
             raise RuntimeError(f"gbm_additive: tabulated shapes differ from the booster by {err:.3g}")
 
     def _lookup_index(self, X: pd.DataFrame, j: int, c: str) -> np.ndarray:
         if self.kinds_[c] == "categorical":
             return category_codes(X[c], self.categories_[c])
         x = X[c].to_numpy(dtype="float64", na_value=np.nan)
+        x = np.where(np.abs(x) <= LGB_ZERO_THRESHOLD, 0.0, x)  # LightGBM reads these as 0 (NaN stays NaN)
         return np.searchsorted(self._lookup_t[j], x, side="left")
 
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:

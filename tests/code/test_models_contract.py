@@ -239,3 +239,24 @@ def test_scorecard_best_bin_reference_gives_points_below_maximum(data):
     np.testing.assert_allclose(best.base_value_ + c.sum(axis=1), best.decision_function(Xt), atol=1e-9)
     with pytest.raises(ModelInputError, match="reference must be 'neutral' or 'best'"):
         Scorecard(reference="worst").fit(X, y)
+
+
+def test_gbm_additive_tabulates_intervals_next_to_zero_exactly():
+    """Regression: LightGBM puts thresholds at +-1e-35 around zero and reads an input of -1e-35 as 0.
+    Probing the interval (t, -1e-35] at its upper end tabulated the value at zero for every negative
+    value (``RuntimeError: tabulated shapes differ from the booster by 0.0366`` on generated data)."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = pd.DataFrame({"growth": rng.uniform(-1, 1, n), "other": rng.normal(size=n)})
+    X.loc[rng.random(n) < 0.1, "growth"] = 0.0
+    X.loc[rng.random(n) < 0.2, "growth"] = np.nan
+    y = (rng.random(n) < np.where(X["growth"].fillna(1) < 0, 0.3, 0.05)).astype(int)  # falling growth: riskier
+    m = GBMAdditive(directions={"growth": -1}, n_estimators=60).fit(X, y)
+    j = m.columns_.index("growth")
+    assert np.isclose(np.abs(m.shape_thresholds_[j]), 1e-35, rtol=1e-6).any()  # the zero-bin edge is used
+    probe = pd.DataFrame(
+        {"growth": [-1.0, -0.5, -1e-35, -1e-40, 0.0, 1e-40, 1e-35, 0.5, np.nan, *X["growth"][:200]], "other": 0.0}
+    )
+    raw = m.booster_.predict(m._matrix(m._validate(probe)[0]), raw_score=True)
+    np.testing.assert_allclose(m.decision_function(probe), raw, atol=1e-9)
+    assert m.contributions(probe.iloc[:2])["growth"].gt(0).all()  # negatives are the risky side
