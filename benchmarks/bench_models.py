@@ -216,7 +216,7 @@ def main() -> None:
         s, cm, p = summaries[name], models[name], preds[name]
         m = ev.binary_metrics(y, p)
         grades = cm.master_scale.grade(p)
-        gtab, mono = ev.bad_rate_by_grade(grades, y, p, order=list(cm.master_scale.labels), min_count=100)
+        gtab, mono = ev.bad_rate_by_grade(grades, y, p, order=list(cm.master_scale.labels), min_count=100, min_expected_bads=5)
         seg = ev.segment_metrics(test, y, p, min_rows=SEG_MIN_ROWS, min_auc=SEG_MIN_AUC)
         big_low = seg[(seg["count"] >= SEG_MIN_ROWS) & (seg["auc"] < SEG_MIN_AUC)]
         flagged_in_run = {(r["segment"], r["value"]) for r in s["low_auc_segments"]}

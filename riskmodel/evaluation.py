@@ -394,13 +394,17 @@ def segment_metrics(
     return pd.DataFrame(rows, columns=["segment", "value", "count", "bads", "bad_rate", "mean_pd", "auc", "flag"])
 
 
-def bad_rate_by_grade(grades, y, p=None, order: Sequence | None = None, min_count: int = 1) -> tuple[pd.DataFrame, bool]:
+def bad_rate_by_grade(
+    grades, y, p=None, order: Sequence | None = None, min_count: int = 1, min_expected_bads: float = 0.0
+) -> tuple[pd.DataFrame, bool]:
     """Observed bad rate per grade, from the best grade to the worst, and whether it rises monotonically.
 
     Grades are ordered by ``order`` when given, else by their mean PD ``p`` (when given), else by
     their natural sort order. The check is non-decreasing bad rate across grades with at least
-    ``min_count`` rows (tiny grades are listed but not judged). Returns ``(table, monotone)`` where
-    the table has ``grade, count, bads, bad_rate, mean_pd, judged``.
+    ``min_count`` rows and, when PDs are given, at least ``min_expected_bads`` expected defaults
+    (count x mean PD): in the safest grades a few hundred rows expect under one default, so one
+    default more or less would decide the check. Grades not judged are still listed. Returns
+    ``(table, monotone)`` where the table has ``grade, count, bads, bad_rate, mean_pd, judged``.
     """
     g = pd.Series(np.asarray(grades, dtype=object).ravel()).astype("string")
     yv = np.asarray(y, dtype="float64").ravel()
@@ -418,6 +422,8 @@ def bad_rate_by_grade(grades, y, p=None, order: Sequence | None = None, min_coun
     t["count"] = t["count"].astype("int64")
     t["bads"] = t["bads"].astype("int64")
     t["judged"] = t["count"] >= min_count
+    if p is not None and min_expected_bads > 0:
+        t["judged"] &= (t["count"] * t["mean_pd"]).fillna(0) >= min_expected_bads
     rates = t.loc[t["judged"], "bad_rate"].to_numpy()
     monotone = bool(np.all(np.diff(rates) >= 0)) if rates.size else True
     return t, monotone
@@ -547,12 +553,14 @@ def evaluate(
     test_ids=None,
     n_bins: int = 10,
     grade_min_count: int = 100,
+    grade_min_expected_bads: float = 5.0,
 ) -> Evaluation:
     """Evaluate a fitted model: test metrics (prefix ``test_``), train metrics (``train_``), PSI of
     score and every feature, segment table, bad rate by grade, oracle AUC when truth is given.
 
-    Grade monotonicity is judged on grades with at least ``grade_min_count`` test rows: a grade of a
-    few dozen applications holds about one default at a 3% rate, too few to rank it."""
+    Grade monotonicity is judged on grades with at least ``grade_min_count`` test rows and at least
+    ``grade_min_expected_bads`` expected defaults: a grade of a few dozen applications, or a safe
+    grade of a few hundred, holds about one default, too few to rank it."""
     metrics = binary_metrics(y_test, p_test, prefix="test_")
     metrics.update(binary_metrics(y_train, p_train, prefix="train_"))
     s_tr = score_train if score_train is not None else p_train
@@ -568,7 +576,9 @@ def evaluate(
     metrics["segments_low_auc"] = float((seg["flag"] == "low_auc").sum())
     ev = Evaluation(metrics=metrics, calibration=calibration_table(y_test, p_test, n_bins), roc=roc_curve(y_test, p_test), psi=psi_tab, segments=seg)
     if grades_test is not None:
-        ev.grades, ev.grades_monotone = bad_rate_by_grade(grades_test, y_test, p_test, order=grade_order, min_count=grade_min_count)
+        ev.grades, ev.grades_monotone = bad_rate_by_grade(
+            grades_test, y_test, p_test, order=grade_order, min_count=grade_min_count, min_expected_bads=grade_min_expected_bads
+        )
         metrics["grades_monotone"] = float(ev.grades_monotone)
     if truth is not None and test_ids is not None:
         ev.oracle_auc = oracle_auc(truth, test_ids, y_test)

@@ -168,6 +168,9 @@ def test_bad_rate_by_grade_orders_by_pd_and_checks_monotonicity():
     y_bad = np.r_[np.zeros(90), np.ones(10), np.zeros(99), np.ones(1), np.zeros(70), np.ones(30)]
     _, mono2 = ev.bad_rate_by_grade(grades, y_bad, p)
     assert not mono2
+    # R1 expects one default (100 x 1%): with a floor of 5 expected defaults it is listed, not judged
+    t3, mono3 = ev.bad_rate_by_grade(grades, y_bad, p, min_expected_bads=5)
+    assert mono3 and t3["judged"].tolist() == [False, True, True]
 
 
 def test_oracle_auc_uses_only_given_rows(tmp_path):
