@@ -72,8 +72,9 @@ def is_categorical(series: pd.Series) -> bool:
 def category_codes(values, categories) -> np.ndarray:
     """Position of each value in ``categories`` (int64); -1 for missing and unseen values.
 
-    Values are compared as strings. A pandas categorical column is mapped through its (few)
-    categories instead of its (many) values.
+    Values are compared as strings. Columns are factorized first (natively for Arrow-backed pandas
+    strings) and only the distinct values are mapped, never one Python string per row: on German
+    credit this made scorecard scoring of 1M rows about 10x faster (benchmarks/peers_investigation.py).
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     index = pd.Index([str(c) for c in categories], dtype=object)
@@ -81,13 +82,9 @@ def category_codes(values, categories) -> np.ndarray:
         own = index.get_indexer(pd.Index([str(c) for c in s.cat.categories], dtype=object))
         codes = s.cat.codes.to_numpy().astype("int64")
         return np.where(codes >= 0, np.append(own, -1)[codes], -1)
-    isna = s.isna().to_numpy()
-    arr = s.to_numpy(dtype=object)
-    if not all(isinstance(v, str) for v in arr[:100]):
-        arr = s.astype(str).to_numpy(dtype=object)
-    codes = index.get_indexer(arr).astype("int64")
-    codes[isna] = -1
-    return codes
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    own = index.get_indexer(pd.Index([str(u) for u in uniques], dtype=object))
+    return np.where(codes >= 0, np.append(own, -1)[codes], -1).astype("int64")
 
 
 def _woe_iv(events: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
