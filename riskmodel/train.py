@@ -109,7 +109,10 @@ def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: directions file not found (a TOML or YAML file of `feature = -1|0|1` lines)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the directions file as UTF-8") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

@@ -1,0 +1,131 @@
+"""Faults: kill -9 in the middle of `riskmodel score`, a training run that fails inside MLflow, and an
+output directory that cannot be written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reliability_helpers import run_cli
+
+EXE = str(Path(sys.executable).with_name("riskmodel"))
+
+
+def _env(champion) -> dict:
+    return {**os.environ, "MLFLOW_TRACKING_URI": champion.store, "RISKMODEL_THREADS": "1", "CI": "1"}
+
+
+@pytest.mark.slow
+def test_kill_9_during_score_leaves_no_file_and_a_rerun_succeeds(champion, tmp_path):
+    # A large-enough input: the hub's matrix repeated to ~60k rows with unique ids, scored in small chunks.
+    m = champion.matrix
+    reps = int(np.ceil(60_000 / len(m)))
+    big = pd.concat([m] * reps, ignore_index=True)
+    big["application_id"] = [f"K{i:07d}" for i in range(len(big))]
+    src = tmp_path / "big.parquet"
+    big.to_parquet(src, index=False, row_group_size=1_000)
+    out = tmp_path / "scores.parquet"
+    cmd = [EXE, "score", "--model", champion.uri, "--features", str(src), "--out", str(out), "--chunk-size", "1000", "--json"]
+    proc = subprocess.Popen(cmd, env=_env(champion), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    tmp_files: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until scores are being written
+        tmp_files = [p for p in tmp_path.glob(".scores.parquet.*.tmp") if p.stat().st_size > 0]
+        if tmp_files:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "scoring finished before it could be killed; make the input larger"
+    assert tmp_files, "no temporary output appeared within 120 s"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and not (tmp_path / "scores.rejects.parquet").exists(), "partial file at the target path"
+    # The rerun succeeds and accounts for every row (a stale temporary file from the killed run may remain).
+    rerun = subprocess.run(cmd, env=_env(champion), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    s = json.loads(rerun.stdout)
+    assert s["rows_in"] == len(big) == s["scored"] + s["rejected"] and s["rejected"] == 0
+    assert len(pd.read_parquet(out)) == len(big)
+
+
+def test_failed_training_run_is_marked_failed(mlflow_store, tmp_path, capsys):
+    """The artifact store breaks after the run has started: its location is under a regular file, so
+    logging the model fails inside the run. The run must end FAILED, not stay RUNNING, and nothing is registered."""
+    from riskmodel import tracking
+
+    (tmp_path / "afile").write_text("not a directory")
+    tracking.get_or_create_experiment("broken-artifacts", artifact_location=(tmp_path / "afile" / "artifacts").as_uri())
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    df["bad"] = (rng.random(300) < 1 / (1 + np.exp(-(df["x"] - 1.5)))).astype(int)
+    df.iloc[:200].to_parquet(tmp_path / "tr.parquet", index=False)
+    df.iloc[200:].to_parquet(tmp_path / "te.parquet", index=False)
+    code, out, err = run_cli(["train", "--features", tmp_path / "tr.parquet", "--test", tmp_path / "te.parquet", "--target", "bad",
+                              "--model", "financial_baseline", "--experiment", "broken-artifacts"], capsys)
+    assert code != 0 and "Traceback" not in err, err
+    assert [ln for ln in err.splitlines() if ln.startswith("error: ")], err
+    exp = tracking.client().get_experiment_by_name("broken-artifacts")
+    runs = tracking.client().search_runs([exp.experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not [m for m in tracking.client().search_registered_models() if m.name.startswith("riskmodel-financial_baseline")]
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    """A directory this process cannot create files in.
+
+    As a normal user, chmod 0555 does it. The test suite often runs as root, where permission bits do
+    not stop writes (os.access says writable, and it is): then we use /proc/sys, a directory in which
+    nobody, root included, can create a file (os.access(..., W_OK) is False there for root too)."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "readonly"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro
+    ro = Path("/proc/sys")
+    if os.access(ro, os.W_OK):
+        pytest.skip("running as root and /proc/sys is writable here: no directory is read-only for this process")
+    return ro
+
+
+@pytest.mark.parametrize("command", ["score", "features"])
+def test_read_only_output_directory_fails_before_any_work(command, champion, tmp_path, capsys, monkeypatch):
+    ro = _unwritable_dir(tmp_path)
+    before = sorted(p.name for p in ro.iterdir())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion.store)
+    champion.matrix.head(50).to_parquet(tmp_path / "in.parquet", index=False)
+    target = ro / "out.parquet"
+    if command == "score":  # an unknown model: reaching the model would say 'cannot load model'
+        args = ["score", "--model", "models:/no-such-model@champion", "--features", tmp_path / "in.parquet", "--out", target]
+    else:
+        args = ["features", "--data", champion.hub, "--out", target]
+    t0 = time.perf_counter()
+    code, out, err = run_cli(args, capsys)
+    wall = time.perf_counter() - t0
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip() == f"error: --out {target}: directory {ro} is not writable", err
+    assert wall < 5, "the error came after the work"
+    assert sorted(p.name for p in ro.iterdir()) == before
+    if ro.is_relative_to(tmp_path):
+        ro.chmod(0o755)
+
+
+def test_output_under_a_file_fails_before_any_work(champion, tmp_path, capsys, monkeypatch):
+    """Root-independent variant: the output's parent is a regular file."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion.store)
+    champion.matrix.head(20).to_parquet(tmp_path / "in.parquet", index=False)
+    (tmp_path / "afile").write_text("x")
+    for args in (["score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "afile" / "s.parquet"],
+                 ["features", "--data", champion.hub, "--out", tmp_path / "afile" / "f.parquet"]):
+        t0 = time.perf_counter()
+        code, out, err = run_cli(args, capsys)
+        assert code == 2 and "Traceback" not in err and err.startswith("error: ") and "afile" in err, err
+        assert time.perf_counter() - t0 < 5, "the error came after the work"
