@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -29,9 +30,11 @@ def test_bad_options_are_one_line_user_errors(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_federated_train_cli_logs_a_scorecard_run(mlflow_store, small_hub, monkeypatch, capsys):
+def test_federated_train_cli_logs_a_scorecard_run(mlflow_store, small_hub, monkeypatch, capsys, tmp_path):
+    hub = tmp_path / "hub"  # training writes its feature cache into the data dir: keep the session's hub clean
+    shutil.copytree(small_hub, hub)
     code, out, err = run_cli(
-        monkeypatch, capsys, "federated-train", "--data", small_hub, "--key-bits", "512", "--max-epochs", "2",
+        monkeypatch, capsys, "federated-train", "--data", hub, "--key-bits", "512", "--max-epochs", "2",
         "--experiment", mlflow_store.experiment, "--json",
     )
     assert code == 0, err
