@@ -191,7 +191,7 @@ def validate_chunk(
         seen_ids.update(id_values[~empty].tolist())
     mark(np.asarray(duplicate, dtype=bool) & ~empty, "DUPLICATE_ID", REJECT_REASONS["DUPLICATE_ID"])
 
-    clean = pd.DataFrame(index=chunk.index)
+    columns: dict[str, np.ndarray | pd.Series] = {}  # one frame built at the end, not a column insert per feature
     for col in numeric:
         raw = chunk[col]
         if pd.api.types.is_bool_dtype(raw):
@@ -220,9 +220,9 @@ def validate_chunk(
             lo_text = f"{lo:g}" if lo is not None and np.isfinite(lo) else f"{-MAX_ABS:g}"
             text[out_of_range] = [f"{col}={x:.6g} outside [{lo_text}, {MAX_ABS:g}]" for x in v[out_of_range]]
             mark(out_of_range, "OUT_OF_RANGE", text)
-        clean[col] = v
+        columns[col] = v
     for col in categorical:
-        clean[col] = chunk[col].astype("string")
+        columns[col] = chunk[col].astype("string")
 
     bad_rows = reason != ""
     rejects = pd.DataFrame(
@@ -234,6 +234,7 @@ def validate_chunk(
         }
     )
     good = ~bad_rows
+    clean = pd.DataFrame(columns, index=chunk.index)
     out = clean.loc[good]
     out.insert(0, ID_COLUMN, id_values[good])
     for col in PASS_THROUGH:
