@@ -56,6 +56,36 @@ def test_reasons_are_the_top_positive_unsuppressed_contributions(C, k, n_suppres
         assert not set(filter(None, got)) & set(suppress)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    base=arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 70)), elements=st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, np.nan])),
+    nudge=st.integers(-3, 3),
+    k=st.integers(1, 4),
+)
+def test_reason_order_is_exact_on_ties_and_near_ties(base, nudge, k):
+    """Exact and near ties (values one to three ulps apart) give the stable-sort order: larger
+    value first, the earlier column on an exact tie. The fast pass packs column codes into the
+    lowest bits, so this is where it could go wrong."""
+    import riskmodel.reasons as reasons
+
+    C = base.copy()
+    for _ in range(abs(nudge)):  # every third column moves one ulp up or down per step
+        C[:, ::3] = np.nextafter(C[:, ::3], np.copysign(np.inf, nudge))
+    ref = np.where(C > 0, -C, np.inf)
+    order = np.argsort(ref, axis=1, kind="stable")[:, :k]
+    expected = np.where(np.take_along_axis(C > 0, order, axis=1), order, -1)
+    old = reasons._BLOCK_ROWS
+    reasons._BLOCK_ROWS = 7  # several blocks, including a short last one
+    try:
+        idx, vals = top_reasons(pd.DataFrame(C), k=k)
+    finally:
+        reasons._BLOCK_ROWS = old
+    if k > C.shape[1]:
+        expected = np.pad(expected, ((0, 0), (0, k - C.shape[1])), constant_values=-1)
+    np.testing.assert_array_equal(idx, expected)
+    assert np.all(np.where(idx >= 0, vals > 0, vals == -np.inf))
+
+
 def test_reason_texts_come_from_the_catalog_with_name_fallback():
     contrib = pd.DataFrame({"elec": [2.0, -1.0], "age": [1.0, -1.0], "byo": [0.5, -2.0]}, index=[10, 11])
     catalog = pd.DataFrame(
