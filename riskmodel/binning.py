@@ -188,14 +188,18 @@ class VariableBinning:
         idx[isna] = missing_bin
         return idx
 
+    def woe_lookup(self) -> np.ndarray:
+        """WoE by ``bin_index`` value: the bins' WoE, the missing bin's set to 0 when training had no
+        missing values, and a trailing 0 picked by index -1 (unseen category, no ``other`` bin)."""
+        woe = np.append(self.woe, 0.0)
+        if not self.missing_seen:
+            woe[-2] = 0.0
+        return woe
+
     def woe_of(self, values) -> np.ndarray:
         """WoE of each value; missing values with no missing bin in training and unseen categories
         with no ``other`` bin get WoE 0 (portfolio average)."""
-        idx = self.bin_index(values)
-        woe = np.append(self.woe, 0.0)  # idx -1 (unseen category, no other bin) -> 0.0
-        if not self.missing_seen:
-            woe[-2] = 0.0
-        return woe[idx]
+        return self.woe_lookup()[self.bin_index(values)]
 
     def table(self) -> pd.DataFrame:
         count = self.count.astype("int64")

@@ -106,48 +106,67 @@ class CreditModel:
         )
 
     # ---- scoring -------------------------------------------------------------------------------
+    @property
+    def used_features(self) -> list[str]:
+        """The features the score depends on: a scorecard's selected characteristics, every feature
+        for the other models. Scoring needs and validates only these."""
+        selected = getattr(self.estimator, "selected_", None)
+        if selected is None:
+            return list(self.features)
+        keep = set(selected)
+        return [c for c in self.features if c in keep]
+
     def _select(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns of X. A feature the model does not use may be absent: it is passed
+        to the estimator as missing, which cannot change the score."""
         if not isinstance(X, pd.DataFrame):
             raise ScoringError("CreditModel.predict needs a pandas DataFrame with the model's feature columns")
-        missing = [c for c in self.features if c not in X.columns]
+        used = self.used_features
+        missing = [c for c in used if c not in X.columns]
         if missing:
             raise ScoringError(
                 f"{len(missing)} feature column(s) missing from the input: {missing[:10]}; "
-                f"the model {self.name!r} needs {len(self.features)} columns (see CreditModel.features)"
+                f"the model {self.name!r} needs {len(used)} columns (see CreditModel.used_features)"
             )
+        absent = [c for c in self.features if c not in X.columns]
+        if absent:  # one read-only all-NaN block, no per-column allocation
+            nan = np.broadcast_to(np.float64(np.nan), (len(X), len(absent)))
+            X = pd.concat([X, pd.DataFrame(nan, columns=absent, index=X.index, copy=False)], axis=1)
         return X[self.features]
 
-    def _logit_and_contrib(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    def _logit_and_contrib(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, tuple[str, ...]]:
+        """Log-odds, the contributions of every feature, and the features that cannot be reasons
+        (suppressed, or not used by the model: a scorecard's unselected features contribute 0)."""
         contrib = self.estimator.contributions(self._select(X))
-        used = getattr(self.estimator, "selected_", None)  # a scorecard's other features contribute 0
-        if used is not None and len(used) < contrib.shape[1]:
-            contrib = contrib[list(used)]
-        logit = self.estimator.base_value_ + contrib.to_numpy().sum(axis=1)
-        return logit, contrib
+        used = getattr(self.estimator, "selected_", None)
+        C = contrib.to_numpy()  # column-major: each feature's contributions are contiguous
+        columns = [str(c) for c in contrib.columns]
+        idx = range(len(columns)) if used is None else [columns.index(c) for c in used]
+        logit = np.full(len(C), float(self.estimator.base_value_))
+        for j in idx:  # one contiguous add per used feature; no rows x features temporary
+            logit += C[:, j]
+        unused = () if used is None else tuple(c for c in columns if c not in set(used))
+        return logit, contrib, (*self.suppress, *unused)
 
     def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
         """Bare PD (no reasons): the estimator's ``predict_proba`` on the model's columns."""
         return self.estimator.predict_proba(self._select(X))[:, 1]
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """PD, score, grade and reason codes (see ``output_columns``), index of X kept."""
-        logit, contrib = self._logit_and_contrib(X)
+        """PD, score, grade and reason codes (see ``output_columns``), index of X kept. ``grade``
+        and the reasons are pandas categoricals (``.astype(str)`` gives plain text)."""
+        logit, contrib, skip = self._logit_and_contrib(X)
         p = 1.0 / (1.0 + np.exp(-logit))
-        out = pd.DataFrame(
-            {
-                "pd": p,
-                "score": self.scaling.score_from_logit(logit),
-                "grade": self.master_scale.grade(p),
-            },
-            index=X.index,
-        )
-        reasons = reason_codes(contrib, self.catalog, suppress=self.suppress, k=self.n_reasons)
+        grade = pd.Categorical.from_codes(self.master_scale.grade_index(p), categories=list(self.master_scale.labels))
+        out = pd.DataFrame({"pd": p, "score": self.scaling.score_from_logit(logit), "grade": grade}, index=X.index)
+        reasons = reason_codes(contrib, self.catalog, suppress=skip, k=self.n_reasons)
         reasons.index = X.index
         return pd.concat([out, reasons], axis=1)
 
     def input_spec(self) -> dict:
         """What scoring validates before calling ``predict``: ``numeric`` and ``categorical`` feature
-        columns, and ``lower_bounds`` (feature -> 0.0) for features that cannot be negative.
+        columns (of ``used_features``: a value the model ignores never rejects a row), and
+        ``lower_bounds`` (feature -> 0.0) for features that cannot be negative.
 
         A feature gets the bound 0 only when both the catalog and the training data say it cannot be
         negative: its catalog unit is a count, amount, duration, score, flag or share
@@ -156,8 +175,9 @@ class CreditModel:
         "share of revenue" and can be negative) from rejecting valid rows. Features without a catalog
         row (bring-your-own data) get the bound when every training value was >= 0.
         """
-        numeric = [c for c in self.features if self.dtypes[c] != "category"]
-        categorical = [c for c in self.features if self.dtypes[c] == "category"]
+        used = self.used_features
+        numeric = [c for c in used if self.dtypes[c] != "category"]
+        categorical = [c for c in used if self.dtypes[c] == "category"]
         units = {}
         if self.catalog is not None and "unit" in self.catalog.columns:
             units = dict(zip(self.catalog["name"], self.catalog["unit"].astype(str)))

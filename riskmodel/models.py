@@ -159,13 +159,16 @@ class _CreditEstimator(ClassifierMixin, BaseEstimator):
         return frame, y.astype("int64")
 
     def _coerce(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numeric columns to float64 (clear error on text or inf); categorical columns untouched."""
+        """Numeric columns to float64 (clear error on text or inf); categorical columns untouched.
+        A frame that needs no conversion is returned as it is (no copy)."""
         out = {}
+        changed = list(frame.columns) != self.columns_
         for c in self.columns_:
             col = frame[c]
             if self.kinds_[c] == "categorical":
                 out[c] = col
                 continue
+            changed = changed or col.dtype != np.float64
             if not (pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)):
                 conv = pd.to_numeric(col, errors="coerce")
                 bad = conv.isna() & col.notna()
@@ -181,6 +184,8 @@ class _CreditEstimator(ClassifierMixin, BaseEstimator):
                 rows = col.index[np.isinf(arr)][:5].tolist()
                 raise ModelInputError(f"column {c!r} has infinite values at rows {rows}; replace them with NaN or a number")
             out[c] = arr
+        if not changed:
+            return frame
         return pd.DataFrame(out, index=frame.index, copy=False)
 
     def _check_fit_columns(self, X: pd.DataFrame) -> None:
@@ -492,6 +497,10 @@ class Scorecard(_CreditEstimator):
             self.reference_woe_ = pd.Series(
                 {c: float(self.binner_.bins_[c].woe[self.binner_.bins_[c].count > 0].min()) for c in self.selected_}
             )
+        # log-odds contribution by bin index, per selected feature: one gather per column when scoring
+        self.contribution_lookup_ = {
+            c: self.coef_[c] * (self.binner_.bins_[c].woe_lookup() - self.reference_woe_[c]) for c in self.selected_
+        }
         self.base_value_ = self.intercept_ + float((self.coef_ * self.reference_woe_).sum())
         self.base_points_ = float(self.scaling_.offset - self.scaling_.factor * self.base_value_)
 
@@ -531,13 +540,13 @@ class Scorecard(_CreditEstimator):
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(X), len(self.columns_)), order="F")  # column writes stay contiguous
         for j, c in zip(self._sel_idx, self.selected_):
-            out[:, j] = self.coef_[c] * (self.binner_.bins_[c].woe_of(X[c]) - self.reference_woe_[c])
+            np.take(self.contribution_lookup_[c], self.binner_.bins_[c].bin_index(X[c]), out=out[:, j])
         return out
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:
         z = np.full(len(X), self.base_value_)
         for c in self.selected_:  # accumulate: no rows x features matrix for a bare PD
-            z += self.coef_[c] * (self.binner_.bins_[c].woe_of(X[c]) - self.reference_woe_[c])
+            z += self.contribution_lookup_[c][self.binner_.bins_[c].bin_index(X[c])]
         return z
 
     def points(self, X) -> pd.DataFrame:
@@ -837,7 +846,7 @@ class GBMAdditive(_LGBMBase):
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
         out = np.empty((len(X), len(self.columns_)), order="F")  # column writes stay contiguous
         for j, c in enumerate(self.columns_):
-            out[:, j] = self._lookup_v[j][self._lookup_index(X, j, c)]
+            np.take(self._lookup_v[j], self._lookup_index(X, j, c), out=out[:, j])
         return out
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodel.errors import ScoringError, UserError
+from riskmodel.ids import IdLedger, empty_ids, id_strings
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +106,23 @@ def read_columns(path: Path) -> list[str]:
         raise ScoringError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:120]}); pass a .parquet file or a .csv") from None
 
 
-def iter_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """Yield the input in chunks of at most ``chunk_size`` rows (Parquet batches or CSV chunks)."""
+def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Yield the input in chunks of at most ``chunk_size`` rows (Parquet batches or CSV chunks).
+
+    ``columns``: read only these (those present; Parquet only: a CSV is read whole, row by row).
+    Parquet batches become frames with one block per column (``split_blocks``), so float columns
+    without missing values are not copied and nothing is consolidated.
+    """
     path = Path(path)
     if path.suffix.lower() == ".csv":
         yield from _csv_chunks(path, chunk_size)
         return
     try:
         pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas()
+        if columns is not None:
+            columns = [c for c in pf.schema_arrow.names if c in set(columns)]
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
+            yield batch.to_pandas(split_blocks=True)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise ScoringError(f"{path}: cannot read Parquet data ({str(exc).splitlines()[0][:120]})") from None
 
@@ -143,10 +153,23 @@ def check_columns(columns: list[str], required: list[str], path: str = "input") 
 
 @dataclass
 class ValidationResult:
-    """One chunk after validation: the clean feature rows and the rejected rows with reasons."""
+    """One chunk after validation: the clean feature rows, the rejected rows with reasons, and the
+    clean rows' ids as an Arrow array (for writing the scores without converting them again)."""
 
     clean: pd.DataFrame
     rejects: pd.DataFrame
+    ids: pa.Array | None = None
+
+
+def _as_float(raw: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric column as float64 (a view when it already is) and, for text columns, the mask of
+    values that are not numbers (None when there can be none)."""
+    if raw.dtype == np.float64:
+        return raw.to_numpy(), None
+    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
+        return raw.to_numpy(dtype="float64", na_value=np.nan), None
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return values, (raw.notna().to_numpy(dtype=bool) & np.isnan(values))
 
 
 def validate_chunk(
@@ -154,93 +177,104 @@ def validate_chunk(
     numeric: list[str],
     categorical: list[str],
     lower_bounds: dict[str, float],
-    seen_ids: set[str],
+    seen: IdLedger | None,
     offset: int,
     duplicate: np.ndarray | None = None,
 ) -> ValidationResult:
     """Vectorised row checks on one chunk.
 
-    A row is rejected (first failing rule wins, in the order of ``REJECT_REASONS``) when its id is empty
-    or already seen, a numeric feature is not a number, infinite, above ``MAX_ABS`` in magnitude or below
-    its lower bound (for features that cannot be negative). Missing values (NaN) are not errors: missing
-    data is information the models use. ``offset`` is the chunk's first row number in the whole input.
+    A row is rejected when its id is empty or already seen, or a numeric feature is not a number,
+    infinite, above ``MAX_ABS`` in magnitude or below its lower bound (for features that cannot be
+    negative). The first failing rule in the order of ``REJECT_REASONS`` gives the reason, and the
+    reason text names the first column failing that rule. Missing values (NaN) are not errors:
+    missing data is information the models use. ``offset`` is the chunk's first row number in the
+    whole input.
 
     The first row carrying an id is the one that counts; every later row with the same id is a
-    duplicate, whatever happened to the first. ``seen_ids`` carries ids across chunks; a caller that
-    has already found duplicates (Spark, with a window) passes them as ``duplicate`` instead.
+    duplicate, whatever happened to the first. ``seen`` (an :class:`~riskmodel.ids.IdLedger`)
+    carries ids across chunks; a caller that has already found duplicates (Spark, with a window)
+    passes them as ``duplicate`` instead.
+
+    Cost: the checks are a few reductions per column; per-row work (masks, texts) happens only in
+    columns that have a problem. Numeric columns already float64 pass through without a copy, and
+    when no row is rejected the clean frame is the chunk itself.
     """
     n = len(chunk)
-    reason = np.full(n, "", dtype=object)
-    detail = np.full(n, "", dtype=object)
+    reason = np.zeros(n, dtype=np.int8)  # 0 = clean, else 1 + position in REJECT_REASONS
+    detail = np.full(n, None, dtype=object)
+    codes = list(REJECT_REASONS)
 
-    def mark(mask: np.ndarray, code: str, text: np.ndarray | str) -> None:
-        new = mask & (reason == "")
-        reason[new] = code
-        detail[new] = text[new] if isinstance(text, np.ndarray) else text
+    def mark(mask: np.ndarray, code: str, text) -> None:
+        new = mask & (reason == 0)
+        if new.any():
+            reason[new] = codes.index(code) + 1
+            detail[new] = text[new] if isinstance(text, np.ndarray) else text
 
-    ids = chunk[ID_COLUMN].astype("string")
-    empty = (ids.isna() | (ids.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
-    mark(empty, "MISSING_ID", REJECT_REASONS["MISSING_ID"])
-    id_values = ids.fillna("").to_numpy(dtype=object)
+    ids = id_strings(chunk[ID_COLUMN])
+    empty = empty_ids(ids)
+    mark(empty, "MISSING_ID", None)
     if duplicate is None:
-        dup_in_chunk = ids.duplicated(keep="first").to_numpy(dtype=bool)
-        # Set lookups per id keep this linear in the input; ``isin(seen_ids)`` would rebuild a hash
-        # table of every id seen so far for each chunk (quadratic on a 4M-row file).
-        dup_before = np.fromiter((v in seen_ids for v in id_values), dtype=bool, count=n) if seen_ids else np.zeros(n, dtype=bool)
-        duplicate = dup_in_chunk | dup_before
-        seen_ids.update(id_values[~empty].tolist())
-    mark(np.asarray(duplicate, dtype=bool) & ~empty, "DUPLICATE_ID", REJECT_REASONS["DUPLICATE_ID"])
+        duplicate = (seen if seen is not None else IdLedger()).check(ids, empty)
+    mark(np.asarray(duplicate, dtype=bool) & ~empty, "DUPLICATE_ID", None)
 
-    columns: dict[str, np.ndarray | pd.Series] = {}  # one frame built at the end, not a column insert per feature
+    converted: dict[str, np.ndarray] = {}
+    problems: dict[str, list] = {"NOT_NUMERIC": [], "NOT_FINITE": [], "OUT_OF_RANGE": []}
     for col in numeric:
         raw = chunk[col]
-        if pd.api.types.is_bool_dtype(raw):
-            values = raw.astype("float64")
-            bad = np.zeros(n, dtype=bool)
-        elif pd.api.types.is_numeric_dtype(raw):
-            values = raw.astype("float64")
-            bad = np.zeros(n, dtype=bool)
-        else:
-            values = pd.to_numeric(raw, errors="coerce").astype("float64")
-            bad = (raw.notna() & values.isna()).to_numpy(dtype=bool)
-        if bad.any():
-            text = np.full(n, "", dtype=object)
-            text[bad] = [f"{col}={str(x)[:40]!r} is not a number" for x in raw.to_numpy()[bad]]
-            mark(bad, "NOT_NUMERIC", text)
-        v = values.to_numpy(dtype="float64", na_value=np.nan)
+        v, not_number = _as_float(raw)
+        if raw.dtype != np.float64:
+            converted[col] = v
+        if not_number is not None and not_number.any():
+            problems["NOT_NUMERIC"].append((col, not_number, raw))
+        if not n:
+            continue
+        top, bottom = np.fmax.reduce(v), np.fmin.reduce(v)  # NaN ignored; +-inf included
+        lo = lower_bounds.get(col)
+        bounded = lo is not None and np.isfinite(lo)
+        if not (top > MAX_ABS or bottom < -MAX_ABS or (bounded and bottom < lo)):
+            continue  # the common case: nothing to look at row by row
         inf = np.isinf(v)
         if inf.any():
-            mark(inf, "NOT_FINITE", f"{col} is infinite")
-        huge = np.isfinite(v) & (np.abs(v) > MAX_ABS)
-        lo = lower_bounds.get(col)
-        below = np.isfinite(v) & (v < lo) if lo is not None and np.isfinite(lo) else np.zeros(n, dtype=bool)
-        out_of_range = huge | below
-        if out_of_range.any():
-            text = np.full(n, "", dtype=object)
-            lo_text = f"{lo:g}" if lo is not None and np.isfinite(lo) else f"{-MAX_ABS:g}"
-            text[out_of_range] = [f"{col}={x:.6g} outside [{lo_text}, {MAX_ABS:g}]" for x in v[out_of_range]]
-            mark(out_of_range, "OUT_OF_RANGE", text)
-        columns[col] = v
-    for col in categorical:
-        columns[col] = chunk[col].astype("string")
+            problems["NOT_FINITE"].append((col, inf, None))
+        finite = np.isfinite(v)
+        outside = finite & ((np.abs(v) > MAX_ABS) | ((v < lo) if bounded else False))
+        if outside.any():
+            problems["OUT_OF_RANGE"].append((col, outside, (v, f"{lo:g}" if bounded else f"{-MAX_ABS:g}")))
+    for code, found in problems.items():  # rule by rule, so the first rule in REJECT_REASONS wins
+        for col, mask, extra in found:
+            text = np.full(n, None, dtype=object)
+            if code == "NOT_NUMERIC":
+                text[mask] = [f"{col}={str(x)[:40]!r} is not a number" for x in extra.to_numpy()[mask]]
+            elif code == "NOT_FINITE":
+                text[mask] = f"{col} is infinite"
+            else:
+                v, lo_text = extra
+                text[mask] = [f"{col}={x:.6g} outside [{lo_text}, {MAX_ABS:g}]" for x in v[mask]]
+            mark(mask, code, text)
 
-    bad_rows = reason != ""
+    bad = reason > 0
+    bad_rows = np.flatnonzero(bad)
+    reject_codes = [codes[r - 1] for r in reason[bad_rows]]
     rejects = pd.DataFrame(
         {
-            ID_COLUMN: id_values[bad_rows],
-            "row": np.arange(offset, offset + n)[bad_rows],
-            "reject_code": reason[bad_rows].astype(str),
-            "reject_reason": [f"{REJECT_REASONS[c]}: {d}" if d and d != REJECT_REASONS[c] else REJECT_REASONS[c] for c, d in zip(reason[bad_rows], detail[bad_rows])],
+            ID_COLUMN: ids.take(pa.array(bad_rows)).fill_null("").to_numpy(zero_copy_only=False).astype(object),
+            "row": offset + bad_rows,
+            "reject_code": np.asarray(reject_codes, dtype=object),
+            "reject_reason": [f"{REJECT_REASONS[c]}: {d}" if d else REJECT_REASONS[c] for c, d in zip(reject_codes, detail[bad_rows])],
         }
     )
-    good = ~bad_rows
-    clean = pd.DataFrame(columns, index=chunk.index)
-    out = clean.loc[good]
-    out.insert(0, ID_COLUMN, id_values[good])
-    for col in PASS_THROUGH:
-        if col in chunk.columns:
-            out[col] = chunk.loc[good, col].to_numpy()
-    return ValidationResult(out, rejects)
+    assign: dict = dict(converted)
+    assign.update({c: chunk[c].astype("string") for c in categorical if not isinstance(chunk[c].dtype, pd.StringDtype)})
+    if not isinstance(chunk[ID_COLUMN].dtype, pd.StringDtype):
+        assign[ID_COLUMN] = chunk[ID_COLUMN].astype("string")
+    keep = [c for c in PASS_THROUGH if c in chunk.columns]
+    clean = chunk[[ID_COLUMN, *keep, *numeric, *categorical]]
+    if assign:
+        clean = clean.assign(**assign)
+    if len(bad_rows):
+        clean = clean.loc[~bad]
+        ids = ids.filter(pa.array(~bad))
+    return ValidationResult(clean, rejects, ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,10 +298,21 @@ class AtomicParquetWriter:
         self._schema: pa.Schema | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        self.write_table(pa.Table.from_pandas(frame, preserve_index=False))
+
+    def write_table(self, table: pa.Table) -> None:
         if self._writer is None:
             self._schema = table.schema.remove_metadata()
-            self._writer = pq.ParquetWriter(self.tmp, self._schema, compression="zstd")
+            names = set(self._schema.names)
+            self._writer = pq.ParquetWriter(
+                self.tmp,
+                self._schema,
+                compression="zstd",
+                # statistics where a reader filters (ids, dates, PD, score, grade), not on reason texts;
+                # no dictionary for the ids, which are unique: both measured to halve the write time
+                write_statistics=[c for c in (ID_COLUMN, *PASS_THROUGH, "pd", "score", "grade", "row", "reject_code") if c in names] or False,
+                use_dictionary=[c for c in self._schema.names if c != ID_COLUMN] or False,
+            )
         table = table.cast(self._schema) if table.schema.remove_metadata() != self._schema else table
         self._writer.write_table(table)
 
@@ -324,6 +369,133 @@ def _empty_scores(credit_model, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "string")) for c in names})
 
 
+def _constant(value: str, n: int) -> pa.DictionaryArray:
+    """A column holding one string n times, dictionary-encoded (no n Python strings)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string()))
+
+
+def _scores_table(ids: pa.Array, clean: pd.DataFrame, scores: pd.DataFrame, model_name: str, model_version: str) -> pa.Table:
+    """One chunk of the scores file, built column by column in Arrow: the id (the Arrow array from
+    validation), the pass-through columns, the predictions (categoricals become dictionary
+    columns), and the model name and version."""
+    columns = {ID_COLUMN: ids}
+    for c in PASS_THROUGH:
+        if c in clean.columns:
+            columns[c] = pa.array(clean[c], from_pandas=True)
+    for c in scores.columns:
+        columns[c] = pa.array(scores[c])
+    columns["model_name"] = _constant(model_name, len(scores))
+    columns["model_version"] = _constant(model_version, len(scores))
+    return pa.table(columns)
+
+
+def _validated(chunks: Iterator[pd.DataFrame], spec: dict, first: bool, source: str, found: dict) -> Iterator[tuple[int, ValidationResult]]:
+    """Validate each chunk (stage one of the pipeline); ``found["extra"]`` gets the extra columns
+    when the first chunk shows them (``first``)."""
+    required = spec["numeric"] + spec["categorical"]
+    seen = IdLedger()
+    offset = 0
+    for chunk in chunks:
+        if first:
+            found["extra"] = check_columns(list(chunk.columns), required, source)
+            first = False
+        yield len(chunk), validate_chunk(chunk, spec["numeric"], spec["categorical"], spec["lower_bounds"], seen, offset)
+        offset += len(chunk)
+
+
+_END = object()
+
+
+def in_background(items: Iterator, depth: int = 2, name: str = "riskmodel-read") -> Iterator:
+    """Run an iterator on a background thread, at most ``depth`` items ahead of the consumer.
+
+    Its items arrive in order and its exceptions are raised here, with their tracebacks. Arrow
+    reads, decompresses and hashes without holding the GIL, so reading and validating the next
+    chunk overlaps the model scoring this one. Stopping early (an error, Ctrl-C) tells the thread to
+    stop at its next item.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class WriteBehind:
+    """An :class:`AtomicParquetWriter` whose writes run on a background thread, at most ``depth``
+    tables queued (Arrow encodes and compresses without holding the GIL). A write error is raised
+    at the next ``write_table``, or at ``commit``."""
+
+    def __init__(self, writer: AtomicParquetWriter, depth: int = 2):
+        self.writer = writer
+        self._box: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="riskmodel-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            table = self._box.get()
+            if table is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write_table(table)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write_table(self, table: pa.Table) -> None:
+        self._raise()
+        self._box.put(table)
+
+    def _drain(self) -> None:
+        if self._thread.is_alive():
+            self._box.put(None)
+            self._thread.join()
+
+    def commit(self, empty: pd.DataFrame) -> None:
+        self._drain()
+        self._raise()
+        self.writer.commit(empty)
+
+    def abort(self) -> None:
+        self._drain()
+        self.writer.abort()
+
+
 def score_frames(
     credit_model,
     chunks: Iterator[pd.DataFrame],
@@ -343,33 +515,31 @@ def score_frames(
     Writes scores to ``out`` and rejects to ``rejects_out`` (default: ``<out stem>.rejects.parquet``),
     both atomically. Returns the counts. ``columns`` (the input's column names, when known before
     reading, e.g. from a Parquet schema) lets a file with a header and no rows give empty outputs.
+
+    Three stages overlap, each chunk passing through them in order: a background thread reads and
+    validates the next chunk (:func:`in_background`), this thread scores the current one, and a
+    second background thread writes the previous one (:class:`WriteBehind`). At most two chunks
+    wait between stages, so memory stays flat with the input size.
     """
     out = check_output_path(out)
     rejects_out = check_output_path(rejects_out or out.with_name(out.stem + ".rejects.parquet"), "--rejects")
     spec = credit_model.input_spec()
-    numeric, categorical, bounds = spec["numeric"], spec["categorical"], spec["lower_bounds"]
-    required = numeric + categorical
+    required = spec["numeric"] + spec["categorical"]
 
     summary = ScoreSummary(model_name=model_name, model_version=model_version, output=str(out), rejects=str(rejects_out))
     first = columns is None
+    found: dict = {}
     if columns is not None:
         summary.extra_columns = check_columns(columns, required, source)
-    writer = AtomicParquetWriter(out)
+    writer = WriteBehind(AtomicParquetWriter(out))
     rwriter = AtomicParquetWriter(rejects_out)
-    seen: set[str] = set()
     bar = _progress(total_rows, progress)
     grade_counts: dict[str, int] = {}
     pd_sum = 0.0
     empty_scores: pd.DataFrame | None = None
     try:
-        offset = 0
-        for chunk in chunks:
-            if first:
-                summary.extra_columns = check_columns(list(chunk.columns), required, source)
-                first = False
-            res = validate_chunk(chunk, numeric, categorical, bounds, seen, offset)
-            offset += len(chunk)
-            summary.rows_in += len(chunk)
+        for n, res in in_background(_validated(chunks, spec, first, source, found)):
+            summary.rows_in += n
             if len(res.rejects):
                 rwriter.write(res.rejects)
                 for code, k in res.rejects["reject_code"].value_counts().items():
@@ -378,23 +548,22 @@ def score_frames(
             clean = res.clean
             if len(clean):  # a chunk whose rows were all rejected has nothing to predict
                 scores = credit_model.predict(clean[required])
-                keep = [c for c in (ID_COLUMN, *PASS_THROUGH) if c in clean.columns]
-                frame = pd.concat([clean[keep].reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
-                frame["model_name"] = model_name
-                frame["model_version"] = model_version
+                table = _scores_table(res.ids, clean, scores, model_name, model_version)
                 if empty_scores is None:
-                    empty_scores = frame.iloc[0:0]
-                if len(frame):
-                    writer.write(frame)
-                    summary.scored += len(frame)
-                    pd_sum += float(frame["pd"].sum())
-                    for g, k in frame["grade"].value_counts().items():
+                    empty_scores = table.slice(0, 0).to_pandas()
+                writer.write_table(table)
+                summary.scored += len(scores)
+                pd_sum += float(scores["pd"].sum())
+                for g, k in scores["grade"].value_counts(sort=False).items():
+                    if k:
                         grade_counts[str(g)] = grade_counts.get(str(g), 0) + int(k)
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(n)
             if on_chunk is not None:
                 on_chunk(summary.rows_in)
-        if first:
+        if "extra" in found:
+            summary.extra_columns = found["extra"]
+        elif first:
             raise ScoringError(f"{source}: the input has no columns or no data")
         if empty_scores is None:  # no rows at all: empty outputs with the right columns
             empty_scores = _empty_scores(credit_model, columns or [])
@@ -446,7 +615,8 @@ def score(
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
     credit_model, name, version = tracking.load_credit_model(model_uri)
     if features is not None:
-        chunks = iter_chunks(features, chunk_size)
+        spec = credit_model.input_spec()
+        chunks = iter_chunks(features, chunk_size, columns=[ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]])
         total, source = count_rows(features), str(features)
     else:
         from features.build import build_features

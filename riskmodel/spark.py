@@ -104,7 +104,7 @@ def score_dataframe(sdf, model_uri: str, credit_model, spark_udf):
 
     def validate(batches):
         for pdf in batches:
-            res = validate_chunk(pdf, numeric, categorical, bounds, set(), 0, duplicate=pdf[DUP].to_numpy(dtype=bool))
+            res = validate_chunk(pdf, numeric, categorical, bounds, None, 0, duplicate=pdf[DUP].to_numpy(dtype=bool))
             rows = pdf[ROW].to_numpy()
             clean = res.clean.copy()
             clean[ROW] = rows[clean.index.to_numpy() - pdf.index[0]] if len(clean) else np.array([], dtype="int64")

@@ -285,6 +285,7 @@ class CreditModelPyfunc(mlflow.pyfunc.PythonModel):
         cfg = dict(context.model_config or {})
         self.model_name = str(cfg.get("model_name", ""))
         self.model_version = str(cfg.get("model_version", ""))
+        requirement_mismatches(cfg.get("requirements", ()))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):
@@ -312,6 +313,28 @@ def pip_requirements() -> list[str]:
         except PackageNotFoundError:  # pragma: no cover
             reqs.append(dist)
     return reqs
+
+
+def requirement_mismatches(requirements) -> list[str]:
+    """Warn about (and return) the pinned ``name==version`` requirements the installed packages do
+    not match. Loading calls this instead of MLflow's own check, which scans every installed
+    distribution (about a second per process)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for req in requirements:
+        name, _, wanted = str(req).partition("==")
+        if not wanted:
+            continue
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            have = "not installed"
+        if have != wanted:
+            found.append(f"{name}=={wanted} (installed: {have})")
+    if found:
+        log.warning("the model was logged with %s; predictions may differ", ", ".join(found))
+    return found
 
 
 def input_example(X: pd.DataFrame, n: int = 2) -> pd.DataFrame:
@@ -418,6 +441,12 @@ class TrainingRun:
         pred = credit_model.predict(example)
         pred = pred.assign(model_name=registered_name or "", model_version="")
         signature = infer_signature(example, pred)
+        used = set(getattr(credit_model, "used_features", example.columns))
+        if signature.inputs is not None and not used >= set(example.columns):
+            # features the model does not use (a scorecard's unselected ones) may be left out
+            from mlflow.types.schema import ColSpec, Schema
+
+            signature.inputs = Schema([ColSpec(c.type, c.name, required=c.name in used) for c in signature.inputs.inputs])
         with tempfile.TemporaryDirectory() as tmp:
             pkl = Path(tmp) / "credit_model.pkl"
             with _store_lock():
@@ -432,7 +461,8 @@ class TrainingRun:
                     stamped.version = version
                 with open(pkl, "wb") as fh:
                     pickle.dump(stamped, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                cfg = {"model_name": registered_name or "", "model_version": version or self.run_id}
+                reqs = pip_requirements()
+                cfg = {"model_name": registered_name or "", "model_version": version or self.run_id, "requirements": reqs}
                 info = _retry(
                     mlflow.pyfunc.log_model,
                     name=MODEL_NAME_IN_RUN,
@@ -440,7 +470,7 @@ class TrainingRun:
                     artifacts={MODEL_ARTIFACT: str(pkl)},
                     signature=signature,
                     input_example=example,
-                    pip_requirements=pip_requirements(),
+                    pip_requirements=reqs,
                     model_config=cfg,
                 )
                 if registered_name:
@@ -535,7 +565,8 @@ def load_model(uri: str):
     Raises :class:`ScoringError` with a clear message when the URI, model, version or alias is unknown."""
     configure()
     try:
-        return _read(mlflow.pyfunc.load_model, uri)
+        # our own requirement check runs in load_context (see requirement_mismatches)
+        return _read(mlflow.pyfunc.load_model, uri, suppress_warnings=True)
     except MlflowException as exc:
         first = str(exc).splitlines()[0][:300]
         hint = ""

@@ -57,37 +57,16 @@ def assemble_scorecard(bins: dict, selected: list[str], coef, intercept: float, 
     feature), coefficients and intercept: the same object ``Scorecard.fit`` produces, so points,
     ``table()``, contributions and ``CreditModel`` work unchanged. Inputs are the selected features.
 
-    (A public ``Scorecard.from_parts`` in riskmodel/models.py would make this hook unnecessary.)
     """
-    from riskmodel.grades import PDOScaling
-    from riskmodel.models import Scorecard, _check_directions
+    from riskmodel.models import Scorecard
 
     p = {**DEFAULTS, **(params or {})}
-    sc = Scorecard(directions={f: int(directions.get(f, 0)) for f in selected}, max_prebins=p["max_prebins"],
-                   min_bin_share=p["min_bin_share"], unknown_direction=p["unknown_direction"],
-                   min_iv=p["min_iv"], max_corr=p["max_corr"], sign_check=True, C=p["C"])
-    sc.columns_ = list(selected)
-    sc.kinds_ = {c: "numeric" for c in selected}
-    sc.feature_names_in_ = np.asarray(selected, dtype=object)
-    sc.n_features_in_ = len(selected)
-    sc.classes_ = np.array([0, 1])
-    sc.directions_ = _check_directions(sc.directions)
-    sc.scaling_ = PDOScaling(sc.base_score, sc.base_odds, sc.pdo)
-    binner = MonotonicBinner(directions=sc.directions_, max_prebins=p["max_prebins"], min_bin_share=p["min_bin_share"],
-                             unknown_direction=p["unknown_direction"], smoothing=p["smoothing"])
-    binner.bins_ = {c: bins[c] for c in selected}
-    binner.feature_names_in_ = np.asarray(selected, dtype=object)
-    sc.binner_ = binner
-    sc.iv_ = iv
-    sc.dropped_ = dict(dropped)
-    sc.selected_ = list(selected)
-    sc.coef_ = pd.Series(np.asarray(coef, dtype="float64"), index=selected, name="coef")
-    sc.intercept_ = float(intercept)
-    sc._sel_idx = np.arange(len(selected), dtype="int64")
-    sc.reference_woe_ = pd.Series(0.0, index=selected)
-    sc.base_value_ = sc.intercept_
-    sc.base_points_ = float(sc.scaling_.offset - sc.scaling_.factor * sc.base_value_)
-    return sc
+    return Scorecard.from_parts(
+        {c: bins[c] for c in selected}, np.asarray(coef, dtype="float64"), float(intercept), iv=iv, dropped=dropped,
+        directions={f: int(directions.get(f, 0)) for f in selected}, max_prebins=p["max_prebins"],
+        min_bin_share=p["min_bin_share"], unknown_direction=p["unknown_direction"], min_iv=p["min_iv"],
+        max_corr=p["max_corr"], sign_check=True, C=p["C"],
+    )
 
 
 def federated_fit(bank_X: pd.DataFrame, bank_keys, y, hub_X: pd.DataFrame, hub_keys, directions: dict, *,

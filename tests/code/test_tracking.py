@@ -198,3 +198,17 @@ def test_load_credit_model_gives_the_model_and_its_stamped_version(mlflow_store)
     assert (name, version) == ("riskmodel-test-cm", "1")
     assert (inner.name, inner.version) == ("riskmodel-test-cm", "1")
     pd.testing.assert_frame_equal(inner.predict(X), cm.predict(X))
+
+
+def test_requirement_mismatches_are_named_and_logged(caplog):
+    from importlib.metadata import version
+
+    from riskmodel import tracking
+
+    numpy_now = version("numpy")
+    reqs = [f"numpy=={numpy_now}", "numpy==0.0.1", "no-such-distribution==1.0", "pandas"]
+    with caplog.at_level("WARNING", logger="riskmodel.tracking"):
+        found = tracking.requirement_mismatches(reqs)
+    assert found == [f"numpy==0.0.1 (installed: {numpy_now})", "no-such-distribution==1.0 (installed: not installed)"]
+    assert "numpy==0.0.1" in caplog.text and "predictions may differ" in caplog.text
+    assert tracking.requirement_mismatches(tracking.pip_requirements()) == []

@@ -116,7 +116,7 @@ def test_pyfunc_gives_the_same_answer_as_batch_scoring(env):
 def test_row_level_problems_are_rejected_with_reasons(env):
     uri, matrix, tmp = env
     bad = matrix.head(40).copy()
-    numeric = "firm_age_years"
+    numeric = "rnd_intensity_1y"
     bad[numeric] = bad[numeric].astype(object)
     bad.loc[1, numeric] = "twelve"  # string in a numeric column
     bad.loc[2, numeric] = np.inf  # infinite
@@ -139,6 +139,28 @@ def test_row_level_problems_are_rejected_with_reasons(env):
     assert s.rejects_by_reason == {"NOT_NUMERIC": 1, "NOT_FINITE": 1, "OUT_OF_RANGE": 2, "DUPLICATE_ID": 1, "MISSING_ID": 1}
     scored = pd.read_parquet(tmp / "s.parquet")
     assert bad.loc[6, "application_id"] in set(scored["application_id"])
+
+
+def test_a_scorecard_needs_and_checks_only_the_features_it_uses(env):
+    """A value the model ignores never rejects a row, and its column may be absent: the scorecard's
+    unselected features do not enter the score (CreditModel.used_features)."""
+    from riskmodel import tracking
+
+    uri, matrix, tmp = env
+    cm, _, _ = tracking.load_credit_model(uri)
+    spec = cm.input_spec()
+    assert "rnd_intensity_1y" in spec["numeric"] and "rnd_intensity_1y" in spec["lower_bounds"]  # the other tests rely on it
+    unused = [c for c in cm.features if c not in cm.used_features]
+    assert unused and set(spec["numeric"] + spec["categorical"]) == set(cm.used_features)
+    head = matrix.head(30)
+    head.to_parquet(tmp / "clean.parquet")
+    messy = head.drop(columns=unused[1:]).astype({unused[0]: object})
+    messy[unused[0]] = "not a number"
+    messy.to_parquet(tmp / "messy.parquet")
+    a = score(uri, tmp / "a.parquet", features=tmp / "clean.parquet")
+    b = score(uri, tmp / "b.parquet", features=tmp / "messy.parquet")
+    assert (a.scored, b.scored, b.rejected) == (30, 30, 0)
+    np.testing.assert_array_equal(pd.read_parquet(tmp / "a.parquet")["pd"], pd.read_parquet(tmp / "b.parquet")["pd"])
 
 
 def test_duplicates_across_chunks_are_rejected(env):
@@ -172,7 +194,7 @@ def test_csv_input_scores_like_parquet(env):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda m, p: m.drop(columns=["firm_age_years"]).to_parquet(p), r"required column\(s\) missing: firm_age_years"),
+        (lambda m, p: m.drop(columns=["rnd_intensity_1y"]).to_parquet(p), r"required column\(s\) missing: rnd_intensity_1y"),
         (lambda m, p: m.drop(columns=["application_id"]).to_parquet(p), r"missing: application_id"),
         (lambda m, p: p.write_bytes(b""), r"empty \(0 bytes\)"),
         (lambda m, p: p.write_text("this is not parquet"), r"not a readable Parquet file"),
@@ -245,10 +267,10 @@ def test_cli_json_summary_adds_up(env, capsys):
 
 def test_cli_input_errors_are_one_line_without_traceback(env, capsys):
     uri, matrix, tmp = env
-    matrix.drop(columns=["firm_age_years"]).head(5).to_parquet(tmp / "in.parquet")
+    matrix.drop(columns=["rnd_intensity_1y"]).head(5).to_parquet(tmp / "in.parquet")
     code, out, err = _run_cli(["score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet")], capsys)
     assert code == 1
-    assert err.startswith("error: ") and "firm_age_years" in err and "Traceback" not in err
+    assert err.startswith("error: ") and "rnd_intensity_1y" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 

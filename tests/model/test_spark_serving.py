@@ -52,9 +52,9 @@ def test_spark_and_pandas_paths_give_identical_outputs(model, tmp_path, monkeypa
     uri, matrix, root = model
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
     m = pd.concat([matrix, matrix.head(2)], ignore_index=True)  # two duplicate ids
-    m["firm_age_years"] = m["firm_age_years"].astype(object)
-    m.loc[5, "firm_age_years"] = "n/a"  # a string in a numeric column
-    m["firm_age_years"] = m["firm_age_years"].astype(str).replace({"nan": None})
+    m["rnd_intensity_1y"] = m["rnd_intensity_1y"].astype(object)
+    m.loc[5, "rnd_intensity_1y"] = "n/a"  # a string in a numeric column
+    m["rnd_intensity_1y"] = m["rnd_intensity_1y"].astype(str).replace({"nan": None})
     m.to_parquet(tmp_path / "in.parquet", row_group_size=400)
 
     p = score(uri, tmp_path / "pandas.parquet", features=tmp_path / "in.parquet", chunk_size=300)

@@ -185,7 +185,7 @@ def test_features_reject_mode_drops_and_counts_rows(hub, tmp_path, capsys):
 #    (tests/model/test_scoring.py covers the library-level cases; here: through the CLI, exit codes)
 # =============================================================================================
 
-NUM = "firm_age_years"  # a numeric feature that cannot be negative
+NUM = "rnd_intensity_1y"  # a numeric feature the champion scorecard uses and that cannot be negative
 
 
 def _parquet(fn):
@@ -243,7 +243,7 @@ def _dir(m, d):
 
 
 def _negatives(df):
-    df[NUM] = -df[NUM].abs() - 1
+    df[NUM] = -df[NUM].abs().fillna(0.0) - 1
     return df
 
 

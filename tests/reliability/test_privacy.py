@@ -47,7 +47,7 @@ def test_no_raw_identifier_or_l4_field_in_any_artifact(champion, tmp_path, capsy
         assert code == 0, err
         outputs += [out, err]
         scored = champion.matrix.copy()
-        scored.loc[0, "firm_age_years"] = -3.0  # one reject, so the reject file has content
+        scored.loc[0, "rnd_intensity_1y"] = -3.0  # one reject, so the reject file has content
         scored.to_parquet(tmp_path / "in.parquet", index=False)
         code, out, err = run_cli(["score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "scores.parquet", "--json"], capsys)
         assert code == 0, err

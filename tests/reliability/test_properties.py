@@ -17,6 +17,7 @@ from feature_fixtures import company_tables, monthly  # noqa: E402
 
 from features.build import build_features  # noqa: E402
 from features.tables import SCHEMAS, validate_frame  # noqa: E402
+from riskmodel.ids import IdLedger  # noqa: E402
 from riskmodel.scoring import REJECT_REASONS, validate_chunk  # noqa: E402
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -122,7 +123,7 @@ def frames(draw):
 @given(frame=frames(), offset=st.integers(0, 10**6), seen=st.sets(st.sampled_from(["a", "b", "0"]), max_size=2))
 def test_validate_chunk_accounts_for_every_row(frame, offset, seen):
     seen_before = set(seen)
-    res = validate_chunk(frame, ["x", "y"], ["industry"], {"x": 0.0}, seen, offset)
+    res = validate_chunk(frame, ["x", "y"], ["industry"], {"x": 0.0}, IdLedger(seen), offset)
     n = len(frame)
     assert len(res.clean) + len(res.rejects) == n
     rows = res.rejects["row"].to_numpy()
