@@ -66,3 +66,25 @@ def small_hub(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hub") / "small"
     generate(GeneratorParams(firms=1500, seed=11), out)
     return out
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(*args)`` runs ``riskmodel ARGS`` in-process through ``riskmodel.cli.main`` and returns
+    ``(exit code, stdout, stderr)``. Any exception other than SystemExit escapes: that is a
+    traceback the user would see."""
+    import sys
+
+    from riskmodel.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
 
-from riskmodel import cli
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_bad_options_are_one_line_user_errors(monkeypatch, capsys, tmp_path):
-    code, out, err = run_cli(monkeypatch, capsys, "federated-train", "--data", tmp_path, "--key-bits", "100")
+def test_bad_options_are_one_line_user_errors(cli, tmp_path):
+    code, out, err = cli("federated-train", "--data", tmp_path, "--key-bits", "100")
     assert code == 2 and err.startswith("error: --key-bits must be one of") and "Traceback" not in err
-    code, out, err = run_cli(monkeypatch, capsys, "federated-train", "--data", tmp_path, "--mode", "newton")
+    code, out, err = cli("federated-train", "--data", tmp_path, "--mode", "newton")
     assert code == 2 and "--mode must be 'exact' or 'taylor'" in err
 
 
 @pytest.mark.slow
-def test_federated_train_cli_logs_a_scorecard_run(mlflow_store, small_hub, monkeypatch, capsys, tmp_path):
+def test_federated_train_cli_logs_a_scorecard_run(cli, mlflow_store, small_hub, tmp_path):
     hub = tmp_path / "hub"  # training writes its feature cache into the data dir: keep the session's hub clean
     shutil.copytree(small_hub, hub)
-    code, out, err = run_cli(
-        monkeypatch, capsys, "federated-train", "--data", hub, "--key-bits", "512", "--max-epochs", "2",
+    code, out, err = cli(
+        "federated-train", "--data", hub, "--key-bits", "512", "--max-epochs", "2",
         "--experiment", mlflow_store.experiment, "--json",
     )
     assert code == 0, err

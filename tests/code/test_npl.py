@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodel import cli
 from riskmodel.errors import UserError
 from riskmodel.npl import (
     DEFAULT_FULL,
@@ -161,24 +159,13 @@ def test_shipped_example_config_is_valid():
     assert cfg.max_uplift <= REGULATORY_CAP
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
+def test_cli_writes_table_plot_and_json(cli, tmp_path):
     scores = tmp_path / "scores.parquet"
     _scores().to_parquet(scores, index=False)
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('overall_npl_ratio = 0.016\n[regions.jingjinji]\ntech_share = 0.25\npilot_coverage = 1.0\nip_pledge = 500.0\n'
                    '[regions.chengyu]\ntech_share = 0.0\npilot_coverage = 0.0\nip_pledge = 0.0\n')
-    code, out, err = run_cli(monkeypatch, capsys, "npl-tolerance", "--scores", scores, "--config", cfg, "--out", tmp_path / "out")
+    code, out, err = cli("npl-tolerance", "--scores", scores, "--config", cfg, "--out", tmp_path / "out")
     assert code == 0, err
     assert "regions above band: chengyu" in out
     table = pd.read_parquet(tmp_path / "out" / "npl_tolerance.parquet")
@@ -186,7 +173,7 @@ def test_cli_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
     assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
     assert np.allclose(csv["expected_npl"], table["expected_npl"]) and csv["flag"].tolist() == table["flag"].tolist()
     assert (tmp_path / "out" / "npl_tolerance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, out, err = run_cli(monkeypatch, capsys, "npl-tolerance", "--scores", scores, "--config", cfg, "--json")
+    code, out, err = cli("npl-tolerance", "--scores", scores, "--config", cfg, "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r["flagged"] == ["chengyu"] and all(row["band"] <= 0.016 + 0.03 + 1e-12 for row in r["table"])
@@ -200,12 +187,12 @@ def test_cli_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
         ('overall_npl_ratio = true\n[regions.chengyu]\ntech_share = 0.1\npilot_coverage = 0.1\nip_pledge = 1.0\n', r"overall_npl_ratio must be a number, got True"),
     ],
 )
-def test_cli_bad_config_one_line_exit_2(tmp_path, monkeypatch, capsys, text, message):
+def test_cli_bad_config_one_line_exit_2(cli, tmp_path, text, message):
     scores = tmp_path / "scores.parquet"
     _scores().to_parquet(scores, index=False)
     cfg = tmp_path / "bad.toml"
     cfg.write_text(text)
-    code, out, err = run_cli(monkeypatch, capsys, "npl-tolerance", "--scores", scores, "--config", cfg)
+    code, out, err = cli("npl-tolerance", "--scores", scores, "--config", cfg)
     assert code == 2
     assert re.search(message, err), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 
 import pandas as pd
 import pytest
 
-from riskmodel import cli
 
 pytestmark = pytest.mark.slow  # one model fit and two generated hubs for the module
 
@@ -65,19 +63,8 @@ def setup(_migrated_store, small_hub, tmp_path_factory):
     mp.undo()
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_unshifted_batch_is_stable(setup, monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", setup["same"], "--json")
+def test_unshifted_batch_is_stable(cli, setup):
+    code, out, err = cli("monitor", "--model", setup["uri"], "--features", setup["same"], "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r["status"] == "stable", (r["score"]["psi"], [(f["feature"], f["psi"]) for f in r["features"] if f["band"] != "stable"])
@@ -86,10 +73,10 @@ def test_unshifted_batch_is_stable(setup, monkeypatch, capsys):
     assert r["batch"]["rows"] == len(pd.read_parquet(setup["same"]))
 
 
-def test_shifted_batch_flags_shifted_features_and_exits_1(setup, monkeypatch, capsys):
+def test_shifted_batch_flags_shifted_features_and_exits_1(cli, setup):
     from riskmodel import tracking
 
-    code, out, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", setup["shifted"], "--json")
+    code, out, err = cli("monitor", "--model", setup["uri"], "--features", setup["shifted"], "--json")
     assert code == 1, err
     r = json.loads(out)
     assert r["status"] == "act"
@@ -110,16 +97,16 @@ def test_shifted_batch_flags_shifted_features_and_exits_1(setup, monkeypatch, ca
     assert info["metrics"]["psi_score"] == pytest.approx(r["score"]["psi"])
 
 
-def test_text_output_and_grade_migration(setup, monkeypatch, capsys, tmp_path):
+def test_text_output_and_grade_migration(cli, setup, tmp_path):
     from riskmodel.scoring import score
 
     prev = tmp_path / "prev.parquet"
     score(setup["uri"], prev, features=setup["same"])
-    code, out, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", setup["shifted"], "--previous", prev, "--no-log")
+    code, out, err = cli("monitor", "--model", setup["uri"], "--features", setup["shifted"], "--previous", prev, "--no-log")
     assert code == 1, err
     assert re.search(r"act\s+firm_size_headcount\s+PSI", out) and "status: ACT" in out
     assert "grade migration of" in out and "monitoring run" not in out
-    code, out, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", setup["shifted"], "--previous", prev, "--no-log", "--json")
+    code, out, err = cli("monitor", "--model", setup["uri"], "--features", setup["shifted"], "--previous", prev, "--no-log", "--json")
     mig = json.loads(out)["migration"]
     firms = pd.read_parquet(setup["same"])["firm_id"].nunique()
     assert mig["matched_firms"] == firms
@@ -130,15 +117,15 @@ def test_text_output_and_grade_migration(setup, monkeypatch, capsys, tmp_path):
     assert mig["share_same"] + mig["share_downgraded"] + mig["share_upgraded"] == pytest.approx(1.0)
 
 
-def test_bad_inputs_are_one_line(setup, monkeypatch, capsys, tmp_path):
+def test_bad_inputs_are_one_line(cli, setup, tmp_path):
     partial = tmp_path / "partial.parquet"
     pd.read_parquet(setup["same"]).drop(columns=["leverage", "firm_age_years"]).to_parquet(partial, index=False)
-    code, _, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", partial)
+    code, _, err = cli("monitor", "--model", setup["uri"], "--features", partial)
     assert code == 1 and re.search(r"2 model feature column\(s\) missing: \['leverage', 'firm_age_years'\]", err), err
     assert len(err.strip().splitlines()) == 1
-    code, _, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", tmp_path / "nope.parquet")
+    code, _, err = cli("monitor", "--model", setup["uri"], "--features", tmp_path / "nope.parquet")
     assert code == 2 and "--features" in err and "no such file" in err and len(err.strip().splitlines()) == 1
     bad_prev = tmp_path / "prev.parquet"
     pd.DataFrame({"firm_id": ["a"], "pd": [0.1]}).to_parquet(bad_prev)
-    code, _, err = run_cli(monkeypatch, capsys, "monitor", "--model", setup["uri"], "--features", setup["same"], "--previous", bad_prev, "--no-log")
+    code, _, err = cli("monitor", "--model", setup["uri"], "--features", setup["same"], "--previous", bad_prev, "--no-log")
     assert code == 2 and "--previous" in err and "'grade' is missing" in err

@@ -5,24 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 
 import pandas as pd
 import pytest
 
-from riskmodel import cli, report, tracking
+from riskmodel import report, tracking
 from riskmodel.train import train_generated
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _section(page: str, sid: str) -> str:
@@ -32,10 +20,10 @@ def _section(page: str, sid: str) -> str:
 
 
 @pytest.mark.slow
-def test_scorecard_report_has_every_section_embedded_images_and_is_logged(mlflow_store, small_hub, tmp_path, monkeypatch, capsys):
+def test_scorecard_report_has_every_section_embedded_images_and_is_logged(cli, mlflow_store, small_hub, tmp_path):
     s = train_generated(small_hub, "scorecard", mlflow_store.experiment, use_cache=False)
     before = sorted(p.name for p in small_hub.iterdir())
-    code, out, err = run_cli(monkeypatch, capsys, "report", "--run", s["run_id"], "--out", tmp_path / "rep", "--json")
+    code, out, err = cli("report", "--run", s["run_id"], "--out", tmp_path / "rep", "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert sorted(p.name for p in small_hub.iterdir()) == before  # the report never writes into the data hub
@@ -82,10 +70,10 @@ def test_scorecard_report_has_every_section_embedded_images_and_is_logged(mlflow
     matrix, _, _ = load_feature_matrix(small_hub, use_cache=False)
     matrix.to_parquet(feats, index=False)
     app_id = str(matrix["application_id"].iloc[-1])
-    code, out, err = run_cli(monkeypatch, capsys, "explain", "--model", f"runs:/{s['run_id']}/model", "--features", feats, "--id", app_id)
+    code, out, err = cli("explain", "--model", f"runs:/{s['run_id']}/model", "--features", feats, "--id", app_id)
     assert code == 0, err
     assert f"application {app_id}" in out and row["name_zh"] in out and row["name_en"] in out and "grade" in out
-    code, out, err = run_cli(monkeypatch, capsys, "explain", "--model", f"runs:/{s['run_id']}/model", "--features", feats, "--id", "A-NOPE")
+    code, out, err = cli("explain", "--model", f"runs:/{s['run_id']}/model", "--features", feats, "--id", "A-NOPE")
     assert code == 2 and "A-NOPE" in err and "is not in" in err and "Traceback" not in err
 
 
@@ -100,10 +88,10 @@ def test_gbm_additive_report_shows_step_functions(mlflow_store, small_hub, tmp_p
     assert tracking.client().list_artifacts(s["run_id"], "report") == []
 
 
-def test_report_errors_are_one_line(mlflow_store, tmp_path, monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, "report", "--run", "0123456789abcdef", "--out", tmp_path / "x")
+def test_report_errors_are_one_line(cli, mlflow_store, tmp_path):
+    code, out, err = cli("report", "--run", "0123456789abcdef", "--out", tmp_path / "x")
     assert code == 2 and "not found" in err and "Traceback" not in err
-    code, out, err = run_cli(monkeypatch, capsys, "report", "--out", tmp_path / "x")
+    code, out, err = cli("report", "--out", tmp_path / "x")
     assert code == 2 and "exactly one of --run" in err
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,22 +47,6 @@ def env(trained, monkeypatch, tmp_path):
     uri, matrix, root = trained
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
     return uri, matrix.copy(), tmp_path
-
-
-def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    from riskmodel.cli import main
-
-    old = sys.argv
-    sys.argv = ["riskmodel", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_scores_every_row_with_reasons(env):
@@ -253,31 +235,31 @@ def test_a_crash_mid_run_leaves_nothing_at_the_target(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
 
 
-def test_cli_json_summary_adds_up(env, capsys):
+def test_cli_json_summary_adds_up(cli, env):
     uri, matrix, tmp = env
     m = matrix.head(25).copy()
     m.loc[3, "application_id"] = m.loc[2, "application_id"]
     m.to_parquet(tmp / "in.parquet")
-    code, out, err = _run_cli(["score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet"), "--json"], capsys)
+    code, out, err = cli("score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet"), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["rows_in"] == summary["scored"] + summary["rejected"] == 25
     assert summary["rejects_by_reason"] == {"DUPLICATE_ID": 1}
 
 
-def test_cli_input_errors_are_one_line_without_traceback(env, capsys):
+def test_cli_input_errors_are_one_line_without_traceback(cli, env):
     uri, matrix, tmp = env
     matrix.drop(columns=["rnd_intensity_1y"]).head(5).to_parquet(tmp / "in.parquet")
-    code, out, err = _run_cli(["score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet")], capsys)
+    code, out, err = cli("score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet"))
     assert code == 1
     assert err.startswith("error: ") and "rnd_intensity_1y" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_cli_scores_a_data_directory_point_in_time(trained, env, capsys):
+def test_cli_scores_a_data_directory_point_in_time(cli, trained, env):
     uri, matrix, tmp = env
     hub = trained[2] / "hub"
-    code, out, err = _run_cli(["score", "--model", uri, "--data", str(hub), "--out", str(tmp / "s.parquet"), "--json"], capsys)
+    code, out, err = cli("score", "--model", uri, "--data", str(hub), "--out", str(tmp / "s.parquet"), "--json")
     assert code == 0, err
     summary = json.loads(out)
     apps = pd.read_parquet(hub / "applications.parquet")

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from riskmodel import cli
 from riskmodel.datasets import GERMAN_TARGET, german_credit, split_stratified
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["riskmodel", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +19,26 @@ def german_parquet(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_train_promote_compare_byo(mlflow_store, german_parquet, monkeypatch, capsys):
+def test_train_promote_compare_byo(cli, mlflow_store, german_parquet):
     tr, te = german_parquet
     exp = mlflow_store.experiment
     summaries = []
     for model in ("financial_baseline", "gbm_monotone"):
-        code, out, err = run_cli(monkeypatch, capsys, "train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", model, "--experiment", exp, "--json")
+        code, out, err = cli("train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", model, "--experiment", exp, "--json")
         assert code == 0, err
         s = json.loads(out)
         assert s["model"] == model and s["registered_version"] == "1" and 0.6 < s["metrics"]["test_auc"] < 1
         summaries.append(s)
-    code, out, err = run_cli(monkeypatch, capsys, "promote", "--name", summaries[0]["registered_name"], "--version", "1", "--alias", "champion")
+    code, out, err = cli("promote", "--name", summaries[0]["registered_name"], "--version", "1", "--alias", "champion")
     assert code == 0, err
     assert "@champion" in out
-    code, out, err = run_cli(monkeypatch, capsys, "compare", "--experiment", exp, "--json")
+    code, out, err = cli("compare", "--experiment", exp, "--json")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["test_auc"] for r in rows] == pytest.approx(sorted((s["metrics"]["test_auc"] for s in summaries), reverse=True), abs=1e-6)
     champ = [r for r in rows if r["champion"]]
     assert [r["run_id"] for r in champ] == [summaries[0]["run_id"]]
-    code, out, err = run_cli(monkeypatch, capsys, "compare", "--experiment", exp)
+    code, out, err = cli("compare", "--experiment", exp)
     assert code == 0 and "*" in out and "financial_baseline" in out
 
 
@@ -65,17 +52,17 @@ def test_train_promote_compare_byo(mlflow_store, german_parquet, monkeypatch, ca
         (["promote", "--name", "ghost", "--version", "1"], r"error: registered model 'ghost' does not exist"),
     ],
 )
-def test_user_errors_are_one_line_exit_2(mlflow_store, monkeypatch, capsys, args, message):
+def test_user_errors_are_one_line_exit_2(cli, mlflow_store, args, message):
     import re
 
-    code, out, err = run_cli(monkeypatch, capsys, *args)
+    code, out, err = cli(*args)
     assert code == 2
     assert re.search(message, err), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_unknown_model_cli(mlflow_store, german_parquet, monkeypatch, capsys):
+def test_unknown_model_cli(cli, mlflow_store, german_parquet):
     tr, te = german_parquet
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", "forest")
+    code, _, err = cli("train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", "forest")
     assert code == 2
     assert err.strip() == "error: unknown model 'forest'; choose one of: financial_baseline, scorecard, gbm_monotone, gbm_additive (e.g. --model gbm_monotone)"

@@ -10,25 +10,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reliability_helpers import run_cli
-
 
 def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_generated_data_and_features_are_byte_identical(tmp_path, capsys):
+def test_generated_data_and_features_are_byte_identical(cli, tmp_path):
     for run in ("a", "b"):
-        code, _, err = run_cli(["generate", "--firms", "300", "--seed", "5", "--out", tmp_path / run], capsys)
+        code, _, err = cli("generate", "--firms", "300", "--seed", "5", "--out", tmp_path / run)
         assert code == 0, err
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert len(a) >= 14 and a == b  # 13 tables + manifest + truth
     for run in ("a", "b"):
-        code, _, err = run_cli(["features", "--data", tmp_path / "a", "--out", tmp_path / f"features-{run}.parquet"], capsys)
+        code, _, err = cli("features", "--data", tmp_path / "a", "--out", tmp_path / f"features-{run}.parquet")
         assert code == 0, err
     assert (tmp_path / "features-a.parquet").read_bytes() == (tmp_path / "features-b.parquet").read_bytes()
     # Another seed gives other data (the comparison above can fail).
-    run_cli(["generate", "--firms", "300", "--seed", "6", "--out", tmp_path / "c"], capsys)
+    cli("generate", "--firms", "300", "--seed", "6", "--out", tmp_path / "c")
     assert _digests(tmp_path / "c")["firms.parquet"] != a["firms.parquet"]
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reliability_helpers import run_cli
 
 EXE = str(Path(sys.executable).with_name("riskmodel"))
 
@@ -57,7 +56,7 @@ def test_kill_9_during_score_leaves_no_file_and_a_rerun_succeeds(champion, tmp_p
     assert len(pd.read_parquet(out)) == len(big)
 
 
-def test_failed_training_run_is_marked_failed(mlflow_store, tmp_path, capsys):
+def test_failed_training_run_is_marked_failed(cli, mlflow_store, tmp_path):
     """The artifact store breaks after the run has started: its location is under a regular file, so
     logging the model fails inside the run. The run must end FAILED, not stay RUNNING, and nothing is registered."""
     from riskmodel import tracking
@@ -69,8 +68,8 @@ def test_failed_training_run_is_marked_failed(mlflow_store, tmp_path, capsys):
     df["bad"] = (rng.random(300) < 1 / (1 + np.exp(-(df["x"] - 1.5)))).astype(int)
     df.iloc[:200].to_parquet(tmp_path / "tr.parquet", index=False)
     df.iloc[200:].to_parquet(tmp_path / "te.parquet", index=False)
-    code, out, err = run_cli(["train", "--features", tmp_path / "tr.parquet", "--test", tmp_path / "te.parquet", "--target", "bad",
-                              "--model", "financial_baseline", "--experiment", "broken-artifacts"], capsys)
+    code, out, err = cli("train", "--features", tmp_path / "tr.parquet", "--test", tmp_path / "te.parquet", "--target", "bad",
+                         "--model", "financial_baseline", "--experiment", "broken-artifacts")
     assert code != 0 and "Traceback" not in err, err
     assert [ln for ln in err.splitlines() if ln.startswith("error: ")], err
     exp = tracking.client().get_experiment_by_name("broken-artifacts")
@@ -97,7 +96,7 @@ def _unwritable_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", ["score", "features"])
-def test_read_only_output_directory_fails_before_any_work(command, champion, tmp_path, capsys, monkeypatch):
+def test_read_only_output_directory_fails_before_any_work(cli, command, champion, tmp_path, monkeypatch):
     ro = _unwritable_dir(tmp_path)
     before = sorted(p.name for p in ro.iterdir())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion.store)
@@ -108,7 +107,7 @@ def test_read_only_output_directory_fails_before_any_work(command, champion, tmp
     else:
         args = ["features", "--data", champion.hub, "--out", target]
     t0 = time.perf_counter()
-    code, out, err = run_cli(args, capsys)
+    code, out, err = cli(*args)
     wall = time.perf_counter() - t0
     assert code == 2 and "Traceback" not in err, err
     assert err.strip() == f"error: --out {target}: directory {ro} is not writable", err
@@ -118,7 +117,7 @@ def test_read_only_output_directory_fails_before_any_work(command, champion, tmp
         ro.chmod(0o755)
 
 
-def test_output_under_a_file_fails_before_any_work(champion, tmp_path, capsys, monkeypatch):
+def test_output_under_a_file_fails_before_any_work(cli, champion, tmp_path, monkeypatch):
     """Root-independent variant: the output's parent is a regular file."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion.store)
     champion.matrix.head(20).to_parquet(tmp_path / "in.parquet", index=False)
@@ -126,6 +125,6 @@ def test_output_under_a_file_fails_before_any_work(champion, tmp_path, capsys, m
     for args in (["score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "afile" / "s.parquet"],
                  ["features", "--data", champion.hub, "--out", tmp_path / "afile" / "f.parquet"]):
         t0 = time.perf_counter()
-        code, out, err = run_cli(args, capsys)
+        code, out, err = cli(*args)
         assert code == 2 and "Traceback" not in err and err.startswith("error: ") and "afile" in err, err
         assert time.perf_counter() - t0 < 5, "the error came after the work"

@@ -27,7 +27,6 @@ import pandas as pd
 import pytest
 
 from features.tables import write_table
-from reliability_helpers import run_cli
 
 
 @dataclass
@@ -161,20 +160,20 @@ def hub(small_hub, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("case", FEATURES, ids=[c.id for c in FEATURES])
-def test_features_source_tables(case, hub, tmp_path, capsys):
+def test_features_source_tables(cli, case, hub, tmp_path):
     case.make(hub)
     out = tmp_path / "features.parquet"
-    code, stdout, err = run_cli(["features", "--data", hub, "--out", out], capsys)
+    code, stdout, err = cli("features", "--data", hub, "--out", out)
     check_result(case, code, stdout, err)
     assert out.exists() == (case.code == 0), case.id
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_features_reject_mode_drops_and_counts_rows(hub, tmp_path, capsys):
+def test_features_reject_mode_drops_and_counts_rows(cli, hub, tmp_path):
     """--errors reject: the same bad rows are dropped and counted instead of stopping the build."""
     _put(hub, "electricity", _set(_table(hub, "electricity"), "kwh", 5, np.inf))
     _put(hub, "financials", _set(_table(hub, "financials"), "revenue", 0, -5.0))
-    code, out, err = run_cli(["features", "--data", hub, "--out", tmp_path / "f.parquet", "--errors", "reject", "--json"], capsys)
+    code, out, err = cli("features", "--data", hub, "--out", tmp_path / "f.parquet", "--errors", "reject", "--json")
     assert code == 0 and "Traceback" not in err, err
     summary = json.loads(out)
     assert summary["rows_rejected"] == {"electricity": 1, "financials": 1}
@@ -320,11 +319,11 @@ SCORE = [
 
 
 @pytest.mark.parametrize("case", SCORE, ids=[c.id for c in SCORE])
-def test_score_feature_files(case, use_champion_store, tmp_path, capsys):
+def test_score_feature_files(cli, case, use_champion_store, tmp_path):
     champ = use_champion_store
     path = case.make(champ.matrix.copy(), tmp_path)
     out = tmp_path / "scores.parquet"
-    code, stdout, err = run_cli(["score", "--model", champ.uri, "--features", path, "--out", out], capsys)
+    code, stdout, err = cli("score", "--model", champ.uri, "--features", path, "--out", out)
     check_result(case, code, stdout, err)
     rejects = tmp_path / "scores.rejects.parquet"
     if case.code != 0:
@@ -405,9 +404,9 @@ TRAIN = [
 
 
 @pytest.mark.parametrize("case", TRAIN, ids=[c.id for c in TRAIN])
-def test_train_byo_tables(case, mlflow_store, tmp_path, capsys):
+def test_train_byo_tables(cli, case, mlflow_store, tmp_path):
     args = case.make(tmp_path)
-    code, stdout, err = run_cli(["train", *args, "--experiment", mlflow_store.experiment], capsys)
+    code, stdout, err = cli("train", *args, "--experiment", mlflow_store.experiment)
     check_result(case, code, stdout, err)
 
 
@@ -446,9 +445,9 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("case", OPTIONS, ids=[c.id for c in OPTIONS])
-def test_options_and_configs(case, mlflow_store, tmp_path, capsys):
+def test_options_and_configs(cli, case, mlflow_store, tmp_path):
     args = case.make(tmp_path)
-    code, stdout, err = run_cli(args, capsys)
+    code, stdout, err = cli(*args)
     check_result(case, code, stdout, err)
 
 
@@ -473,7 +472,7 @@ def _console_script() -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case_id", ["csv-gbk-encoding", "negative-magnitudes"])
-def test_console_script_matches_in_process(case_id, use_champion_store, tmp_path, capsys):
+def test_console_script_matches_in_process(cli, case_id, use_champion_store, tmp_path):
     case = next(c for c in SCORE if c.id == case_id)
     champ = use_champion_store
     path = case.make(champ.matrix.copy(), tmp_path)
@@ -481,7 +480,7 @@ def test_console_script_matches_in_process(case_id, use_champion_store, tmp_path
     env = {**os.environ, "MLFLOW_TRACKING_URI": champ.store, "RISKMODEL_THREADS": "1"}
     proc = subprocess.run([_console_script(), *args], capture_output=True, text=True, env=env, timeout=120)
     check_result(case, proc.returncode, proc.stdout, proc.stderr)
-    in_proc = run_cli(args, capsys)
+    in_proc = cli(*args)
     assert in_proc[0] == proc.returncode
     assert [ln for ln in in_proc[2].splitlines() if ln.startswith("error")] == [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
 

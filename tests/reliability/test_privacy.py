@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.tables import SCHEMAS
-from reliability_helpers import run_cli
 
 L4 = sorted({c.name for s in SCHEMAS.values() for c in s.columns if c.grade == "L4"})
 
@@ -32,7 +31,7 @@ def _text(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_no_raw_identifier_or_l4_field_in_any_artifact(champion, tmp_path, capsys, caplog, monkeypatch):
+def test_no_raw_identifier_or_l4_field_in_any_artifact(cli, champion, tmp_path, caplog, monkeypatch):
     assert L4 == ["legal_rep_id", "registration_id"]
     firms = pd.read_parquet(champion.hub / "firms.parquet")
     secrets = set(firms["registration_id"].dropna().astype(str)) | set(firms["legal_rep_id"].dropna().astype(str))
@@ -43,18 +42,18 @@ def test_no_raw_identifier_or_l4_field_in_any_artifact(champion, tmp_path, capsy
     outputs: list[str] = []
     with caplog.at_level(logging.DEBUG):
         # features and score through the CLI (the demo's path), report of the champion's training run
-        code, out, err = run_cli(["features", "--data", champion.hub, "--out", tmp_path / "features.parquet"], capsys)
+        code, out, err = cli("features", "--data", champion.hub, "--out", tmp_path / "features.parquet")
         assert code == 0, err
         outputs += [out, err]
         scored = champion.matrix.copy()
         scored.loc[0, "rnd_intensity_1y"] = -3.0  # one reject, so the reject file has content
         scored.to_parquet(tmp_path / "in.parquet", index=False)
-        code, out, err = run_cli(["score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "scores.parquet", "--json"], capsys)
+        code, out, err = cli("score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "scores.parquet", "--json")
         assert code == 0, err
         assert json.loads(out)["rejected"] == 1
         outputs += [out, err]
         if (Path(__file__).resolve().parents[2] / "riskmodel" / "report.py").exists():
-            code, out, err = run_cli(["report", "--run", champion.summary["run_id"], "--out", tmp_path / "report", "--data", champion.hub], capsys)
+            code, out, err = cli("report", "--run", champion.summary["run_id"], "--out", tmp_path / "report", "--data", champion.hub)
             assert code == 0, err
             outputs += [out, err]
             assert (tmp_path / "report" / "index.html").exists()
