@@ -314,12 +314,12 @@ def explain_cmd(
     if len(frame) > 1:
         raise UserError(f"application_id {application_id!r} appears {len(frame)} times in {features}; ids must be unique")
     credit_model, name, version = tracking.load_credit_model(model)
-    missing = [c for c in credit_model.features if c not in frame.columns]
+    missing = [c for c in credit_model.used_features if c not in frame.columns]
     if missing:
         raise UserError(f"{features} lacks {len(missing)} column(s) the model needs: {missing[:10]}")
     row = frame.reset_index(drop=True)
     for c, dt in credit_model.dtypes.items():
-        if dt == "float64":
+        if dt == "float64" and c in row.columns:
             row[c] = row[c].astype("float64")
     header, table = explain.explain_row(credit_model, row)
     feature_points = float(table["points"].sum())

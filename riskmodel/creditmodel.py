@@ -116,7 +116,7 @@ class CreditModel:
         keep = set(selected)
         return [c for c in self.features if c in keep]
 
-    def _select(self, X: pd.DataFrame) -> pd.DataFrame:
+    def select(self, X: pd.DataFrame) -> pd.DataFrame:
         """The model's columns of X. A feature the model does not use may be absent: it is passed
         to the estimator as missing, which cannot change the score."""
         if not isinstance(X, pd.DataFrame):
@@ -137,7 +137,7 @@ class CreditModel:
     def _logit_and_contrib(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, tuple[str, ...]]:
         """Log-odds, the contributions of every feature, and the features that cannot be reasons
         (suppressed, or not used by the model: a scorecard's unselected features contribute 0)."""
-        contrib = self.estimator.contributions(self._select(X))
+        contrib = self.estimator.contributions(self.select(X))
         used = getattr(self.estimator, "selected_", None)
         C = contrib.to_numpy()  # column-major: each feature's contributions are contiguous
         columns = [str(c) for c in contrib.columns]
@@ -150,7 +150,7 @@ class CreditModel:
 
     def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
         """Bare PD (no reasons): the estimator's ``predict_proba`` on the model's columns."""
-        return self.estimator.predict_proba(self._select(X))[:, 1]
+        return self.estimator.predict_proba(self.select(X))[:, 1]
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """PD, score, grade and reason codes (see ``output_columns``), index of X kept. ``grade``

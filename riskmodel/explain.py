@@ -378,9 +378,10 @@ def explain_row(credit_model, row: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     sum to the score."""
     if len(row) != 1:
         raise UserError(f"explain_row needs exactly one row, got {len(row)}")
+    row = credit_model.select(row)  # features the model does not use may be absent: shown as missing
     pred = credit_model.predict(row).iloc[0]
     est = credit_model.estimator
-    contrib = est.contributions(row[credit_model.features]).iloc[0]
+    contrib = est.contributions(row).iloc[0]
     factor = float(credit_model.scaling.factor)
     t = names(credit_model.features, credit_model.catalog)[["feature", "name_zh", "name_en"]]
     t["value"] = [row[f].iloc[0] for f in credit_model.features]

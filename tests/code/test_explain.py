@@ -9,7 +9,7 @@ import pytest
 from riskmodel import explain
 from riskmodel.creditmodel import CreditModel
 from riskmodel.datasets import synthetic_credit
-from riskmodel.errors import UserError
+from riskmodel.errors import ScoringError, UserError
 from riskmodel.models import make_model
 
 
@@ -155,3 +155,17 @@ def test_precomputed_contributions_give_the_same_tables(fitted, data):
         pd.testing.assert_frame_equal(a[m], b[m])
     pd.testing.assert_frame_equal(explain.shape(fitted["financial_baseline"], "x0", X, max_rows=None),
                                   explain.shape(fitted["financial_baseline"], "x0", X, contrib=fitted["financial_baseline"].contributions(X)))
+
+
+def test_explain_row_without_a_feature_the_scorecard_does_not_use(fitted, data):
+    X, _, Xt, _, directions = data
+    cm = CreditModel.from_estimator(fitted["scorecard"], catalog=_catalog(directions), suppress=())
+    unused = [c for c in cm.features if c not in cm.used_features]
+    row = Xt.iloc[[7]]
+    assert unused == ["x5"]  # x5 carries no signal in this data: the scorecard leaves it out
+    full, _ = explain.explain_row(cm, row)
+    header, t = explain.explain_row(cm, row.drop(columns=unused))
+    assert header["score"] == pytest.approx(full["score"])
+    assert t.loc[t["feature"].isin(unused), "contribution"].eq(0).all()
+    with pytest.raises(ScoringError, match="missing from the input"):
+        explain.explain_row(cm, row.drop(columns=cm.used_features[:1]))
