@@ -518,7 +518,8 @@ def validate_frame(
         if col.dtype == "category":
             ok = coerced.isin(list(col.categories)).to_numpy() | coerced.isna().to_numpy()
             flag(~ok, col.name, f"unknown category (allowed: {', '.join(col.categories)})", raw)
-            coerced = coerced.astype(pd.CategoricalDtype(list(col.categories)))
+            # unknown values are flagged above; they become missing (pandas 4 will refuse the cast)
+            coerced = coerced.where(ok).astype(pd.CategoricalDtype(list(col.categories)))
         if col.dtype == "string":
             lengths = coerced.str.len().to_numpy(dtype="float64", na_value=0)
             flag(lengths > 200, col.name, "text longer than 200 characters", raw)
