@@ -38,7 +38,6 @@ Common contract (team contract 4)
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import pandas as pd

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def model(small_hub, _migrated_store, tmp_path_factory):
-    """(URI, feature matrix, store root) for a gbm_monotone trained and promoted in a private store."""
+    """(URI, feature matrix, store root) for a scorecard trained and promoted in a private store."""
     from riskmodel import tracking
     from riskmodel.train import train_generated
 
@@ -73,6 +73,22 @@ def test_spark_and_pandas_paths_give_identical_outputs(model, tmp_path, monkeypa
     ra = pd.read_parquet(tmp_path / "pandas.rejects.parquet")
     rb = pd.read_parquet(tmp_path / "spark.rejects.parquet")
     assert ra["row"].tolist() == rb["row"].tolist() and ra["reject_code"].tolist() == rb["reject_code"].astype(str).tolist()
+
+
+def test_spark_path_with_every_row_rejected(model, tmp_path, monkeypatch):
+    """No row left to score: an empty scores file with the scoring columns, every row a reject."""
+    from riskmodel.spark import score_spark
+
+    uri, matrix, root = model
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    m = matrix.head(40).copy()
+    m["rnd_intensity_1y"] = -1.0  # cannot be negative
+    m.to_parquet(tmp_path / "in.parquet")
+    s = score_spark(uri, tmp_path / "in.parquet", tmp_path / "spark.parquet")
+    assert (s.rows_in, s.scored, s.rejected) == (40, 0, 40) and s.rejects_by_reason == {"OUT_OF_RANGE": 40}
+    scores = pd.read_parquet(tmp_path / "spark.parquet")
+    assert len(scores) == 0 and {"pd", "score", "grade", "reason_1_zh"} <= set(scores.columns)
+    assert pd.read_parquet(tmp_path / "spark.rejects.parquet")["row"].tolist() == list(range(40))
 
 
 def _free_port() -> int:
