@@ -2,14 +2,28 @@
 
 In one run, on the same model and rows:
   (a) the bare model: ``CreditModel.predict_pd`` on N feature rows already in memory;
-  (b) ``riskmodel score`` end to end (read Parquet by chunks, validate, PD + score + grade + three
-      reason codes with texts, write scores and rejects atomically), as a subprocess.
-Reported as the ratio (b)/(a), per model. Peak memory of (b) is measured for N and 4N rows to show
-it stays flat with input size. The Spark path's rows per second are measured on a smaller file.
+  (b) ``riskmodel score`` end to end (load the model from the registry, read Parquet by chunks,
+      validate, PD + score + grade + three reason codes with texts, write scores and rejects
+      atomically), in a subprocess. The subprocess first imports the libraries (MLflow, its SQL
+      store, scikit-learn, LightGBM): that start-up, about 5 s here whatever the input size, is
+      reported separately as ``startup_seconds`` and is not in (b).
+Reported as the ratio (b)/(a), per model, in wall-clock time and in CPU time (``riskmodel score``
+reads and validates the next chunk and writes the previous one on two background threads, so it
+can use a second core; the CPU ratio shows the whole work). The target (at most 2x) is judged for
+the champion: the model with the best out-of-time AUC, the rule ``riskmodel demo`` promotes by.
+For the breakdown, the four stages of (b) (read, check, predict with reasons, write) are also
+timed one after the other on one thread, each as a multiple of (a), and a cold model load in a
+fresh process; ``two_core_floor_over_bare`` is the least (b) could take on two cores if the
+stages' work were shared perfectly: (sum of stages / 2 + load) / (a).
+Peak memory of (b) is measured for N and 4N rows to show it stays flat with input size.
+``gbm_monotone``, whose reasons need TreeSHAP, is measured on ``--slow-rows`` rows. The Spark
+path's rows per second are measured on a smaller file.
 
-    .venv/bin/python benchmarks/bench_scoring.py [--rows 1000000] [--big 4000000] [--spark-rows 200000]
+    .venv/bin/python benchmarks/bench_scoring.py [--rows 1000000] [--big 4000000] [--slow-rows 20000] [--spark-rows 200000]
 
-Writes benchmarks/results/scoring.json. The machine is shared: compare ratios, not seconds.
+(a) and (b) are each run ``--repeat`` times (default 3) and the fastest run of each kept; every
+run of (b) is recorded. Writes benchmarks/results/scoring.json. The machine is shared: compare
+ratios, not seconds.
 """
 
 from __future__ import annotations
@@ -33,13 +47,22 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scoring.json"
 MODELS = ("gbm_additive", "scorecard")
+SLOW_MODELS = ("gbm_monotone",)
+TARGET = 2.0
 
 CHILD = r"""
 import json, resource, sys, time
+t0 = time.perf_counter()
+import lightgbm, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, sklearn.base  # process start-up
+import riskmodel.models, riskmodel.tracking
 from riskmodel.scoring import score
+startup = time.perf_counter() - t0
+u0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = u0.ru_utime + u0.ru_stime
 t = time.perf_counter()
 s = score(sys.argv[1], sys.argv[3], features=sys.argv[2], chunk_size=int(sys.argv[4]))
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": time.perf_counter() - t, "startup_seconds": startup, "peak_rss_mib": u.ru_maxrss / 1024, "cpu_seconds": u.ru_utime + u.ru_stime - cpu0,
                   "rows_in": s.rows_in, "scored": s.scored, "rejected": s.rejected}))
 """
 
@@ -61,6 +84,56 @@ def replicate(matrix: pd.DataFrame, rows: int, path: Path, row_group: int = 100_
     writer.close()
 
 
+def stage_costs(cm, path: Path, chunk: int, out: Path) -> dict[str, float]:
+    """Seconds of each stage of ``riskmodel score``, run one after the other on one thread over
+    the same rows: read (only the model's columns), check (validate_chunk with the id ledger),
+    predict with reasons (CreditModel.predict), write (build the Arrow table, encode, compress)."""
+    from riskmodel.ids import IdLedger
+    from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, AtomicParquetWriter, _scores_table, iter_chunks, validate_chunk
+
+    spec = cm.input_spec()
+    required = spec["numeric"] + spec["categorical"]
+    t = time.perf_counter()
+    chunks = list(iter_chunks(path, chunk, columns=[ID_COLUMN, *PASS_THROUGH, *required]))
+    costs = {"read": time.perf_counter() - t}
+    t = time.perf_counter()
+    ledger, offset, checked = IdLedger(), 0, []
+    for c in chunks:
+        checked.append(validate_chunk(c, spec["numeric"], spec["categorical"], spec["lower_bounds"], ledger, offset))
+        offset += len(c)
+    costs["check"] = time.perf_counter() - t
+    del chunks
+    t = time.perf_counter()
+    scored = [cm.predict(r.clean[required]) for r in checked]
+    costs["predict_with_reasons"] = time.perf_counter() - t
+    t = time.perf_counter()
+    writer = AtomicParquetWriter(out)
+    for r, sc in zip(checked, scored):
+        writer.write_table(_scores_table(r.ids, r.clean, sc, "bench", "1"))
+    writer.commit(pd.DataFrame())
+    costs["write"] = time.perf_counter() - t
+    out.unlink()
+    return costs
+
+
+LOAD_CHILD = r"""
+import json, sys, time
+import lightgbm, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, sklearn.base  # process start-up
+import riskmodel.models, riskmodel.tracking
+t = time.perf_counter()
+riskmodel.tracking.load_credit_model(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - t}))
+"""
+
+
+def load_seconds(uri: str, env: dict) -> float:
+    """A cold model load from the registry in a fresh process (after the imports), as (b) pays it."""
+    proc = subprocess.run([sys.executable, "-c", LOAD_CHILD, uri], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+
+
 def run_child(uri: str, features: Path, out: Path, chunk: int, env: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD, uri, str(features), str(out), str(chunk)], env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -73,6 +146,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big", type=int, default=4_000_000)
     ap.add_argument("--spark-rows", type=int, default=200_000)
+    ap.add_argument("--slow-rows", type=int, default=20_000, help="rows for the models in SLOW_MODELS (0: skip them)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b) per model; the fastest of each is kept")
     ap.add_argument("--chunk-size", type=int, default=100_000)
     ap.add_argument("--firms", type=int, default=5000)
     args = ap.parse_args()
@@ -81,6 +156,7 @@ def main() -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}"}
     os.environ.update(env)
     from riskmodel import tracking
+    from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, iter_chunks
     from riskmodel.synthetic import GeneratorParams, generate
     from riskmodel.train import train_generated
 
@@ -94,46 +170,83 @@ def main() -> None:
             "rows": args.rows,
             "big_rows": args.big,
             "chunk_size": args.chunk_size,
+            "repeat": args.repeat,
             "threads": os.environ.get("RISKMODEL_THREADS", "2"),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "load_avg_start": os.getloadavg()},
             "models": {},
         }
         matrix = None
         files: dict[int, Path] = {}
-        for model in MODELS:
+        for model in MODELS + (SLOW_MODELS if args.slow_rows else ()):
+            slow = model in SLOW_MODELS
             r = train_generated(hub, model, "bench-scoring", registered_name=f"bench-{model}")
             uri = f"models:/bench-{model}/{r['registered_version']}"
             if matrix is None:
                 matrix = pd.read_parquet(next((hub / "cache").glob("features-*.parquet")))
-                for n in (args.rows, args.big):
-                    if n:
+                for n in (args.rows, args.big, args.slow_rows):
+                    if n and n not in files:
                         files[n] = work / f"features-{n}.parquet"
                         replicate(matrix, n, files[n])
+            rows = args.slow_rows if slow else args.rows
             cm, _, _ = tracking.load_credit_model(uri)
-            X = pd.read_parquet(files[args.rows], columns=cm.features)
+            X = pd.read_parquet(files[rows], columns=cm.features)
             cm.predict_pd(X.head(1000))  # warm up
-            t = time.perf_counter()
-            cm.predict_pd(X)
-            bare = time.perf_counter() - t
+            bare, bare_cpu = np.inf, np.inf
+            for _ in range(args.repeat):  # the fastest of the repeats: the machine is shared
+                c, t = time.process_time(), time.perf_counter()
+                cm.predict_pd(X)
+                bare, bare_cpu = min(bare, time.perf_counter() - t), min(bare_cpu, time.process_time() - c)
             del X
-            end_to_end = run_child(uri, files[args.rows], work / "scores.parquet", args.chunk_size, env)
+            # reference: only reading the columns scoring reads, by the same chunked reader
+            spec = cm.input_spec()
+            needed = [ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]]
+            t = time.perf_counter()
+            for _ in iter_chunks(files[rows], args.chunk_size, columns=needed):
+                pass
+            read_only = time.perf_counter() - t
+            stages = stage_costs(cm, files[rows], args.chunk_size, work / "stages.parquet") if not slow else {}
+            load = min(load_seconds(uri, env) for _ in range(args.repeat))
+            runs = [run_child(uri, files[rows], work / "scores.parquet", args.chunk_size, env) for _ in range(args.repeat)]
+            end_to_end = min(runs, key=lambda r: r["seconds"])
+            end_to_end["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
             entry = {
                 "uri": uri,
+                "rows": rows,
                 "bare_predict_pd_seconds": round(bare, 3),
                 "score_end_to_end_seconds": round(end_to_end["seconds"], 3),
+                "score_end_to_end_seconds_all_runs": [round(r["seconds"], 3) for r in runs],
+                "startup_seconds": round(end_to_end["startup_seconds"], 3),
                 "ratio_end_to_end_over_bare": round(end_to_end["seconds"] / bare, 2),
-                "rows_per_second_end_to_end": round(args.rows / end_to_end["seconds"]),
-                "peak_rss_mib": {str(args.rows): round(end_to_end["peak_rss_mib"])},
+                "read_input_only_seconds": round(read_only, 3),
+                "read_input_only_over_bare": round(read_only / bare, 2),
+                "bare_predict_pd_cpu_seconds": round(bare_cpu, 3),
+                "score_end_to_end_cpu_seconds": round(end_to_end["cpu_seconds"], 3),
+                "cpu_ratio_end_to_end_over_bare": round(end_to_end["cpu_seconds"] / bare_cpu, 2),
+                "rows_per_second_end_to_end": round(rows / end_to_end["seconds"]),
+                "stages_one_thread_over_bare": {k: round(v / bare, 2) for k, v in stages.items()},
+                "model_load_seconds": round(load, 3),
+                # the least (b) can take on two cores: the stages' work shared perfectly, plus the load
+                "two_core_floor_over_bare": round((sum(stages.values()) / 2 + load) / bare, 2) if stages else None,
+                "peak_rss_mib": {str(rows): round(end_to_end["peak_rss_mib"])},
                 "accounting": {k: end_to_end[k] for k in ("rows_in", "scored", "rejected")},
                 "oot_auc": r["metrics"].get("test_auc"),
             }
-            if args.big:
+            if args.big and not slow:
                 big = run_child(uri, files[args.big], work / "scores-big.parquet", args.chunk_size, env)
                 entry["peak_rss_mib"][str(args.big)] = round(big["peak_rss_mib"])
                 entry["peak_rss_ratio_big_over_rows"] = round(big["peak_rss_mib"] / end_to_end["peak_rss_mib"], 2)
                 entry["score_big_seconds"] = round(big["seconds"], 3)
             results["models"][model] = entry
             print(model, json.dumps(entry), flush=True)
+        champion = max(results["models"], key=lambda m: results["models"][m]["oot_auc"] or 0.0)
+        results["champion"] = {
+            "model": champion,
+            "rule": "best out-of-time AUC (as riskmodel demo promotes)",
+            "target_ratio": TARGET,
+            "ratio": results["models"][champion]["ratio_end_to_end_over_bare"],
+            "target_met": results["models"][champion]["ratio_end_to_end_over_bare"] <= TARGET,
+        }
+        print("champion", json.dumps(results["champion"]), flush=True)
 
         if args.spark_rows:
             from riskmodel.spark import score_spark, spark_session
