@@ -2,8 +2,8 @@
 
 Batch scoring reads its input a chunk at a time, and an id repeated anywhere in the batch must be
 rejected after its first row. Keeping every id seen in a Python set costs a Python string object
-and a hash per row (about 100 bytes and the slowest step of scoring); :class:`IdLedger` works on
-the Arrow string buffers instead:
+and a hash per row, and was the slowest step of scoring; :class:`IdLedger` works on the Arrow
+string buffers instead:
 
 * each id is hashed to 64 bits with numpy over the id bytes (see :func:`hash_ids`);
 * the hashes of earlier chunks are kept in sorted runs that merge as they grow, so each hash is
@@ -11,7 +11,7 @@ the Arrow string buffers instead:
 * a hash found in an earlier chunk is confirmed by comparing the id strings, so a hash collision
   can never reject a row: the answer is exact.
 
-Memory is about 16 bytes per id plus the id bytes themselves.
+Memory is 16 bytes per id (hash and position) plus the id bytes themselves.
 """
 
 from __future__ import annotations
