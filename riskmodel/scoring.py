@@ -6,9 +6,10 @@ position in the input, a reason code and a reason text). ``rows_in == scored + r
 
 Whole-batch problems (the file cannot be read, a required column is missing, the model cannot be
 loaded) raise :class:`~riskmodel.errors.ScoringError` before anything is written. The input is read
-one Parquet row group batch (or CSV chunk) at a time, so memory does not grow with the input, and
-both outputs are written to temporary files beside the targets and renamed at the end: a crash
-never leaves a partial file at a target path.
+one Parquet row group batch (or CSV chunk) at a time, so the data in memory does not grow with the
+input (only the ledger of ids seen, :class:`~riskmodel.ids.IdLedger`, does), and both outputs are
+written to temporary files beside the targets and renamed at the end: a crash never leaves a
+partial file at a target path.
 """
 
 from __future__ import annotations
@@ -519,7 +520,7 @@ def score_frames(
     Three stages overlap, each chunk passing through them in order: a background thread reads and
     validates the next chunk (:func:`in_background`), this thread scores the current one, and a
     second background thread writes the previous one (:class:`WriteBehind`). At most two chunks
-    wait between stages, so memory stays flat with the input size.
+    wait between stages, so the chunks in memory do not grow with the input size.
     """
     out = check_output_path(out)
     rejects_out = check_output_path(rejects_out or out.with_name(out.stem + ".rejects.parquet"), "--rejects")
