@@ -91,19 +91,15 @@ def stage_costs(cm, path: Path, chunk: int, out: Path) -> dict[str, float]:
     """Seconds of each stage of ``riskmodel score``, run one after the other on one thread over
     the same rows: read (only the model's columns), check (validate_chunk with the id ledger),
     predict with reasons (CreditModel.predict), write (build the Arrow table, encode, compress)."""
-    from riskmodel.ids import IdLedger
-    from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, AtomicParquetWriter, _scores_table, iter_chunks, validate_chunk
+    from riskmodel.scoring import AtomicParquetWriter, _scores_table, _validated, columns_read, iter_chunks
 
     spec = cm.input_spec()
     required = spec["numeric"] + spec["categorical"]
     t = time.perf_counter()
-    chunks = list(iter_chunks(path, chunk, columns=[ID_COLUMN, *PASS_THROUGH, *required]))
+    chunks = list(iter_chunks(path, chunk, columns=columns_read(spec)))
     costs = {"read": time.perf_counter() - t}
     t = time.perf_counter()
-    ledger, offset, checked = IdLedger(), 0, []
-    for c in chunks:
-        checked.append(validate_chunk(c, spec["numeric"], spec["categorical"], spec["lower_bounds"], ledger, offset))
-        offset += len(c)
+    checked = [res for _, res in _validated(iter(chunks), spec, False, str(path), {})]  # the scorer's own check stage
     costs["check"] = time.perf_counter() - t
     del chunks
     t = time.perf_counter()
@@ -129,19 +125,21 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
-def load_seconds(uri: str, env: dict) -> float:
-    """A cold model load from the registry in a fresh process (after the imports), as (b) pays it."""
-    proc = subprocess.run([sys.executable, "-c", LOAD_CHILD, uri], env=env, capture_output=True, text=True, check=False)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
-
-
-def run_child(uri: str, features: Path, out: Path, chunk: int, env: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, uri, str(features), str(out), str(chunk)], env=env, capture_output=True, text=True, check=False)
+def _child(code: str, args: list[str], env: dict) -> dict:
+    """Run ``code`` in a fresh Python process; its last stdout line is a JSON object."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load_seconds(uri: str, env: dict) -> float:
+    """A cold model load from the registry in a fresh process (after the imports), as (b) pays it."""
+    return _child(LOAD_CHILD, [uri], env)["seconds"]
+
+
+def run_child(uri: str, features: Path, out: Path, chunk: int, env: dict) -> dict:
+    return _child(CHILD, [uri, str(features), str(out), str(chunk)], env)
 
 
 def main() -> None:
@@ -159,7 +157,7 @@ def main() -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}"}
     os.environ.update(env)
     from riskmodel import tracking
-    from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, iter_chunks
+    from riskmodel.scoring import columns_read, iter_chunks
     from riskmodel.synthetic import GeneratorParams, generate
     from riskmodel.train import train_generated
 
@@ -201,10 +199,8 @@ def main() -> None:
                 bare, bare_cpu = min(bare, time.perf_counter() - t), min(bare_cpu, time.process_time() - c)
             del X
             # reference: only reading the columns scoring reads, by the same chunked reader
-            spec = cm.input_spec()
-            needed = [ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]]
             t = time.perf_counter()
-            for _ in iter_chunks(files[rows], args.chunk_size, columns=needed):
+            for _ in iter_chunks(files[rows], args.chunk_size, columns=columns_read(cm.input_spec())):
                 pass
             read_only = time.perf_counter() - t
             stages = stage_costs(cm, files[rows], args.chunk_size, work / "stages.parquet") if not slow else {}

@@ -128,6 +128,12 @@ def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -
         raise ScoringError(f"{path}: cannot read Parquet data ({str(exc).splitlines()[0][:120]})") from None
 
 
+def columns_read(spec: dict) -> list[str]:
+    """The input columns scoring reads for a model's ``input_spec()``: the id, the pass-through
+    columns and the features the model uses."""
+    return [ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]]
+
+
 def count_rows(path: Path) -> int | None:
     """Rows in a Parquet file from its footer (None for CSV: unknown without reading it)."""
     if Path(path).suffix.lower() == ".csv":
@@ -616,8 +622,7 @@ def score(
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
     credit_model, name, version = tracking.load_credit_model(model_uri)
     if features is not None:
-        spec = credit_model.input_spec()
-        chunks = iter_chunks(features, chunk_size, columns=[ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]])
+        chunks = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec()))
         total, source = count_rows(features), str(features)
     else:
         from features.build import build_features
