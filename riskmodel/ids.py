@@ -11,10 +11,24 @@ and a hash per row, the largest cost of the row checks in a profile of ``riskmod
 * a hash found in an earlier chunk is confirmed by comparing the id strings, so a hash collision
   can never reject a row: the answer is exact.
 
-Memory is 16 bytes per id (hash and position) plus the id bytes themselves.
+Memory is 16 bytes per id (hash and position) plus the id bytes themselves: it grows with the
+batch. When the whole input can be read twice (a file), :func:`find_duplicates` finds the repeated
+rows first, with memory that does not grow with the input:
+
+* pass one hashes each chunk's ids, marks the ids repeated within the chunk, and appends the rest
+  (hash, row number, id) to one of up to 256 bucket files on disk, chosen by the hash's top bits;
+* pass two reads one bucket at a time and marks every row whose id came earlier in the bucket
+  (every copy of an id lands in the same bucket), with the same exact string comparison.
+
+The answer, :class:`DuplicateRows`, is one bit per input row; a bucket holds about
+``BUCKET_ROWS`` ids, so memory is one bucket whatever the input size (up to 256 buckets, about
+128 million rows, past which buckets grow).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,6 +116,38 @@ class _Sorted:
         return self.arr[int(self.rows[i])]
 
 
+def _repeats(arr: pa.LargeStringArray, hashes: np.ndarray) -> np.ndarray:
+    """True at every row whose id appeared earlier in the same chunk (``arr`` and ``hashes``
+    in hash order, ties in row order)."""
+    repeat = np.zeros(len(hashes), dtype=bool)
+    if len(hashes) < 2:
+        return repeat
+    same_hash = np.flatnonzero(hashes[1:] == hashes[:-1]) + 1
+    if not len(same_hash):
+        return repeat
+    same = pc.equal(arr.take(pa.array(same_hash)), arr.take(pa.array(same_hash - 1)))
+    same = same.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    repeat[same_hash[same]] = True
+    for i in same_hash[~same]:  # equal hashes, different ids: compare with the whole run of equal hashes
+        j, value = i - 1, arr[int(i)].as_py()
+        while j >= 0 and hashes[j] == hashes[i]:
+            if arr[int(j)].as_py() == value:
+                repeat[i] = True
+                break
+            j -= 1
+    return repeat
+
+
+
+def _in_hash_order(arr: pa.LargeStringArray, hashes: np.ndarray, rows: np.ndarray):
+    """``rows`` of ``arr`` (hashes given) in hash order, ties in row order, and which of them repeat
+    an id of an earlier row among them: (rows, hashes, ids, repeat), all in hash order."""
+    order = np.argsort(hashes, kind="stable")  # equal hashes keep row order: the first row comes first
+    rows, hashes = rows[order], hashes[order]
+    ids = _Sorted(arr, rows)
+    return rows, hashes, ids, _repeats(ids, hashes)
+
+
 class IdLedger:
     """The ids seen so far in one batch; :meth:`check` answers which of a chunk's ids came earlier.
 
@@ -155,37 +201,11 @@ class IdLedger:
                     j += 1
         return seen
 
-    @staticmethod
-    def _repeats(arr: pa.LargeStringArray, hashes: np.ndarray) -> np.ndarray:
-        """True at every row whose id appeared earlier in the same chunk (``arr`` and ``hashes``
-        in hash order, ties in row order)."""
-        repeat = np.zeros(len(hashes), dtype=bool)
-        if len(hashes) < 2:
-            return repeat
-        same_hash = np.flatnonzero(hashes[1:] == hashes[:-1]) + 1
-        if not len(same_hash):
-            return repeat
-        same = pc.equal(arr.take(pa.array(same_hash)), arr.take(pa.array(same_hash - 1)))
-        same = same.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-        repeat[same_hash[same]] = True
-        for i in same_hash[~same]:  # equal hashes, different ids: compare with the whole run of equal hashes
-            j, value = i - 1, arr[int(i)].as_py()
-            while j >= 0 and hashes[j] == hashes[i]:
-                if arr[int(j)].as_py() == value:
-                    repeat[i] = True
-                    break
-                j -= 1
-        return repeat
-
     def check(self, arr: pa.LargeStringArray, empty: np.ndarray) -> np.ndarray:
         """Duplicates in this chunk (an id seen in an earlier chunk, or earlier in this one); records
         the chunk's other non-empty ids as seen. Empty ids are neither duplicates nor recorded."""
         keep = np.flatnonzero(~empty)
-        h = hash_ids(arr)[keep]
-        order = np.argsort(h, kind="stable")  # equal hashes keep row order: the first row comes first
-        rows, h = keep[order], h[order]
-        ids = _Sorted(arr, rows)
-        dup = self._repeats(ids, h)
+        rows, h, ids, dup = _in_hash_order(arr, hash_ids(arr)[keep], keep)
         if self._size:
             dup |= self._earlier(ids, h, ~dup)
         new = np.flatnonzero(~dup)
@@ -202,3 +222,93 @@ class IdLedger:
         duplicate = np.zeros(len(arr), dtype=bool)
         duplicate[rows[dup]] = True
         return duplicate
+
+
+BUCKET_ROWS = 500_000  # ids per bucket file in find_duplicates: its memory is one bucket of them
+MAX_BUCKETS = 256  # open files in pass one
+_BUCKET_SCHEMA = pa.schema([("hash", pa.uint64()), ("row", pa.int64()), ("id", pa.large_string())])
+
+
+class DuplicateRows:
+    """Which rows of a batch repeat the id of an earlier row: one bit per row."""
+
+    def __init__(self) -> None:
+        self.n_rows = 0
+        self._bits = np.zeros(0, dtype=np.uint8)
+
+    def _extend(self, n: int) -> None:
+        self.n_rows += n
+        need = (self.n_rows + 7) // 8
+        if need > len(self._bits):
+            bits = np.zeros(max(need, 2 * len(self._bits)), dtype=np.uint8)
+            bits[: len(self._bits)] = self._bits
+            self._bits = bits
+
+    def _mark(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        np.bitwise_or.at(self._bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
+
+    def __len__(self) -> int:
+        """The number of duplicate rows."""
+        return int(np.unpackbits(self._bits).sum())
+
+    def mask(self, offset: int, n: int) -> np.ndarray:
+        """True for the duplicate rows among rows ``offset`` .. ``offset + n - 1``."""
+        if offset < 0 or n < 0 or offset + n > self.n_rows:
+            raise ValueError(f"rows {offset}..{offset + n - 1} are outside the {self.n_rows} rows checked")
+        first = offset // 8
+        bits = np.unpackbits(self._bits[first : (offset + n + 7) // 8], bitorder="little")
+        return bits[offset - 8 * first :][:n].astype(bool)
+
+
+def find_duplicates(chunks: Iterable[pa.Array], directory: Path, total_rows: int | None = None, bucket_rows: int = BUCKET_ROWS) -> DuplicateRows:
+    """The duplicate rows of a batch whose ids come as ``chunks`` (large-string arrays, in row order),
+    with bucket files in ``directory`` (removed before returning). ``total_rows``, when known, sets
+    the number of buckets (``total_rows / bucket_rows``, a power of two, at most ``MAX_BUCKETS``);
+    unknown, 16. Same rule as :class:`IdLedger`: the first row of an id counts, empty ids are never
+    duplicates.
+    """
+    buckets = 16 if total_rows is None else min(MAX_BUCKETS, max(1, -(-int(total_rows) // bucket_rows)))
+    bits = (buckets - 1).bit_length()
+    buckets = 1 << bits  # bucket = the hash's top ``bits`` bits
+    directory = Path(directory)
+    found = DuplicateRows()
+    writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter]] = {}
+    try:
+        for arr in chunks:  # pass one: repeats within the chunk, the rest to the bucket files
+            offset = found.n_rows
+            found._extend(len(arr))
+            keep = np.flatnonzero(~empty_ids(arr))
+            rows, h, ids, repeat = _in_hash_order(arr, hash_ids(arr)[keep], keep)
+            found._mark(offset + rows[repeat])
+            first = np.flatnonzero(~repeat)
+            rows, h, ids = rows[first] + offset, h[first], ids.take(pa.array(first))
+            bucket = h >> np.uint64(64 - bits) if bits else np.zeros(len(h), dtype=np.uint64)  # sorted, as h is
+            bounds = np.searchsorted(bucket, np.arange(buckets + 1, dtype=np.uint64))
+            for b in np.flatnonzero(np.diff(bounds)):
+                lo, hi = int(bounds[b]), int(bounds[b + 1])
+                if b not in writers:
+                    sink = pa.OSFile(str(directory / f"ids-{b:03d}.arrows"), "wb")
+                    writers[b] = (sink, pa.ipc.new_stream(sink, _BUCKET_SCHEMA))
+                batch = pa.record_batch([pa.array(h[lo:hi]), pa.array(rows[lo:hi]), ids.slice(lo, hi - lo)], schema=_BUCKET_SCHEMA)
+                writers[b][1].write_batch(batch)
+        for b in sorted(writers):  # pass two: one bucket at a time
+            sink, writer = writers.pop(b)
+            writer.close()
+            sink.close()
+            path = directory / f"ids-{b:03d}.arrows"
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_stream(source).read_all()
+                h = np.concatenate([c.to_numpy() for c in table["hash"].chunks])
+                row = np.concatenate([c.to_numpy() for c in table["row"].chunks])
+                local, _, _, repeat = _in_hash_order(table["id"].combine_chunks(), h, np.arange(len(h)))
+                found._mark(row[local[repeat]])
+                del table
+            path.unlink()
+    finally:
+        for sink, writer in writers.values():
+            writer.close()
+            sink.close()
+        for path in directory.glob("ids-*.arrows"):
+            path.unlink(missing_ok=True)
+    return found

@@ -5,11 +5,12 @@ with their Chinese and English texts, model name and version) or the rejects (th
 position in the input, a reason code and a reason text). ``rows_in == scored + rejected`` always.
 
 Whole-batch problems (the file cannot be read, a required column is missing, the model cannot be
-loaded) raise :class:`~riskmodel.errors.ScoringError` before anything is written. The input is read
-one Parquet row group batch (or CSV chunk) at a time, so the data in memory does not grow with the
-input (only the ledger of ids seen, :class:`~riskmodel.ids.IdLedger`, does), and both outputs are
-written to temporary files beside the targets and renamed at the end: a crash never leaves a
-partial file at a target path.
+loaded) raise :class:`~riskmodel.errors.ScoringError` before anything is written. A feature file is
+read twice, one Parquet row group batch (or CSV chunk) at a time: first its id column alone, to find
+the duplicate ids with bucket files on disk (:func:`~riskmodel.ids.find_duplicates`), then the
+model's columns, to score. Neither pass holds more than a few chunks (the duplicates are one bit
+per row), so memory does not grow with the input. Both outputs are written to temporary files
+beside the targets and renamed at the end: a crash never leaves a partial file at a target path.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodel.errors import ScoringError, UserError
-from riskmodel.ids import IdLedger, empty_ids, id_strings
+from riskmodel.ids import DuplicateRows, IdLedger, empty_ids, find_duplicates, id_strings
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,9 @@ class ScoreSummary:
 # --------------------------------------------------------------------------------------------
 
 
-def _csv_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+def _csv_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     try:
-        yield from pd.read_csv(path, chunksize=chunk_size, dtype={ID_COLUMN: "string"}, encoding="utf-8")
+        yield from pd.read_csv(path, chunksize=chunk_size, dtype={ID_COLUMN: "string"}, encoding="utf-8", usecols=columns)
     except UnicodeDecodeError as exc:
         raise ScoringError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-export the CSV as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -110,16 +112,20 @@ def read_columns(path: Path) -> list[str]:
 def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
     """Yield the input in chunks of at most ``chunk_size`` rows (Parquet batches or CSV chunks).
 
-    ``columns``: read only these (those present; Parquet only: a CSV is read whole, row by row).
-    Parquet batches become frames with one block per column (``split_blocks``), so float columns
-    without missing values are not copied and nothing is consolidated.
+    ``columns``: read only these (those present). Parquet batches become frames with one block per
+    column (``split_blocks``), so float columns without missing values are not copied and nothing is
+    consolidated. The Parquet reader does not pre-buffer: with pre-buffering, pyarrow keeps the row
+    groups read until the file is closed (apache/arrow#39808), and memory grew with the input (about
+    20 MiB per million rows of a model's columns here).
     """
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        yield from _csv_chunks(path, chunk_size)
+        if columns is not None:
+            columns = [c for c in read_columns(path) if c in set(columns)]
+        yield from _csv_chunks(path, chunk_size, columns)
         return
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)
         if columns is not None:
             columns = [c for c in pf.schema_arrow.names if c in set(columns)]
         for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
@@ -139,6 +145,23 @@ def count_rows(path: Path) -> int | None:
     if Path(path).suffix.lower() == ".csv":
         return None
     return pq.ParquetFile(path).metadata.num_rows
+
+
+def find_duplicate_rows(path: Path, chunk_size: int, directory: Path, stop: threading.Event | None = None) -> DuplicateRows | None:
+    """The rows of a feature file whose application_id repeats an earlier row's: a first pass over
+    the id column alone (:func:`~riskmodel.ids.find_duplicates`), its bucket files in a temporary
+    directory inside ``directory`` (the output's, known to be writable; removed at the end). Returns
+    None when ``stop`` is set before the pass ends (the answer is no longer wanted)."""
+
+    def ids() -> Iterator[pa.LargeStringArray]:
+        for chunk in iter_chunks(path, chunk_size, columns=[ID_COLUMN]):
+            if stop is not None and stop.is_set():
+                return
+            yield id_strings(chunk[ID_COLUMN])
+
+    with tempfile.TemporaryDirectory(prefix=".riskmodel-ids.", dir=directory) as work:
+        found = find_duplicates(ids(), Path(work), count_rows(path))
+    return None if stop is not None and stop.is_set() else found
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,18 +419,26 @@ def _scores_table(ids: pa.Array, clean: pd.DataFrame, scores: pd.DataFrame, mode
     return pa.table(columns)
 
 
-def _validated(chunks: Iterator[pd.DataFrame], spec: dict, first: bool, source: str, found: dict) -> Iterator[tuple[int, ValidationResult]]:
+def _validated(
+    chunks: Iterator[pd.DataFrame], spec: dict, first: bool, source: str, found: dict, duplicates: DuplicateRows | None = None
+) -> Iterator[tuple[int, ValidationResult]]:
     """Validate each chunk (stage one of the pipeline); ``found["extra"]`` gets the extra columns
-    when the first chunk shows them (``first``)."""
+    when the first chunk shows them (``first``). Duplicate ids come from ``duplicates`` when a first
+    pass found them, else from an :class:`~riskmodel.ids.IdLedger` of the ids seen."""
     required = spec["numeric"] + spec["categorical"]
-    seen = IdLedger()
+    seen = IdLedger() if duplicates is None else None
     offset = 0
     for chunk in chunks:
         if first:
             found["extra"] = check_columns(list(chunk.columns), required, source)
             first = False
-        yield len(chunk), validate_chunk(chunk, spec["numeric"], spec["categorical"], spec["lower_bounds"], seen, offset)
+        if duplicates is not None and offset + len(chunk) > duplicates.n_rows:
+            raise ScoringError(f"{source}: the input changed while it was read: more than the {duplicates.n_rows} rows its first pass saw")
+        repeated = None if duplicates is None else duplicates.mask(offset, len(chunk))
+        yield len(chunk), validate_chunk(chunk, spec["numeric"], spec["categorical"], spec["lower_bounds"], seen, offset, repeated)
         offset += len(chunk)
+    if duplicates is not None and offset != duplicates.n_rows:
+        raise ScoringError(f"{source}: the input changed while it was read: {offset} rows, its first pass saw {duplicates.n_rows}")
 
 
 _END = object()
@@ -516,12 +547,15 @@ def score_frames(
     progress: bool = False,
     on_chunk: Callable[[int], None] | None = None,
     columns: list[str] | None = None,
+    duplicates: DuplicateRows | None = None,
 ) -> ScoreSummary:
     """Validate and score a stream of feature chunks with ``credit_model`` (a :class:`CreditModel`).
 
     Writes scores to ``out`` and rejects to ``rejects_out`` (default: ``<out stem>.rejects.parquet``),
     both atomically. Returns the counts. ``columns`` (the input's column names, when known before
     reading, e.g. from a Parquet schema) lets a file with a header and no rows give empty outputs.
+    ``duplicates``: the duplicate rows when a first pass over the ids found them
+    (:func:`find_duplicate_rows`); without it, the ids seen are kept in memory as the chunks pass.
 
     Three stages overlap, each chunk passing through them in order: a background thread reads and
     validates the next chunk (:func:`in_background`), this thread scores the current one, and a
@@ -545,7 +579,7 @@ def score_frames(
     pd_sum = 0.0
     empty_scores: pd.DataFrame | None = None
     try:
-        for n, res in in_background(_validated(chunks, spec, first, source, found)):
+        for n, res in in_background(_validated(chunks, spec, first, source, found, duplicates)):
             summary.rows_in += n
             if len(res.rejects):
                 rwriter.write(res.rejects)
@@ -620,7 +654,20 @@ def score(
     if features is not None:
         features = Path(features)
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
-    credit_model, name, version = tracking.load_credit_model(model_uri)
+    duplicates = None
+    if features is not None and ID_COLUMN in columns:
+        # the first pass over the ids runs while the model loads (Arrow reads without the GIL)
+        stop = threading.Event()
+        with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
+            first_pass = pool.submit(find_duplicate_rows, features, chunk_size, out.parent if str(out.parent) else Path("."), stop)
+            try:
+                credit_model, name, version = tracking.load_credit_model(model_uri)
+            except BaseException:
+                stop.set()  # the model cannot score: stop the first pass at its next chunk
+                raise
+            duplicates = first_pass.result()
+    else:
+        credit_model, name, version = tracking.load_credit_model(model_uri)
     if features is not None:
         chunks = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec()))
         total, source = count_rows(features), str(features)
@@ -643,6 +690,7 @@ def score(
         total_rows=total,
         progress=progress,
         columns=columns,
+        duplicates=duplicates,
     )
     summary.model_uri = model_uri
     return summary

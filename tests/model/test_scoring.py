@@ -145,13 +145,36 @@ def test_a_scorecard_needs_and_checks_only_the_features_it_uses(env):
     np.testing.assert_array_equal(pd.read_parquet(tmp / "a.parquet")["pd"], pd.read_parquet(tmp / "b.parquet")["pd"])
 
 
-def test_duplicates_across_chunks_are_rejected(env):
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_duplicates_across_chunks_are_rejected(env, suffix):
+    """Found by the first pass over the ids; its bucket files (beside the output) are gone after."""
     uri, matrix, tmp = env
     part = matrix.head(20)
-    pd.concat([part, part.head(3)], ignore_index=True).to_parquet(tmp / "dup.parquet")
-    s = score(uri, tmp / "s.parquet", features=tmp / "dup.parquet", chunk_size=8)
+    dup = pd.concat([part, part.head(3)], ignore_index=True)
+    path = tmp / f"dup{suffix}"
+    dup.to_parquet(path) if suffix == ".parquet" else dup.to_csv(path, index=False)
+    s = score(uri, tmp / "s.parquet", features=path, chunk_size=8)
     assert (s.rows_in, s.scored, s.rejected) == (23, 20, 3)
     assert pd.read_parquet(tmp / "s.rejects.parquet")["row"].tolist() == [20, 21, 22]
+    assert sorted(p.name for p in tmp.iterdir()) == sorted([path.name, "s.parquet", "s.rejects.parquet"])
+
+
+def test_an_input_that_changes_between_the_two_passes_fails(env):
+    """Scoring reads a file twice; if it has other rows the second time, the batch stops."""
+    from riskmodel import tracking
+    from riskmodel.scoring import find_duplicate_rows, iter_chunks, score_frames
+
+    uri, matrix, tmp = env
+    matrix.head(10).to_parquet(tmp / "in.parquet")
+    found = find_duplicate_rows(tmp / "in.parquet", 4, tmp)
+    credit_model, _, _ = tracking.load_credit_model(uri)
+    matrix.head(12).to_parquet(tmp / "in.parquet")
+    with pytest.raises(ScoringError, match=r"in.parquet: the input changed while it was read: more than the 10 rows"):
+        score_frames(credit_model, iter_chunks(tmp / "in.parquet", 4), tmp / "s.parquet", source=str(tmp / "in.parquet"), duplicates=found)
+    matrix.head(9).to_parquet(tmp / "in.parquet")
+    with pytest.raises(ScoringError, match=r"the input changed while it was read: 9 rows, its first pass saw 10"):
+        score_frames(credit_model, iter_chunks(tmp / "in.parquet", 4), tmp / "s.parquet", duplicates=found)
+    assert sorted(p.name for p in tmp.iterdir()) == ["in.parquet"]
 
 
 def test_extra_columns_are_reported_and_ignored(env):
@@ -210,6 +233,7 @@ def test_unknown_model_and_unset_alias(env):
         score("models:/no-such-model@champion", tmp / "s.parquet", features=tmp / "in.parquet")
     with pytest.raises(ScoringError, match=r"is the alias set\?"):
         score("models:/scoring-scorecard@challenger", tmp / "s.parquet", features=tmp / "in.parquet")
+    assert sorted(p.name for p in tmp.iterdir()) == ["in.parquet"]  # the first pass stopped and cleaned up
 
 
 def test_output_path_problems_fail_before_work(env):

@@ -196,12 +196,15 @@ def _parquet(fn):
     return make
 
 
-def _csv_gbk(m, d):
-    p = d / "in.csv"
-    head = m.head(20).copy()
-    head.loc[:, "industry"] = "集成电路"  # GBK bytes are not valid UTF-8
-    p.write_bytes(head.to_csv(index=False).encode("gbk"))
-    return p
+def _csv_gbk(column: str):
+    def make(m, d):
+        p = d / "in.csv"
+        head = m.head(20).copy()
+        head[column] = "集成电路" + head[column].astype(str)  # GBK bytes are not valid UTF-8
+        p.write_bytes(head.to_csv(index=False).encode("gbk"))
+        return p
+
+    return make
 
 
 def _raw(name: str, data: bytes):
@@ -308,7 +311,9 @@ SCORE = [
     Case("zero-byte-csv", _raw("in.csv", b""), 1, r"empty \(0 bytes\)"),
     Case("blank-csv", _raw("in.csv", b"\n\n"), 1, r"no header and no rows"),
     Case("header-only-csv", _header_only_csv, 0, r"rows in 0", rows=(0, 0, 0)),
-    Case("csv-gbk-encoding", _csv_gbk, 1, r"not UTF-8 text.*re-export the CSV as UTF-8"),
+    Case("csv-gbk-encoding", _csv_gbk("firm_id"), 1, r"not UTF-8 text.*re-export the CSV as UTF-8"),
+    # scoring reads only the columns it uses: a column the model ignores is not decoded
+    Case("csv-gbk-in-unused-column", _csv_gbk("region"), 0, r"rows in 20  scored 20  rejected 0", rows=(20, 20, 0)),
     Case("csv-mixed-types", _mixed_csv, 0, r"NOT_NUMERIC: 1", rows=(30, 28, 2)),
     Case("csv-ragged-rows", _ragged_csv, 1, r"cannot parse CSV"),
     Case("truncated-parquet", lambda m, d: _raw("in.parquet", m.head(50).to_parquet()[:-200])(m, d), 1, r"not a readable Parquet file"),
