@@ -134,10 +134,10 @@ class CreditModel:
             X = pd.concat([X, pd.DataFrame(nan, columns=absent, index=X.index, copy=False)], axis=1)
         return X[self.features]
 
-    def _logit_and_contrib(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, tuple[str, ...]]:
+    def _logit_and_contrib(self, X: pd.DataFrame, check_input: bool = True) -> tuple[np.ndarray, pd.DataFrame, tuple[str, ...]]:
         """Log-odds, the contributions of every feature, and the features that cannot be reasons
         (suppressed, or not used by the model: a scorecard's unselected features contribute 0)."""
-        contrib = self.estimator.contributions(self.select(X))
+        contrib = self.estimator.contributions(self.select(X), check_input=check_input)
         used = getattr(self.estimator, "selected_", None)
         C = contrib.to_numpy()  # column-major: each feature's contributions are contiguous
         columns = [str(c) for c in contrib.columns]
@@ -152,10 +152,15 @@ class CreditModel:
         """Bare PD (no reasons): the estimator's ``predict_proba`` on the model's columns."""
         return self.estimator.predict_proba(self.select(X))[:, 1]
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, X: pd.DataFrame, check_input: bool = True) -> pd.DataFrame:
         """PD, score, grade and reason codes (see ``output_columns``), index of X kept. ``grade``
-        and the reasons are pandas categoricals (``.astype(str)`` gives plain text)."""
-        logit, contrib, skip = self._logit_and_contrib(X)
+        and the reasons are pandas categoricals (``.astype(str)`` gives plain text).
+
+        ``check_input=False``: X has passed :func:`riskmodel.scoring.validate_chunk` (numeric
+        features float64, no infinities), so the estimator's own checks are skipped; the result is
+        the same.
+        """
+        logit, contrib, skip = self._logit_and_contrib(X, check_input)
         p = 1.0 / (1.0 + np.exp(-logit))
         grade = pd.Categorical.from_codes(self.master_scale.grade_index(p), categories=list(self.master_scale.labels))
         out = pd.DataFrame({"pd": p, "score": self.scaling.score_from_logit(logit), "grade": grade}, index=X.index)

@@ -250,7 +250,7 @@ class DuplicateRows:
 
     def __len__(self) -> int:
         """The number of duplicate rows."""
-        return int(np.unpackbits(self._bits).sum())
+        return int(np.bitwise_count(self._bits).sum(dtype=np.int64))
 
     def mask(self, offset: int, n: int) -> np.ndarray:
         """True for the duplicate rows among rows ``offset`` .. ``offset + n - 1``."""

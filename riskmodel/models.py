@@ -211,10 +211,19 @@ class _CreditEstimator(ClassifierMixin, BaseEstimator):
         self._fit(X, y)
         return self
 
-    def contributions(self, X) -> pd.DataFrame:
+    def contributions(self, X, check_input: bool = True) -> pd.DataFrame:
         """Additive log-odds contributions per feature (rows of X x features); see the class docstring
-        for the reference. ``base_value_ + row sum`` is the log-odds of default."""
-        X, _ = self._validate(X)
+        for the reference. ``base_value_ + row sum`` is the log-odds of default.
+
+        ``check_input=False`` skips the input checks and conversions, as scikit-learn's trees allow:
+        only for a DataFrame with the training columns in order, numeric ones float64 with no
+        infinities, such as batch scoring's rows after :func:`riskmodel.scoring.validate_chunk`
+        (which has checked them already; the checks run per column for every chunk).
+        """
+        if check_input:
+            X, _ = self._validate(X)
+        else:
+            check_is_fitted(self, "columns_")
         return pd.DataFrame(self._contrib(X), index=X.index, columns=self.columns_, copy=False)
 
     def decision_function(self, X) -> np.ndarray:

@@ -5,9 +5,11 @@ training population stored with the model (the ``monitoring/`` artifacts every t
 per-feature bins and shares, score bins, grade shares) and returns a JSON-able dict:
 
 * ``score``: PSI of the model score, bins cut at the training score deciles;
-* ``features``: PSI of every model feature, bins cut at the training deciles (missing values are
-  their own bin, categorical features one bin per category; categories unseen in training count
-  as missing);
+* ``features``: PSI of every feature the model uses (``CreditModel.used_features``: a
+  scorecard's selected characteristics, every feature for the other models; only these can move
+  the score, and only these must be in the batch), bins cut at the training deciles (missing values
+  are their own bin, categorical features one bin per category; categories unseen in training
+  count as missing);
 * ``families``: missing-rate drift per source family (catalog ``family``): the mean share of
   missing values over the family's features in training and now, and the PSI of that two-bin
   (missing / present) distribution;
@@ -173,12 +175,11 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     prev = read_frame(previous, "--previous") if previous is not None else None
     credit_model, name, version = tracking.load_credit_model(model_uri)
     ref = tracking.load_training_reference(model_uri)
-    feats = list(credit_model.features)
+    feats = credit_model.used_features  # a scorecard's unselected features cannot move its score
     missing = [c for c in feats if c not in batch.columns]
     if missing:
         raise ScoringError(f"--features {features}: {len(missing)} model feature column(s) missing: {missing[:10]}; build them with `riskmodel features`")
-    X = batch[feats]
-    p = np.asarray(credit_model.predict_pd(X), dtype="float64")
+    p = np.asarray(credit_model.predict_pd(batch), dtype="float64")
     score = credit_model.scaling.score(p)
     grades = np.asarray(credit_model.master_scale.grade(p), dtype=object)
     labels = list(credit_model.master_scale.labels)

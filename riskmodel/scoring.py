@@ -115,8 +115,8 @@ def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -
     ``columns``: read only these (those present). Parquet batches become frames with one block per
     column (``split_blocks``), so float columns without missing values are not copied and nothing is
     consolidated. The Parquet reader does not pre-buffer: with pre-buffering, pyarrow keeps the row
-    groups read until the file is closed (apache/arrow#39808), and memory grew with the input (about
-    20 MiB per million rows of a model's columns here).
+    groups read until the file is closed (apache/arrow#39808), so memory grew by one row group per
+    chunk.
     """
     path = Path(path)
     if path.suffix.lower() == ".csv":
@@ -588,7 +588,7 @@ def score_frames(
                 summary.rejected += len(res.rejects)
             clean = res.clean
             if len(clean):  # a chunk whose rows were all rejected has nothing to predict
-                scores = credit_model.predict(clean[required])
+                scores = credit_model.predict(clean[required], check_input=False)  # validate_chunk checked it
                 table = _scores_table(res.ids, clean, scores, model_name, model_version)
                 if empty_scores is None:
                     empty_scores = table.slice(0, 0).to_pandas()

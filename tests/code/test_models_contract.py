@@ -122,6 +122,23 @@ def test_columns_are_matched_by_name(fitted, data, name):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
+def test_unchecked_contributions_equal_checked_on_a_validated_frame(fitted, data, name):
+    """``check_input=False`` (batch scoring, after validate_chunk) skips the checks, never changes
+    a number: same contributions, bit for bit, with categoricals as text and missing values."""
+    from riskmodel.scoring import validate_chunk
+
+    _, _, _, Xt = data
+    m = fitted[name]
+    frame = Xt.head(300).copy()
+    frame.loc[frame.index[:5], "x1"] = np.nan
+    frame.insert(0, "application_id", [f"A{i}" for i in range(len(frame))])
+    numeric = [c for c in m.feature_names_in_ if m.kinds_[c] == "numeric"]
+    categorical = [c for c in m.feature_names_in_ if m.kinds_[c] == "categorical"]
+    clean = validate_chunk(frame, numeric, categorical, {}, None, 0).clean[list(m.feature_names_in_)]
+    pd.testing.assert_frame_equal(m.contributions(clean, check_input=False), m.contributions(Xt.head(300).assign(x1=frame["x1"])), check_exact=True)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_unseen_categories_and_missing_values_are_scored(fitted, data, name):
     _, _, _, Xt = data
     m = fitted[name]

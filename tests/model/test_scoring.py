@@ -292,3 +292,44 @@ def test_cli_scores_a_data_directory_point_in_time(cli, trained, env):
     cached = score(uri, tmp / "f.parquet", features=next((hub / "cache").glob("features-*.parquet")))
     assert cached.scored == summary["scored"]
     np.testing.assert_allclose(scored["pd"], pd.read_parquet(tmp / "f.parquet").set_index("application_id").loc[scored.index, "pd"], rtol=1e-12)
+
+
+def test_monitoring_needs_and_reports_only_the_features_the_model_uses(env):
+    """Like scoring, `riskmodel monitor` accepts a batch without a scorecard's unselected
+    features, and its PSI table covers the selected ones."""
+    from riskmodel import tracking
+    from riskmodel.monitoring import monitor
+
+    uri, matrix, tmp = env
+    credit_model, _, _ = tracking.load_credit_model(uri)
+    unused = [c for c in credit_model.features if c not in credit_model.used_features]
+    assert unused, "this scorecard selects every feature: the test needs one it does not"
+    matrix.drop(columns=unused).to_parquet(tmp / "in.parquet")
+    result = monitor(uri, tmp / "in.parquet", log_run=False)
+    assert sorted(f["feature"] for f in result["features"]) == sorted(credit_model.used_features)
+    matrix.drop(columns=[credit_model.used_features[0]]).to_parquet(tmp / "in.parquet")
+    with pytest.raises(ScoringError, match=rf"1 model feature column\(s\) missing: \['{credit_model.used_features[0]}'\]"):
+        monitor(uri, tmp / "in.parquet", log_run=False)
+
+
+def test_reading_by_chunks_does_not_keep_earlier_row_groups(tmp_path):
+    """Arrow memory stays at about one row group while a file is read chunk by chunk. With the
+    Parquet reader's pre-buffering on, pyarrow keeps every row group read until the file is
+    closed (apache/arrow#39808), so this grew by one row group per chunk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from riskmodel.scoring import iter_chunks
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.parquet"
+    with pq.ParquetWriter(path, pa.schema([(f"x{i}", pa.float64()) for i in range(10)])) as writer:
+        for _ in range(30):
+            writer.write_table(pa.table({f"x{i}": rng.random(20_000) for i in range(10)}))
+    group = pq.ParquetFile(path).metadata.row_group(0).total_byte_size
+    held = []
+    for chunk in iter_chunks(path, 20_000):
+        held.append(pa.total_allocated_bytes())
+        del chunk
+    assert len(held) == 30
+    assert held[-1] - held[2] < 3 * group, f"Arrow memory grew by {(held[-1] - held[2]) / group:.1f} row groups over 27 chunks"
