@@ -265,10 +265,10 @@ def find_duplicates(chunks: Iterable[pa.Array], directory: Path, total_rows: int
     """The duplicate rows of a batch whose ids come as ``chunks`` (large-string arrays, in row order),
     with bucket files in ``directory`` (removed before returning). ``total_rows``, when known, sets
     the number of buckets (``total_rows / bucket_rows``, a power of two, at most ``MAX_BUCKETS``);
-    unknown, 16. Same rule as :class:`IdLedger`: the first row of an id counts, empty ids are never
-    duplicates.
+    unknown (a CSV file), ``MAX_BUCKETS``. Same rule as :class:`IdLedger`: the first row of an id
+    counts, empty ids are never duplicates.
     """
-    buckets = 16 if total_rows is None else min(MAX_BUCKETS, max(1, -(-int(total_rows) // bucket_rows)))
+    buckets = MAX_BUCKETS if total_rows is None else min(MAX_BUCKETS, max(1, -(-int(total_rows) // bucket_rows)))
     bits = (buckets - 1).bit_length()
     buckets = 1 << bits  # bucket = the hash's top ``bits`` bits
     directory = Path(directory)

@@ -91,7 +91,7 @@ def test_every_hash_colliding_still_gives_exact_answers(chunks):
     bucket_rows=st.integers(1, 40),
 )
 def test_two_pass_finder_matches_a_python_set(tmp_path_factory, chunks, total, bucket_rows):
-    """Any number of buckets (from the row count, or 16 when it is unknown) gives the same answer."""
+    """Any number of buckets (from the row count, or 256 when it is unknown) gives the same answer."""
     _check_found(chunks, _find(chunks, tmp_path_factory.mktemp("ids"), total_rows=total, bucket_rows=bucket_rows))
 
 
