@@ -147,16 +147,21 @@ def count_rows(path: Path) -> int | None:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def find_duplicate_rows(path: Path, chunk_size: int, directory: Path, stop: threading.Event | None = None) -> DuplicateRows | None:
+def find_duplicate_rows(
+    path: Path, chunk_size: int, directory: Path, stop: threading.Event | None = None, on_chunk: Callable[[int], None] | None = None
+) -> DuplicateRows | None:
     """The rows of a feature file whose application_id repeats an earlier row's: a first pass over
     the id column alone (:func:`~riskmodel.ids.find_duplicates`), its bucket files in a temporary
     directory inside ``directory`` (the output's, known to be writable; removed at the end). Returns
-    None when ``stop`` is set before the pass ends (the answer is no longer wanted)."""
+    None when ``stop`` is set before the pass ends (the answer is no longer wanted). ``on_chunk``
+    gets the number of rows of each chunk read (for a progress bar)."""
 
     def ids() -> Iterator[pa.LargeStringArray]:
         for chunk in iter_chunks(path, chunk_size, columns=[ID_COLUMN]):
             if stop is not None and stop.is_set():
                 return
+            if on_chunk is not None:
+                on_chunk(len(chunk))
             yield id_strings(chunk[ID_COLUMN])
 
     with tempfile.TemporaryDirectory(prefix=".riskmodel-ids.", dir=directory) as work:
@@ -381,12 +386,12 @@ def check_output_path(path: Path, flag: str = "--out") -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _progress(total: int | None, enabled: bool):
+def _progress(total: int | None, enabled: bool, desc: str = "scoring"):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", file=sys.stderr)
+    return tqdm(total=total, unit="rows", unit_scale=True, desc=desc, file=sys.stderr)
 
 
 def _empty_scores(credit_model, columns: list[str]) -> pd.DataFrame:
@@ -658,14 +663,18 @@ def score(
     if features is not None and ID_COLUMN in columns:
         # the first pass over the ids runs while the model loads (Arrow reads without the GIL)
         stop = threading.Event()
+        bar = _progress(count_rows(features), progress, "checking ids")
         with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
-            first_pass = pool.submit(find_duplicate_rows, features, chunk_size, out.parent if str(out.parent) else Path("."), stop)
+            first_pass = pool.submit(find_duplicate_rows, features, chunk_size, out.parent, stop, bar.update if bar is not None else None)
             try:
                 credit_model, name, version = tracking.load_credit_model(model_uri)
+                duplicates = first_pass.result()
             except BaseException:
-                stop.set()  # the model cannot score: stop the first pass at its next chunk
+                stop.set()  # the batch cannot go on: stop the first pass at its next chunk
                 raise
-            duplicates = first_pass.result()
+            finally:
+                if bar is not None:
+                    bar.close()
     else:
         credit_model, name, version = tracking.load_credit_model(model_uri)
     if features is not None:

@@ -7,6 +7,7 @@ feature file derived from that hub's feature matrix.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -333,3 +334,14 @@ def test_reading_by_chunks_does_not_keep_earlier_row_groups(tmp_path):
         del chunk
     assert len(held) == 30
     assert held[-1] - held[2] < 3 * group, f"Arrow memory grew by {(held[-1] - held[2]) / group:.1f} row groups over 27 chunks"
+
+
+def test_progress_bars_show_both_passes(env, capsys):
+    """On a terminal, `riskmodel score` shows the pass over the ids, then the scoring, in rows."""
+    uri, matrix, tmp = env
+    matrix.head(40).to_parquet(tmp / "in.parquet")
+    score(uri, tmp / "s.parquet", features=tmp / "in.parquet", chunk_size=16, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"checking ids: 100%.*40(\.0)?/40", err) and re.search(r"scoring: 100%.*40(\.0)?/40", err), err
+    score(uri, tmp / "s.parquet", features=tmp / "in.parquet", chunk_size=16)
+    assert capsys.readouterr().err == ""
