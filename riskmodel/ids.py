@@ -117,8 +117,8 @@ class _Sorted:
 
 
 def _repeats(arr: pa.LargeStringArray, hashes: np.ndarray) -> np.ndarray:
-    """True at every row whose id appeared earlier in the same chunk (``arr`` and ``hashes``
-    in hash order, ties in row order)."""
+    """True at every row whose id appeared at an earlier row of ``arr`` (a chunk, or a bucket;
+    ``arr`` and ``hashes`` in hash order, ties in row order)."""
     repeat = np.zeros(len(hashes), dtype=bool)
     if len(hashes) < 2:
         return repeat
@@ -136,7 +136,6 @@ def _repeats(arr: pa.LargeStringArray, hashes: np.ndarray) -> np.ndarray:
                 break
             j -= 1
     return repeat
-
 
 
 def _in_hash_order(arr: pa.LargeStringArray, hashes: np.ndarray, rows: np.ndarray):
