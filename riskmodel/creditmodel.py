@@ -145,7 +145,8 @@ class CreditModel:
         logit = np.full(len(C), float(self.estimator.base_value_))
         for j in idx:  # one contiguous add per used feature; no rows x features temporary
             logit += C[:, j]
-        unused = () if used is None else tuple(c for c in columns if c not in set(used))
+        keep = set(columns if used is None else used)  # built once, not per column
+        unused = tuple(c for c in columns if c not in keep)
         return logit, contrib, (*self.suppress, *unused)
 
     def predict_pd(self, X: pd.DataFrame) -> np.ndarray:

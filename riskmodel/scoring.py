@@ -655,15 +655,16 @@ def score(
     out = check_output_path(Path(out))
     if rejects is not None:
         check_output_path(Path(rejects), "--rejects")
-    columns = None
+    columns = total = None
     if features is not None:
         features = Path(features)
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
+        total = count_rows(features)
     duplicates = None
     if features is not None and ID_COLUMN in columns:
         # the first pass over the ids runs while the model loads (Arrow reads without the GIL)
         stop = threading.Event()
-        bar = _progress(count_rows(features), progress, "checking ids")
+        bar = _progress(total, progress, "checking ids")
         with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
             first_pass = pool.submit(find_duplicate_rows, features, chunk_size, out.parent, stop, bar.update if bar is not None else None)
             try:
@@ -678,8 +679,7 @@ def score(
     else:
         credit_model, name, version = tracking.load_credit_model(model_uri)
     if features is not None:
-        chunks = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec()))
-        total, source = count_rows(features), str(features)
+        chunks, source = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec())), str(features)
     else:
         from features.build import build_features
         from features.tables import load_tables
