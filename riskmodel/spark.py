@@ -129,8 +129,15 @@ def score_dataframe(sdf, model_uri: str, credit_model, spark_udf):
     good = checked.filter(F.col(CODE).isNull())
     udf = spark_udf
     scored = good.withColumn("__out", udf(F.struct(*[F.col(c) for c in required])))
-    out_cols = [c for c in scored.schema["__out"].dataType.names]
-    scores = scored.select(ID_COLUMN, *passthrough, *[F.col("__out")[c].alias(c) for c in out_cols], ROW).orderBy(ROW).drop(ROW)
+    out_type = scored.schema["__out"].dataType
+    # mlflow's spark_udf casts a string field with astype(str) whenever its batch holds any value, so a
+    # missing reason (None) arrives as the text "None": restore the null the pandas path writes.
+    out = [
+        F.when(F.col("__out")[f.name] != "None", F.col("__out")[f.name]).alias(f.name)
+        if isinstance(f.dataType, T.StringType) else F.col("__out")[f.name].alias(f.name)
+        for f in out_type.fields
+    ]
+    scores = scored.select(ID_COLUMN, *passthrough, *out, ROW).orderBy(ROW).drop(ROW)
     rejects = (
         checked.filter(F.col(CODE).isNotNull())
         .select(F.col(ID_COLUMN), F.col(ROW).alias("row"), F.col(CODE).alias("reject_code"), F.col(REASON).alias("reject_reason"))
