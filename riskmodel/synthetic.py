@@ -8,13 +8,15 @@ lives in ``riskmodel.synthetic_model``; data/synthetic/README.md documents both.
 Scale: firms are simulated in chunks of ``CHUNK_SIZE`` with per-chunk random streams derived from the
 seed (``np.random.SeedSequence(seed, spawn_key=(1, chunk))``), each chunk appended to the Parquet
 files as row groups, so memory stays flat in the number of firms. The same seed and parameters give
-byte-identical files; a run with more firms starts with the same firms as a run with fewer (whole
-chunks). Output is written to a temporary directory next to the target and renamed at the end, so
-a failed or interrupted run leaves no partial dataset.
+byte-identical files on one machine and the same values on any machine (floats, rounded to
+``FLOAT_PLACES``, within a tolerance: ``compare_datasets``); a run with more firms starts with the
+same firms as a run with fewer (whole chunks). Output is written to a temporary directory next to the
+target and renamed at the end, so a failed or interrupted run leaves no partial dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -22,12 +24,15 @@ import json
 import logging
 import re
 import shutil
+import sys
 import tempfile
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features import privacy
@@ -50,7 +55,7 @@ from riskmodel.synthetic_model import Calendar, add_months, days, sigmoid
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 CHUNK_SIZE = 50_000  # fixed: the output depends on it, so it is part of the format, not an option
 CALIBRATION_FIRMS = 30_000
 ROW_GROUP_SIZE = 1_000_000
@@ -59,6 +64,16 @@ MIN_WINDOW_MONTHS = 24
 DEFAULT_RATE_RANGE = (0.01, 0.08)
 MAX_FIRMS = 10_000_000
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+# Decimal places of every float the generator writes. numpy's exp, log and power give different last
+# bits on different CPUs (they are vectorised per instruction set), so an unrounded float differs
+# between machines by about 1e-16 relative. Rounding to these places (np.round: multiply, round half
+# to even, divide -- exact IEEE operations, the same everywhere) hides such a difference unless the
+# value lies within it of a rounding boundary. data/synthetic/README.md ("Reproducibility") says how rare that is.
+_FLOAT_PLACES_OTHER_THAN_MONEY = {("electricity", "kwh"): 1, ("invoices", "top_customer_share"): 4}
+TRUTH_FLOAT_PLACES = 9  # true_pd, logit and the latent state
+TRUTH_STAFF_SCALE_PLACES = 6  # staff_scale is a headcount (10 to 1,000s): 6 places keep 8 or more digits
+MONEY_PLACES = 2  # CNY 10k (万元) to the 100 CNY
 
 TRUTH_COLUMNS = {
     "application_id": pa.string(),
@@ -84,6 +99,19 @@ TRUTH_COLUMNS = {
     "has_own_meter": pa.bool_(),
     "staff_scale": pa.float64(),
 }
+
+FLOAT_PLACES: dict[str, dict[str, int]] = {
+    **{
+        t: {c.name: _FLOAT_PLACES_OTHER_THAN_MONEY.get((t, c.name), MONEY_PLACES) for c in SCHEMAS[t].columns if c.dtype == "float"}
+        for t in TABLE_NAMES
+    },
+    "truth": {
+        c: (TRUTH_STAFF_SCALE_PLACES if c == "staff_scale" else TRUTH_FLOAT_PLACES)
+        for c, t in TRUTH_COLUMNS.items()
+        if t == pa.float64()
+    },
+}
+"""Decimal places of each float column, by table ("truth" for truth/truth.parquet); the writer rounds to them."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,14 +395,14 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     staff_fp = ops["staff"][f, p]
     h_fp = L["H"][f, p]
     comm_fp = ops["comm"][f, p]
-    lam_c = sm.IND_CUSTOMERS[ind[f]] * staff_fp**0.6 * comm_fp * np.exp(0.3 * np.clip(h_fp, -3, 3))
+    lam_c = sm.IND_CUSTOMERS[ind[f]] * np.power(staff_fp, 0.6) * comm_fp * np.exp(0.3 * np.clip(h_fp, -3, 3))
     n_cust = np.where(sales > 0, 1 + rng.poisson(lam_c), 0)
     age_fp = ops["age"][f, p]
     conc_firm = np.clip(sm.IND_CONCENTRATION[ind] + 0.1 * rng.standard_normal(n), 0.05, 0.95)
     conc = np.clip(conc_firm[f] * (1 + 0.6 * np.exp(-age_fp / 2)) * np.exp(-0.25 * np.clip(h_fp, -3, 3) + 0.15 * rng.standard_normal(len(f))), 0, 1)
     top = 1.0 / np.maximum(n_cust, 1) + (1 - 1.0 / np.maximum(n_cust, 1)) * conc
     top = np.where(n_cust > 0, np.round(top, 4), np.nan)
-    n_sup = rng.poisson(1 + 0.3 * staff_fp**0.6 * np.exp(0.2 * np.clip(h_fp, -3, 3)))
+    n_sup = rng.poisson(1 + 0.3 * np.power(staff_fp, 0.6) * np.exp(0.2 * np.clip(h_fp, -3, 3)))
     T_["invoices"] = {
         "firm_id": firm_id[f], "month": _ts(md[p]), "sales_amount": _money(sales),
         "purchase_amount": _money(ops["purchases"][f, p]), "n_customers": n_cust.astype(np.int64),
@@ -536,7 +564,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     pt = np.repeat(np.tile(np.arange(4), n), counts.ravel())
     m_ = len(pf)
     span = np.maximum(snap - start_day[pf], 1)
-    filing = start_day[pf] + np.floor(span * rng.random(m_) ** 0.7).astype(np.int64)
+    filing = start_day[pf] + np.floor(span * np.power(rng.random(m_), 0.7)).astype(np.int64)
     o = np.lexsort((filing, pt, pf))
     pf, pt, filing = pf[o], pt[o], filing[o]
     seq = _group_rank(pf * 4 + pt)
@@ -582,7 +610,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
 
     # ---- bids: public procurement awards
     bidder = rng.random(n) < sm.IND_BIDDERS[ind]
-    lam = (bidder * sm.IND_BIDS[ind] / 12.0 * (L["staff_base"] / 50.0) ** 0.4 * np.exp(0.4 * T))[:, None] * np.exp(0.3 * np.clip(L["H"], -3, 3))
+    lam = (bidder * sm.IND_BIDS[ind] / 12.0 * np.power(L["staff_base"] / 50.0, 0.4) * np.exp(0.4 * T))[:, None] * np.exp(0.3 * np.clip(L["H"], -3, 3))
     lam = lam * ops["alive"] * (ops["age"] > 0.5)
     bc = np.minimum(rng.poisson(lam), 99)
     bf, bp = np.nonzero(bc)
@@ -605,7 +633,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     }
 
     # ---- talent: credentialed key staff joining and leaving
-    lam_t = 0.2 + 0.5 * sm.IND_TALENT[ind] * np.exp(0.6 * T) * (L["staff_base"] / 50.0) ** 0.4
+    lam_t = 0.2 + 0.5 * sm.IND_TALENT[ind] * np.exp(0.6 * T) * np.power(L["staff_base"] / 50.0, 0.4)
     nt = np.minimum(rng.poisson(lam_t), 60)
     tf = np.repeat(np.arange(n), nt)
     q = len(tf)
@@ -700,10 +728,14 @@ def arrow_schema(table: str) -> pa.Schema:
 TRUTH_SCHEMA = pa.schema([pa.field(k, v) for k, v in TRUTH_COLUMNS.items()])
 
 
-def _to_arrow(cols: dict, schema: pa.Schema) -> pa.Table:
+def _to_arrow(cols: dict, schema: pa.Schema, places: dict[str, int]) -> pa.Table:
+    """Columns -> Arrow table; every float column is rounded to its ``places`` (a float column without
+    declared places is a programming error)."""
     arrays = []
     for f in schema:
         v = cols[f.name]
+        if f.type == pa.float64():
+            v = np.round(np.asarray(v, dtype=np.float64), places[f.name])
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
             arrays.append(v if v.type == f.type else v.cast(f.type))
         else:
@@ -727,7 +759,7 @@ class _Writers:
         self.rows = {t: 0 for t in self.paths}
 
     def write(self, name: str, cols: dict) -> None:
-        table = _to_arrow(cols, self.schemas[name])
+        table = _to_arrow(cols, self.schemas[name], FLOAT_PLACES[name])
         if table.num_rows:
             self.writers[name].write_table(table, row_group_size=ROW_GROUP_SIZE)
         self.rows[name] += table.num_rows
@@ -846,3 +878,194 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reproducibility across machines: value comparison, and emulating another CPU's last bits
+# --------------------------------------------------------------------------------------------------
+
+COMPARE_RTOL = 1e-9
+MANIFEST_PLACES = 6  # floats in manifest.json (pd_intercept, default_rate_observed)
+_MANIFEST_SAME_MACHINE = ("sha256", "bytes")  # depend on the exact float bits: a same-machine promise
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way in which two datasets differ: a file, a column (or manifest key), and the first differing row."""
+
+    file: str
+    column: str = ""
+    rows: int = 0  # rows that differ (0: not a row-by-row difference)
+    of_rows: int = 0
+    row: int = -1  # first differing row
+    first: object = None  # its value in the first dataset
+    second: object = None
+    note: str = ""
+    firm_id: str | None = None  # of the first differing row, where the table has one
+    exact: bool = True  # False for a float column compared within a tolerance
+
+    def __str__(self) -> str:
+        label = "column " if self.file.endswith(".parquet") else ""  # a manifest key otherwise
+        where = f"{self.file}: {label}{self.column}" if self.column else self.file
+        if self.rows:
+            firm = f" (firm_id {self.firm_id})" if self.firm_id else ""
+            return (f"{where}: {self.rows:,} of {self.of_rows:,} rows differ{self.note}; first at row {self.row}{firm}: "
+                    f"{_show(self.first)} != {_show(self.second)}")
+        return f"{where}: {self.note}"
+
+
+def _dataset_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def _show(v) -> str:
+    if v is None:
+        return "null"
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return repr(v)
+
+
+def _float_close(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    both_nan = np.isnan(x) & np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(x - y) <= atol + rtol * np.maximum(np.abs(x), np.abs(y))
+    return both_nan | (x == y) | close
+
+
+def _compare_file(rel: str, fa: Path, fb: Path, rtol: float, atol: float | None) -> list[Difference]:
+    table = "truth" if rel == "truth/truth.parquet" else rel.removesuffix(".parquet")
+    places = FLOAT_PLACES.get(table, {})
+    sa, sb = pq.read_schema(fa), pq.read_schema(fb)
+    out = []
+    if sa.names != sb.names:
+        only_a = [c for c in sa.names if c not in sb.names]
+        only_b = [c for c in sb.names if c not in sa.names]
+        out.append(Difference(rel, note=f"columns differ: only in the first {only_a}, only in the second {only_b}, "
+                                         f"order {sa.names} vs {sb.names}"))
+    na, nb = pq.ParquetFile(fa).metadata.num_rows, pq.ParquetFile(fb).metadata.num_rows
+    if na != nb:
+        return out + [Difference(rel, note=f"{na:,} rows != {nb:,} rows")]
+    for name in (c for c in sa.names if c in sb.names):
+        ta, tb = sa.field(name).type, sb.field(name).type
+        if ta != tb:
+            out.append(Difference(rel, name, note=f"type {ta} != {tb}"))
+            continue
+        ca = pq.read_table(fa, columns=[name]).column(name).combine_chunks()
+        cb = pq.read_table(fb, columns=[name]).column(name).combine_chunks()
+        is_float = pa.types.is_floating(ta)
+        if is_float:
+            x = ca.to_numpy(zero_copy_only=False).astype(np.float64)
+            y = cb.to_numpy(zero_copy_only=False).astype(np.float64)
+            tol = atol if atol is not None else (1.5 * 10.0 ** -places[name] if name in places else 0.0)
+            bad = ~_float_close(x, y, rtol, tol)
+            note = f" (by more than {tol:g} + {rtol:g} x value)"
+        else:
+            same = pc.or_kleene(pc.equal(ca, cb), pc.and_(pc.is_null(ca), pc.is_null(cb)))
+            bad = ~np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), dtype=bool)
+            note = ""
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            firm = pq.read_table(fa, columns=["firm_id"]).column("firm_id")[i].as_py() if "firm_id" in sa.names and name != "firm_id" else None
+            out.append(Difference(rel, name, int(bad.sum()), na, i, ca[i].as_py(), cb[i].as_py(), note, firm, exact=not is_float))
+    return out
+
+
+def _compare_json(path: str, a, b, rtol: float, atol: float) -> list[Difference]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k in _MANIFEST_SAME_MACHINE and path.startswith("files."):
+                continue
+            if k not in a or k not in b:
+                out.append(Difference("manifest.json", f"{path}{k}", note=f"only in the {'first' if k in a else 'second'} dataset"))
+            else:
+                out += _compare_json(f"{path}{k}.", a[k], b[k], rtol, atol)
+        return out
+    if isinstance(a, float) and isinstance(b, float):
+        ok = bool(_float_close(np.array([a]), np.array([b]), rtol, atol)[0])
+    else:
+        ok = a == b and type(a) is type(b)
+    return [] if ok else [Difference("manifest.json", path.rstrip("."), note=f"{a!r} != {b!r}", exact=not isinstance(a, float))]
+
+
+def differences(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, atol: float | None = None) -> list[Difference]:
+    """``compare_datasets`` as records (for code that counts differences, such as the portability benchmark)."""
+    a, b = Path(a), Path(b)
+    out: list[Difference] = []
+    files_a, files_b = _dataset_files(a), _dataset_files(b)
+    for rel in sorted(files_a ^ files_b):
+        out.append(Difference(rel, note=f"only in {a if rel in files_a else b}"))
+    ma, mb = a / "manifest.json", b / "manifest.json"
+    if ma.exists() and mb.exists():
+        matol = 1.5 * 10.0**-MANIFEST_PLACES if atol is None else atol
+        out += _compare_json("", json.loads(ma.read_text()), json.loads(mb.read_text()), rtol, matol)
+    elif ma.exists() or mb.exists():
+        out.append(Difference("manifest.json", note=f"only in {a if ma.exists() else b}"))
+    for rel in sorted(files_a & files_b):
+        out += _compare_file(rel, a / rel, b / rel, rtol, atol)
+    return out
+
+
+def compare_datasets(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, atol: float | None = None) -> list[str]:
+    """Differences between two generated datasets, one readable line each; ``[]`` when they hold the same values.
+
+    This is the cross-machine test of reproducibility (data/synthetic/README.md, "Reproducibility"):
+    the same files and row counts, the same column names, order and types, and the same values
+    row by row. Integers, dates, strings, categories and booleans must be equal (null equals null);
+    a float may differ by ``atol + rtol * |value|``, where ``atol`` defaults to 1.5 units in the last
+    decimal place the column is written with (``FLOAT_PLACES``: a value on a rounding boundary may
+    round the other way on another CPU). The manifest must match too, except the sha256 and byte
+    size of each file, which depend on the exact float bits (a same-machine promise); its floats are
+    written with ``MANIFEST_PLACES`` places. Each line names the file, the column, how many rows
+    differ, and the first of them with both values.
+    """
+    return [str(d) for d in differences(a, b, rtol, atol)]
+
+
+_NOISY = ("exp", "log", "log1p", "expm1", "power")  # what numpy computes with CPU-specific code paths
+
+
+class _NoisyNumpy(types.ModuleType):
+    """``numpy`` as the generator sees it, except that ``_NOISY`` functions perturb their results."""
+
+    def __init__(self, ulps: float, rng: np.random.Generator):
+        super().__init__("numpy")
+        self._numpy = real = np  # the module global is patched while this is in use
+        step = ulps * real.finfo(real.float64).eps
+
+        def noisy(fn):
+            def wrapped(*args, **kwargs):
+                r = fn(*args, **kwargs)
+                return r * (1.0 + step * rng.uniform(-1.0, 1.0, real.shape(r)))
+
+            return wrapped
+
+        for name in _NOISY:
+            setattr(self, name, noisy(getattr(real, name)))
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["_numpy"], name)
+
+
+@contextlib.contextmanager
+def other_cpu(ulps: float = 4.0, seed: int = 0):
+    """Run the generator as if on another CPU: every ``np.exp``, ``np.log``, ``np.log1p``, ``np.expm1``
+    and ``np.power`` it calls returns its result times ``1 + u * ulps * 2**-52`` with ``u`` uniform in
+    [-1, 1] (about ``ulps`` units in the last place), drawn from a stream of its own so the generator's
+    draws are unchanged. Different CPUs differ by a few units; larger ``ulps`` measure how often a
+    difference reaches the written data (benchmarks/bench_generate_portability.py). Patches module
+    globals, so not thread-safe; for tests and benchmarks only.
+    """
+    noisy = _NoisyNumpy(float(ulps), np.random.default_rng(seed))
+    modules = (sys.modules[__name__], sm)
+    saved = [m.np for m in modules]
+    _calibrate.cache_clear()  # the intercept is recomputed under the noise, and not kept afterwards
+    try:
+        for m in modules:
+            m.np = noisy
+        yield
+    finally:
+        for m, orig in zip(modules, saved):
+            m.np = orig
+        _calibrate.cache_clear()

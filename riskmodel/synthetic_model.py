@@ -13,7 +13,9 @@ Hidden state of firm i (documented in data/synthetic/README.md):
   (the maturity factor ``m = 1 - exp(-age / 3)`` blends the two), which is the proposal's thesis.
 - ``H_t`` monthly operating health: AR(1) around a firm level driven by T, F and an idiosyncratic
   term, minus distress episodes (slow slides of 1 to 2.5 units over 6 to 18 months, some recovering).
-  H drives electricity, headcount, invoices, bills and procurement wins.
+  H drives electricity, headcount, invoices, bills and procurement wins; the lower H, the likelier a
+  month in which production stops and the meter reads zero kWh (``zero_kwh_months``, which also
+  writes zeros for moves, meter changes and festival closures).
 
 A loan application at month t gets ``true_pd = sigmoid(a + z)`` with ``z`` a linear function of T,
 m*F, the mean H of the three months before t, the six-month change in H, industry, region and age;
@@ -101,6 +103,18 @@ PD_F = -0.75  # times maturity
 PD_H_LEVEL = -0.80
 PD_H_TREND = -0.55
 PD_YOUNG = 0.45  # times exp(-age / 1.5)
+
+# ---- months in which the firm's own meter reads zero kWh -----------------------------------------
+# A real meter reads zero when nothing runs behind it for the whole month. Five causes, all modest:
+ZERO_SHUTDOWN = (-7.8, -1.6)  # production halted: monthly start chance sigmoid(a + b * H), mostly in distress
+ZERO_SHUTDOWN_OFFICE = 0.5  # ... times this for office-based industries (ai, software): lights stay on longer
+ZERO_SHUTDOWN_STAYS = 0.45  # chance a shutdown lasts another month (mean length 1.8 months)
+ZERO_WIND_DOWN = 0.5  # firms that stop operating: share whose meter reads zero in their last 1-2 months
+ZERO_MOVE_RATE = (0.01, 0.02)  # moves a year that leave a whole month without use: base + extra times exp(-age / 3)
+ZERO_MOVE_SECOND_MONTH = 0.4  # a move leaves one month at zero, or two with this chance
+ZERO_METER_CHANGE_RATE = 0.005  # meter replacements a year that leave one zero reading
+ZERO_FESTIVAL_SHARE = 0.04  # manufacturers that close for the whole Spring Festival month ...
+ZERO_FESTIVAL_YEAR = 0.7  # ... in a given year with this chance
 
 # ---- sources: share of firms the hub never receives a feed for, and monthly gap rates ---------------
 NOT_CONNECTED = {"electricity": 0.04, "social_security": 0.03, "invoices": 0.05, "bills": 0.02, "financials": 0.08}
@@ -443,8 +457,42 @@ def operating_panel(rng: np.random.Generator, L: dict, cal: Calendar) -> dict:
     fest = np.where(festival[None, :], dip[:, None], np.where(after_festival[None, :], 1.0 - (1.0 - dip[:, None]) * 0.25, 1.0))
     kps = IND_KWH_PER_STAFF[ind] * np.exp(0.35 * rng.standard_normal(n))
     kwh = staff * kps[:, None] * e_season[None, :] * fest * np.exp(0.35 * H) * np.exp(0.08 * rng.standard_normal((n, P)))
-    kwh[~alive] = 0.0
+    kwh[~alive | zero_kwh_months(rng, L, cal, alive, age)] = 0.0
     return {"alive": alive, "age": age, "staff": staff, "revenue": revenue, "purchases": purchases, "kwh": kwh, "comm": comm}
+
+
+def zero_kwh_months(rng: np.random.Generator, L: dict, cal: Calendar, alive: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """(firms x months) True where a living firm's meter reads zero kWh (see the ZERO_* constants).
+
+    Shutdowns start more often as operating health H falls, so they cluster in distress episodes and
+    after a default; moves, meter changes and festival closures are unrelated to risk."""
+    n, P = alive.shape
+    manufacturing = IND_MANUFACTURING[L["industry"]]
+    a, b = ZERO_SHUTDOWN
+    start = sigmoid(a + b * L["H"]) * np.where(manufacturing, 1.0, ZERO_SHUTDOWN_OFFICE)[:, None]
+    u_start, u_stay = rng.random((n, P)), rng.random((n, P))
+    shut = np.zeros((n, P), dtype=bool)
+    shut[:, 0] = u_start[:, 0] < start[:, 0]
+    for p in range(1, P):
+        shut[:, p] = np.where(shut[:, p - 1], u_stay[:, p] < ZERO_SHUTDOWN_STAYS, u_start[:, p] < start[:, p])
+    del u_start, u_stay, start
+    # the last one or two months before the firm stops operating
+    stop = L["stop_p"]
+    winds = (rng.random(n) < ZERO_WIND_DOWN) & (stop < P)
+    last = stop - rng.integers(1, 3, n)  # first zero month
+    p_ = np.arange(P)[None, :]
+    wind = winds[:, None] & (p_ >= last[:, None]) & (p_ < stop[:, None])
+    # moves (one or two months) and meter changes (one), by monthly hazard
+    move_rate = (ZERO_MOVE_RATE[0] + ZERO_MOVE_RATE[1] * np.exp(-np.maximum(age, 0.0) / 3.0)) / 12.0
+    u = rng.random((n, P))
+    move = u < move_rate
+    meter = (u >= move_rate) & (u < move_rate + ZERO_METER_CHANGE_RATE / 12.0)
+    second = np.zeros_like(move)
+    second[:, 1:] = move[:, :-1] & (rng.random((n, P - 1)) < ZERO_MOVE_SECOND_MONTH)
+    # the Spring Festival month, for a few manufacturers
+    closer = manufacturing & (rng.random(n) < ZERO_FESTIVAL_SHARE)
+    festival = closer[:, None] & cal.festival[None, :] & (rng.random((n, P)) < ZERO_FESTIVAL_YEAR)
+    return alive & (shut | wind | move | second | meter | festival)
 
 
 def coverage(rng: np.random.Generator, L: dict, cal: Calendar, source: str, alive: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Directional sanity on generated data: every feature with a declared direction moves the risk that way.
+"""Directional sanity on generated data: every feature with a declared direction moves the risk that way,
+and no catalog signal is constant (a constant signal is one the generator never exercises).
 
 The reference is the generator's true PD of each application (truth/truth.parquet, read by tests only):
 the rank correlation between a feature and the true PD must have the sign of the declared direction
@@ -25,12 +26,6 @@ pytestmark = pytest.mark.slow
 N_FIRMS = 5000
 SEED = 3
 
-# Declared features the generator never exercises, with the reason. Each must really be constant (or
-# nearly always missing) on the generated data, so the exemption lapses when the generator changes.
-NOT_EXERCISED = {
-    "energy_zero_months_12m": "the generator produces no zero-kWh month before a default (meters stop only after it)",
-}
-
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
@@ -43,6 +38,7 @@ def matrix(tmp_path_factory):
     outcomes = tables["outcomes"][["application_id", "default_12m"]]
     M = X.merge(truth, on="application_id", how="left").merge(outcomes, on="application_id", how="left")
     assert M["true_pd"].notna().all()
+    M.attrs["signals"] = [c for c in X.columns if c in set(catalog()["name"])]
     return M
 
 
@@ -54,8 +50,6 @@ def test_every_declared_direction_matches_the_true_pd(matrix):
     wrong = []
     checked = 0
     for name, direction in _declared().items():
-        if name in NOT_EXERCISED:
-            continue
         v = matrix[name]
         ok = v.notna()
         assert ok.sum() >= 300, f"{name}: only {ok.sum()} non-missing values; too few to check its direction"
@@ -73,8 +67,6 @@ def test_strong_features_also_order_observed_defaults(matrix):
     wrong = []
     strong = 0
     for name, direction in _declared().items():
-        if name in NOT_EXERCISED:
-            continue
         v = matrix[name]
         ok = v.notna()
         if abs(v[ok].rank().corr(matrix.loc[ok, "true_pd"].rank())) < 0.2:
@@ -88,10 +80,34 @@ def test_strong_features_also_order_observed_defaults(matrix):
     assert not wrong, "\n".join(wrong)
 
 
-def test_exemptions_are_really_not_exercised(matrix):
-    for name in NOT_EXERCISED:
+def test_no_catalog_signal_is_constant(matrix):
+    """A model drops a constant column, so a catalog signal that never varies on generated data is one the
+    generator does not exercise (energy_zero_months_12m was, before the generator wrote zero-kWh months)."""
+    signals = matrix.attrs["signals"]
+    assert len(signals) == len(catalog()) >= 40
+    flat = {}
+    for name in signals:
         v = matrix[name].dropna()
-        assert v.nunique() <= 1 or len(v) < 300, f"{name} now varies on generated data: remove it from NOT_EXERCISED"
+        top = v.value_counts(normalize=True).iloc[0] if len(v) else 1.0
+        if v.nunique() <= 1 or top > 0.995:
+            flat[name] = f"{v.nunique()} distinct values, the commonest in {top:.1%} of {len(v):,} known rows"
+    assert not flat, f"signals (nearly) constant on {N_FIRMS:,} generated firms: {flat}"
+
+
+def test_firms_with_zero_kwh_months_are_riskier_but_not_all_defaulters(matrix):
+    """Zero-kWh months come from shutdowns (more likely as operating health falls) and from moves, meter
+    changes and festival closures (unrelated to risk): a risk signal, not a label."""
+    z = matrix["energy_zero_months_12m"]
+    known = matrix[z.notna()]
+    has_zero = known["energy_zero_months_12m"] > 0
+    assert 0.02 < has_zero.mean() < 0.15, has_zero.mean()
+    assert known.loc[has_zero, "true_pd"].mean() > 1.5 * known.loc[~has_zero, "true_pd"].mean()
+    lab = known[known["default_12m"].notna()]
+    rate = lab.groupby(lab["energy_zero_months_12m"] > 0)["default_12m"].mean()
+    assert rate[True] > 1.5 * rate[False], rate.to_dict()
+    assert rate[True] < 0.25, rate.to_dict()  # most firms with a zero month do not default
+    auc = roc_auc_score(lab["default_12m"].astype(int), lab["energy_zero_months_12m"])
+    assert 0.51 < auc < 0.65, auc  # informative, far from a leak
 
 
 def test_directions_are_the_catalog_directions():

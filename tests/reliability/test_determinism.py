@@ -1,5 +1,8 @@
 """Same seed and data, two runs: byte-identical generated data, identical features, identical metrics
-and identical scores."""
+and identical scores.
+
+Both runs are on the same machine, so bytes may be compared. Across machines only values are promised
+(floats within a tolerance): tests/data/test_reproducibility.py and data/synthetic/README.md."""
 
 from __future__ import annotations
 
