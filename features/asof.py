@@ -280,17 +280,16 @@ def _publication(keys: np.ndarray, available: np.ndarray, n_keys: int, days: np.
     (len(days), n_keys) and, when ``event`` (day index per row) is given, the earliest event among
     the rows counted (``_NEVER`` where none), else None.
     """
-    order = np.lexsort((available, keys))
-    k_sorted, a_sorted = keys[order], available[order]
-    bounds = np.searchsorted(k_sorted, np.arange(n_keys + 1))
-    counts = np.zeros((len(days), n_keys), dtype=np.int64)
-    earliest = np.full((len(days), n_keys), _NEVER, dtype=np.int64) if event is not None else None
-    for k in range(n_keys):
-        lo, hi = bounds[k], bounds[k + 1]
-        counts[:, k] = np.searchsorted(a_sorted[lo:hi], days, side="left")
-        if earliest is not None and hi > lo:
-            first = np.append(np.minimum.accumulate(event[order[lo:hi]]), _NEVER)
-            earliest[:, k] = first[np.where(counts[:, k] > 0, counts[:, k] - 1, hi - lo)]
+    n_days = len(days)
+    # each row is known from the first of ``days`` strictly after its available day (n_days: never)
+    cell = np.asarray(keys, dtype=np.int64) * (n_days + 1) + np.searchsorted(days, available, side="right")
+    grid = np.bincount(cell, minlength=n_keys * (n_days + 1)).reshape(n_keys, n_days + 1)[:, :n_days]
+    counts = np.cumsum(grid, axis=1).T
+    earliest = None
+    if event is not None:
+        first = np.full(n_keys * (n_days + 1), _NEVER, dtype=np.int64)
+        np.minimum.at(first, cell, event)
+        earliest = np.minimum.accumulate(first.reshape(n_keys, n_days + 1)[:, :n_days], axis=1).T
     before = np.concatenate([np.zeros((len(days), 1), dtype=np.int64), counts[:, :-1]], axis=1)
     return (counts >= 1) & (2 * counts >= before), earliest
 
