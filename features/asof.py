@@ -22,6 +22,13 @@ Two vectorised shapes:
     whole record). Helpers aggregate per application (count, sum, max, latest row ...) and return one
     value per application, filled as the signal needs.
 
+Coverage (``coverage_share`` on both): the share of the months, or periods such as fiscal years,
+that a firm could have on record and does. A period is observable when the hub held it at the
+application date (rows of any firm known strictly before that date, at least half as many as for the
+period before: so not before the source's first period, and not while most rows of the latest one are
+still to come) and the firm had been founded by its end. Counting months since the hub began instead
+would make every firm's coverage grow with the hub's age.
+
 Both record which columns a signal reads, so the catalog derives each feature's sensitivity grade from
 the columns it actually uses, and both refuse L4 (restricted) columns outright.
 """
@@ -76,6 +83,13 @@ def day_index(values) -> np.ndarray:
 def month_index(values) -> np.ndarray:
     """Months since 1970-01 as int64 (calendar month of each date)."""
     return _datetimes(values).astype("datetime64[M]").astype(np.int64)
+
+
+def year_of(values) -> np.ndarray:
+    """Calendar year of each date as float64; NaN for a missing date."""
+    arr = _datetimes(values)
+    years = arr.astype("datetime64[Y]").astype(np.int64).astype(np.float64) + 1970.0
+    return np.where(np.isnat(arr), np.nan, years)
 
 
 def months_back(dates: np.ndarray, months: int) -> np.ndarray:
@@ -255,6 +269,31 @@ def _to_float(col: pd.Series) -> np.ndarray:
     return col.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _publication(keys: np.ndarray, available: np.ndarray, n_keys: int, days: np.ndarray, event: np.ndarray | None = None):
+    """Which periods of a source count as published on each of ``days`` (sorted day indexes).
+
+    ``keys`` numbers each row's period 0 .. n_keys - 1 in time order (a month, a fiscal year). Period k
+    is published on day d when rows of any firm for it known strictly before d number at least one
+    and at least half as many as for period k - 1. A source's first period is published with its
+    first row; a later one once most firms' rows for it have arrived, so a firm whose row comes late
+    in a publication season is not counted as missing it meanwhile. Returns ``published``
+    (len(days), n_keys) and, when ``event`` (day index per row) is given, the earliest event among
+    the rows counted (``_NEVER`` where none), else None.
+    """
+    n_days = len(days)
+    # each row is known from the first of ``days`` strictly after its available day (n_days: never)
+    cell = np.asarray(keys, dtype=np.int64) * (n_days + 1) + np.searchsorted(days, available, side="right")
+    grid = np.bincount(cell, minlength=n_keys * (n_days + 1)).reshape(n_keys, n_days + 1)[:, :n_days]
+    counts = np.cumsum(grid, axis=1).T
+    earliest = None
+    if event is not None:
+        first = np.full(n_keys * (n_days + 1), _NEVER, dtype=np.int64)
+        np.minimum.at(first, cell, event)
+        earliest = np.minimum.accumulate(first.reshape(n_keys, n_days + 1)[:, :n_days], axis=1).T
+    before = np.concatenate([np.zeros((len(days), 1), dtype=np.int64), counts[:, :-1]], axis=1)
+    return (counts >= 1) & (2 * counts >= before), earliest
+
+
 # ------------------------------------------------------------------------------------------------
 # Monthly tables
 # ------------------------------------------------------------------------------------------------
@@ -332,6 +371,17 @@ class MonthlyTable:
             self._cols[key] = months[self.pos]
         return self._cols[key]
 
+    def published(self, days: np.ndarray) -> np.ndarray:
+        """(len(days), n_months) bool: which months of the table count as published on each day
+        (:func:`_publication`: rows of any firm known strictly before the day, at least half as many
+        as for the month before)."""
+        if self.n_months == 0:
+            return np.zeros((len(days), 0), dtype=bool)
+        key = ("month_code", "")
+        if key not in self._cols:
+            self._cols[key] = month_index(self.df["month"])[self._rows] - self.m0
+        return _publication(self._cols[key], self.available, self.n_months, days)[0]
+
 
 class MonthlyWindow:
     """The last ``length`` calendar months before each application's month, as known before its date.
@@ -369,6 +419,42 @@ class MonthlyWindow:
     def months_known(self) -> np.ndarray:
         """Number of months with a known row, per application (the coverage of this source)."""
         return self.present.sum(axis=1).astype(np.float64)
+
+    def held(self) -> np.ndarray:
+        """Boolean (n, length): the hub held that month of this source at the application date: rows
+        of any firm known strictly before it, at least half as many as for the month before
+        (:func:`_publication`). No month before the source's first is held, nor a month whose rows are
+        only starting to arrive."""
+        t, apps, n, length = self.table, self.apps, self.n, self.length
+        if t.n_months == 0 or length == 0 or n == 0:
+            return np.zeros((n, length), dtype=bool)
+        days, inverse = np.unique(apps.day, return_inverse=True)
+        published = t.published(days)
+        cols = apps.month[:, None] - length + np.arange(length)[None, :] - t.m0
+        inside = (cols >= 0) & (cols < t.n_months)
+        return inside & published[inverse[:, None], np.clip(cols, 0, t.n_months - 1)]
+
+    def observable(self, founded) -> np.ndarray:
+        """Boolean (n, length): months the firm could have a row for: held by the hub (:meth:`held`)
+        and not before the month of ``founded`` (the firm's registration date per application; NaT =
+        no bound, e.g. founded before the window)."""
+        f = _datetimes(founded)
+        if f.shape != (self.n,):
+            raise ValueError(f"{self.name}: founded has shape {f.shape}, expected ({self.n},)")
+        first = np.where(np.isnat(f), np.iinfo(np.int64).min, month_index(f))
+        months = self.apps.month[:, None] - self.length + np.arange(self.length)[None, :]
+        return self.held() & (months >= first[:, None])
+
+    def coverage_share(self, founded) -> np.ndarray:
+        """Share of the observable months (:meth:`observable`) with a known row of the firm, per
+        application; 0 when no month is observable (nothing could be held, and nothing is).
+
+        Unlike :meth:`months_known` it does not grow with the age of the hub: a firm with every
+        observable month on record has share 1 whether the source started 6 or 36 months ago."""
+        obs = self.observable(founded)
+        n_obs = obs.sum(axis=1)
+        n_known = (self.present & obs).sum(axis=1)
+        return np.where(n_obs > 0, n_known / np.maximum(n_obs, 1), 0.0)
 
     def values(self, column: str) -> np.ndarray:
         """(n, length) float64 array of ``column``; NaN where unknown."""
@@ -603,6 +689,56 @@ class EventWindow:
         m = self._mask(mask)
         pairs = pd.DataFrame({"a": self.app[m], "v": np.asarray(values)[m]}).drop_duplicates()
         return np.bincount(pairs["a"].to_numpy(dtype=np.int64), minlength=self.n).astype(np.float64)
+
+    def periods_held(self, column: str, since=None) -> np.ndarray:
+        """Per application, how many periods (distinct values of ``column``, a key with few values such
+        as a fiscal year) the hub held at the application date under this window's rules: rows of any
+        firm known strictly before it, at least half as many as for the period before
+        (:func:`_publication`), the earliest of them with its event inside the lookback. Periods below
+        ``since`` (one number per application, e.g. the founding year; NaN = no bound) do not count."""
+        return self._held_periods(column, since)[1].sum(axis=1).astype(np.float64)
+
+    def coverage_share(self, column: str, since=None) -> np.ndarray:
+        """Share of the periods the hub held (:meth:`periods_held`) for which the firm has a row known
+        before the application, per application; 0 when the hub held none (nothing could be on record)."""
+        values, held = self._held_periods(column, since)
+        n_held = held.sum(axis=1)
+        keys = np.asarray(self[column], dtype=np.float64)
+        j = np.clip(np.searchsorted(values, keys), 0, max(len(values) - 1, 0))
+        mine = np.zeros(len(keys), dtype=bool)
+        if len(values):
+            mine = (values[j] == keys) & held[self.app, j]
+        own = self.nunique(keys, mask=mine)
+        return np.where(n_held > 0, own / np.maximum(n_held, 1), 0.0)
+
+    def _held_periods(self, column: str, since) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct values of ``column`` in the table (sorted) and, per application, which of them
+        the hub held (n, n_values) as :meth:`periods_held` defines it."""
+        _check_column(self.name, column)
+        if column not in _LOCATORS:
+            self.reads.add(f"{self.name}.{column}")
+        raw = self.table.column(column)
+        if isinstance(raw, pd.Categorical) or np.asarray(raw).dtype.kind not in "fiub":
+            raise ValueError(f"{self.name}: the period key {column!r} must be numeric (a year)")
+        t, apps = self.table, self.apps
+        keys = np.asarray(raw, dtype=np.float64)
+        ok = ~np.isnan(keys)
+        values, codes = np.unique(keys[ok], return_inverse=True)
+        days, inverse = np.unique(apps.day, return_inverse=True)
+        published, earliest = _publication(codes, t.available[ok], len(values), days, t.event[ok])
+        if self.lookback:
+            start = months_back(days.astype("datetime64[D]"), self.lookback)
+            published &= earliest >= start[:, None]
+        held = published[inverse] & (values[None, :] >= self._since(since)[:, None])
+        return values, held
+
+    def _since(self, since) -> np.ndarray:
+        if since is None:
+            return np.full(self.n, -np.inf)
+        s = np.asarray(since, dtype=np.float64)
+        if s.shape != (self.n,):
+            raise ValueError(f"{self.name}: since has shape {s.shape}, expected ({self.n},)")
+        return np.where(np.isnan(s), -np.inf, s)
 
     def rank(self, order_by: str) -> np.ndarray:
         """Per pair, its rank among the application's pairs by descending ``order_by`` (0 = latest)."""

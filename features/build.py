@@ -189,7 +189,7 @@ def _run(
     index.set_industry(firms_df, INDUSTRIES)
     apps = Applications(apps_frame, index)
     need = _lookbacks(signals)
-    need.setdefault("firms", 0)
+    need["firms"] = 0  # the whole registry: segments need every firm, not only those founded inside a lookback
     windows: dict[str, MonthlyWindow | EventWindow] = {}
     for name, length in need.items():
         df = tables.get(name)

@@ -58,7 +58,9 @@ def test_grades_and_tables_come_from_the_columns_read():
     assert cat.loc["invention_patent_stock", ["tables", "grade"]].tolist() == ["patents", "L1"]
     assert cat.loc["energy_yoy_12m", ["tables", "grade"]].tolist() == ["electricity", "L3"]
     assert cat.loc["bill_overdue_months_12m", "grade"] == "L2"
-    assert cat.loc["coverage_electricity_months", "grade"] == "L2"  # row presence only
+    # row presence in an internal feed plus the L1 founding date: declared L2, not derived as L1
+    assert cat.loc["coverage_electricity_share_12m", ["tables", "grade", "unit"]].tolist() == ["electricity,firms", "L2", "share"]
+    assert cat.loc["coverage_financials_share_24m", ["tables", "grade"]].tolist() == ["financials,firms", "L2"]
     assert cat.loc["senior_titles_per_100", "tables"] == "social_security,talent"  # through firm_size_headcount
     assert cat.loc["tech_sme_score", ["tables", "grade", "lookback_months"]].tolist() == ["financials,patents,rnd_deductions,social_security", "L3", 0]
     assert cat.loc["growth_score", "lookback_months"] == 36

@@ -7,7 +7,7 @@ import pytest
 
 from feature_fixtures import applications, assert_unchanged, build, concat, firms, monthly, snapshot
 
-NAMES = ["energy_yoy_12m", "energy_momentum_3m", "energy_volatility_12m", "energy_zero_months_12m", "energy_yoy_vs_industry", "coverage_electricity_months"]
+NAMES = ["energy_yoy_12m", "energy_momentum_3m", "energy_volatility_12m", "energy_zero_months_12m", "energy_yoy_vs_industry", "coverage_electricity_share_12m"]
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def test_energy_signals_by_hand(tables):
 
     # Firm without a meter: NaN, and coverage 0 (not an error)
     assert X.loc["e1", NAMES[:5]].isna().all()
-    assert X.loc["e1", "coverage_electricity_months"] == 0
+    assert X.loc["e1", "coverage_electricity_share_12m"] == 0
 
 
 def test_energy_respects_available_date(tables):
@@ -61,8 +61,9 @@ def test_energy_respects_available_date(tables):
     mean_11 = (9 * 80 + 2 * 50) / 11  # June 2024 not known on 2024-07-05
     assert X.loc["a0", "energy_yoy_12m"] == pytest.approx(mean_11 / 100 - 1)
     assert X.loc["a0", "energy_momentum_3m"] == pytest.approx(50 / mean_11 - 1)
-    assert X.loc["a0", "coverage_electricity_months"] == 23
-    assert X.loc["a1", "coverage_electricity_months"] == 24
+    # June 2024 is billed to nobody before 2024-07-11: on 2024-07-05 it is not observable, so 11 of 11 months
+    assert X.loc["a0", "coverage_electricity_share_12m"] == 1.0
+    assert X.loc["a1", "coverage_electricity_share_12m"] == 1.0
 
 
 def test_energy_relative_to_industry(tables):
@@ -89,4 +90,4 @@ def test_short_history_gives_nan():
     assert np.isnan(X.loc["a", "energy_yoy_12m"])
     assert np.isnan(X.loc["a", "energy_momentum_3m"])
     assert np.isnan(X.loc["a", "energy_volatility_12m"])  # no month has its year-earlier twin
-    assert X.loc["a", "coverage_electricity_months"] == 8
+    assert X.loc["a", "coverage_electricity_share_12m"] == 1.0  # the hub holds only these 8 months

@@ -14,7 +14,7 @@ IP = ["invention_patent_stock", "class2_ip_stock", "patent_grants_24m", "patent_
 def test_rnd_signals_by_hand():
     t = company_tables()
     before = snapshot(t)
-    X = build(t, RND + ["coverage_financials_years", "coverage_rnd_deductions_years"])
+    X = build(t, RND + ["coverage_financials_share_24m", "coverage_rnd_deductions_share_24m"])
     assert_unchanged(before, t)
     a1 = X.loc["a1"]
     assert a1["rnd_intensity_1y"] == pytest.approx(93 / 1500)
@@ -24,8 +24,9 @@ def test_rnd_signals_by_hand():
     assert a1["high_tech_revenue_share"] == pytest.approx(1000 / 1500)
     assert a1["rnd_staff_share"] == pytest.approx(15 / 50)
     assert a1["rnd_to_total_cost"] == pytest.approx(93 / (1500 + 30))
-    assert a1["coverage_financials_years"] == 3
-    assert a1["coverage_rnd_deductions_years"] == 2
+    # fiscal years ending in the 24 months before 2024-07-15: FY2022 and FY2023, both on file; claims for 2022 and 2023
+    assert a1["coverage_financials_share_24m"] == 1.0
+    assert a1["coverage_rnd_deductions_share_24m"] == 1.0
 
     # On 2024-05-15 the FY2023 statement (filed 2024-05-31) is unknown; the 2023 R&D claim (2024-05-10) is known.
     a0 = X.loc["a0"]
@@ -34,10 +35,11 @@ def test_rnd_signals_by_hand():
     assert a0["rnd_growth"] == pytest.approx(60 / 40 - 1)
     assert np.isnan(a0["rnd_claim_gap"])  # the claim's year has no statement yet
     assert a0["rnd_staff_share"] == pytest.approx(15 / 50)
-    assert a0["coverage_financials_years"] == 2
+    assert a0["coverage_financials_share_24m"] == 1.0  # FY2023 filed by nobody yet: only FY2022 is observable
 
     assert X.loc["b1", RND].isna().all()  # B files nothing
-    assert X.loc["b1", "coverage_financials_years"] == 0
+    assert X.loc["b1", "coverage_financials_share_24m"] == 0  # FY2022 and FY2023 were observable, none on file
+    assert X.loc["b1", "coverage_rnd_deductions_share_24m"] == 0
 
 
 def test_claim_gap_matches_same_year():

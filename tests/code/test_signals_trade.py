@@ -7,8 +7,8 @@ import pytest
 
 from feature_fixtures import applications, assert_unchanged, build, concat, firms, monthly, snapshot
 
-TRADE = ["sales_growth_yoy", "sales_momentum_3m", "customers_per_month", "customer_concentration", "purchase_to_sales", "zero_sales_months_12m", "coverage_invoices_months"]
-BILLS = ["bill_overdue_months_12m", "bill_overdue_count_max_12m", "bill_overdue_amount_share", "bill_max_days_overdue_12m", "coverage_bills_months"]
+TRADE = ["sales_growth_yoy", "sales_momentum_3m", "customers_per_month", "customer_concentration", "purchase_to_sales", "zero_sales_months_12m", "coverage_invoices_share_12m"]
+BILLS = ["bill_overdue_months_12m", "bill_overdue_count_max_12m", "bill_overdue_amount_share", "bill_max_days_overdue_12m", "coverage_bills_share_12m"]
 
 
 @pytest.fixture()
@@ -59,7 +59,7 @@ def test_trade_by_hand(tables):
     assert a1["customer_concentration"] == pytest.approx((9 * 120 * 0.5 + 3 * 60 * 0.2) / (9 * 120 + 3 * 60))
     assert a1["purchase_to_sales"] == pytest.approx(12 * 50 / (9 * 120 + 3 * 60))
     assert a1["zero_sales_months_12m"] == 0
-    assert a1["coverage_invoices_months"] == 24
+    assert a1["coverage_invoices_share_12m"] == 1.0  # all 12 months of the window on record
 
     b1 = X.loc["b1"]
     assert np.isnan(b1["sales_growth_yoy"])  # no previous year
@@ -67,7 +67,7 @@ def test_trade_by_hand(tables):
     assert b1["customer_concentration"] == pytest.approx(0.9)  # months without sales carry no share
     assert b1["purchase_to_sales"] == pytest.approx(60 / 100)
     assert b1["zero_sales_months_12m"] == 2
-    assert b1["coverage_invoices_months"] == 12
+    assert b1["coverage_invoices_share_12m"] == 1.0  # a year of filings fills the 12-month window too
 
 
 def test_bills_by_hand(tables):
@@ -76,5 +76,5 @@ def test_bills_by_hand(tables):
     assert X.loc["a1", "bill_overdue_count_max_12m"] == 3
     assert X.loc["a1", "bill_overdue_amount_share"] == pytest.approx(10 / 110)
     assert X.loc["a1", "bill_max_days_overdue_12m"] == 50
-    assert X.loc["a1", "coverage_bills_months"] == 12
-    assert X.loc["b1", BILLS[:4]].isna().all() and X.loc["b1", "coverage_bills_months"] == 0
+    assert X.loc["a1", "coverage_bills_share_12m"] == 1.0
+    assert X.loc["b1", BILLS[:4]].isna().all() and X.loc["b1", "coverage_bills_share_12m"] == 0

@@ -44,16 +44,16 @@ def tables():
 
 def test_workforce_by_hand(tables):
     before = snapshot(tables)
-    X = build(tables, ["headcount_growth_6m", "headcount_growth_12m", "headcount_drawdown_12m", "firm_size_headcount", "coverage_social_security_months"])
+    X = build(tables, ["headcount_growth_6m", "headcount_growth_12m", "headcount_drawdown_12m", "firm_size_headcount", "coverage_social_security_share_12m"])
     assert_unchanged(before, tables)
     last3 = (55 + 50 + 45) / 3
     assert X.loc["a1", "headcount_growth_6m"] == pytest.approx(last3 / ((54 + 56 + 58) / 3) - 1)
     assert X.loc["a1", "headcount_growth_12m"] == pytest.approx(last3 / ((42 + 44 + 46) / 3) - 1)
     assert X.loc["a1", "headcount_drawdown_12m"] == pytest.approx(1 - 45 / 60)
     assert X.loc["a1", "firm_size_headcount"] == 45
-    assert X.loc["a1", "coverage_social_security_months"] == 18
+    assert X.loc["a1", "coverage_social_security_share_12m"] == 1.0
     assert X.loc["b1", ["headcount_growth_6m", "headcount_growth_12m", "headcount_drawdown_12m", "firm_size_headcount"]].isna().all()
-    assert X.loc["b1", "coverage_social_security_months"] == 0
+    assert X.loc["b1", "coverage_social_security_share_12m"] == 0
 
 
 def test_talent_by_hand(tables):

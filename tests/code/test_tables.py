@@ -62,9 +62,9 @@ def test_missing_optional_tables_give_nan_and_zero_coverage_not_an_error(tmp_pat
     assert X.loc["a1", "energy_momentum_3m"] == 0.0  # the present source still works
     for absent in ("bill_overdue_months_12m", "invention_patent_stock", "high_tech_valid", "leverage", "sales_growth_yoy"):
         assert X[absent].isna().all(), absent
-    for cov in ("coverage_bills_months", "coverage_invoices_months", "coverage_financials_years"):
+    for cov in ("coverage_bills_share_12m", "coverage_invoices_share_12m", "coverage_financials_share_24m"):
         assert (X[cov] == 0).all(), cov
-    assert (X["coverage_electricity_months"] == 18).all()
+    assert (X["coverage_electricity_share_12m"] == 1.0).all()
 
 
 def test_missing_column_names_file_and_column(tmp_path):
@@ -191,7 +191,7 @@ def test_as_of_builds_one_row_per_known_firm():
     X = build(t, as_of="2024-07-15")
     assert list(X.index) == ["A@2024-07-15", "B@2024-07-15"]  # C is registered later
     assert (X["product"] == "none").all() and X["collateral_coverage"].isna().all()
-    assert X.loc["A@2024-07-15", "coverage_electricity_months"] == 18
+    assert X.loc["A@2024-07-15", "coverage_electricity_share_12m"] == 1.0
 
 
 def test_cli_prints_one_line_and_exits_2_on_bad_tables(tmp_path, monkeypatch, capsys):
