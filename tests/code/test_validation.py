@@ -357,6 +357,14 @@ def test_migration_matrix_and_bandwidth_hand_example():
     assert va.matrix_weighted_bandwidth(np.eye(4) * 10) == (0.0, 0.0)
     # all of grade 1 to the worst grade: the farthest move possible -> 1
     assert va.matrix_weighted_bandwidth([[0, 0, 5], [0, 3, 0], [0, 0, 2]]) == (1.0, 0.0)
+    # the weight is the farthest move from grade i in either direction, max(|i - K|, |i - 1|):
+    # one notch down from grade 3 of 4 is half of max(1, 2), and one notch up from grade 2 of 4 half of max(1, 2)
+    four = np.diag([4, 4, 0, 4])
+    four[2, 3] = 5
+    assert va.matrix_weighted_bandwidth(four) == (0.5, 0.0)
+    four_up = np.diag([4, 0, 4, 4])
+    four_up[1, 0] = 3
+    assert va.matrix_weighted_bandwidth(four_up) == (0.0, 0.5)
     with pytest.raises(ValueError, match="must be square"):
         va.matrix_weighted_bandwidth(np.ones((2, 3)))
 
@@ -438,6 +446,8 @@ def test_battery_runs_everything_and_serialises_strictly(sample):
         "hosmer_lemeshow", "spiegelhalter", "concentration_cv", "psi",
     }
     assert not r.summary.loc[r.summary["test"] == "binomial", "in_verdict"].any()
+    psi_rows = r.summary[r.summary["test"] == "psi"].set_index("level")
+    assert psi_rows.loc["score", "in_verdict"] and not psi_rows.loc["f", "in_verdict"]
     jeff = r.summary[(r.summary["test"] == "jeffreys") & (r.summary["level"] != "portfolio")]
     assert jeff["light"].tolist() == r.grades["jeffreys_light"].tolist()
     assert r.discrimination["auc_vs_baseline"]["difference"] > 0  # the noisy baseline is weaker
