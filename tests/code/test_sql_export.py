@@ -58,7 +58,8 @@ def test_sql_scores_equal_python_row_for_row(models, scored_file, name, dialect)
     cm = models[name]
     got = run_duckdb(export_sql(cm, dialect=dialect), path)
     assert got["application_id"].tolist() == frame["application_id"].tolist()  # a projection keeps the input order
-    assert_same_scores(cm.predict(frame), got, KEYS)
+    diffs = assert_same_scores(cm.predict(frame), got, KEYS)
+    print(f"{name} ({dialect}): largest PD difference {diffs['pd']:.2g}, score {diffs['score']:.2g}")
 
 
 def test_the_data_reaches_the_hard_cases(models, scored_file):
