@@ -63,7 +63,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riskmodel.creditmodel import output_columns
 from riskmodel.errors import ScoringError, UserError
+from riskmodel.reasons import _texts
 
 DIALECTS = ("duckdb", "spark", "ansi")
 #: the models ``export_sql`` accepts (registry names of :mod:`riskmodel.models`)
@@ -100,8 +102,8 @@ _DIALECTS = {
 
 
 def _num(x: float, what: str = "a fitted value") -> str:
-    """A double as a SQL literal that reads back as the same double: ``repr`` with an exponent, so
-    DuckDB and Spark type it DOUBLE (without one they read a DECIMAL and convert it inexactly)."""
+    """A double as a SQL literal that reads back as the same double: ``repr`` (shortest round trip)
+    with an exponent, so DuckDB and Spark type it DOUBLE (without one they type it DECIMAL)."""
     x = float(x)
     if not math.isfinite(x):
         raise UserError(f"cannot export {what} = {x!r} to SQL; the model holds a non-finite number")
@@ -276,7 +278,7 @@ def _render(fn, x: str, d: _Dialect, feature: str) -> list[str]:
     return lines
 
 
-def _describe(fn, kind: str) -> str:
+def _describe(fn) -> str:
     if isinstance(fn, _Steps):
         return f"numeric, {len(fn.values)} intervals {'[a, b)' if fn.closed == 'left' else '(a, b]'}, NULL -> missing value"
     if isinstance(fn, _Levels):
@@ -349,11 +351,8 @@ def export_sql(
         "financial_baseline": _financial_baseline_functions,
     }[kind](est)
 
-    features = [str(c) for c in credit_model.features]
-    used = [c for c in credit_model.used_features if c in functions]  # summed in this order, as in predict
-    selected = getattr(est, "selected_", None)
-    if selected is not None:  # CreditModel sums a scorecard's contributions in selected_ order
-        used = [c for c in selected if c in functions]
+    features = [str(c) for c in est.columns_]  # the contributions' columns: reason ties go to the earlier
+    used = list(functions)  # summed in this order, as CreditModel.predict does (a scorecard: selected_)
     keys = [str(k) for k in key_columns]
     if columns is not None:
         present = {str(c) for c in columns}
@@ -371,8 +370,6 @@ def export_sql(
     k = int(credit_model.n_reasons)
     if k < 1:
         raise UserError(f"n_reasons must be at least 1, got {k}")
-
-    from riskmodel.creditmodel import output_columns
 
     outputs = output_columns(k)
     contrib = {c: "c_" + c for c in used}
@@ -393,7 +390,7 @@ def export_sql(
     contributions = [q(kc) for kc in keys]
     for c in used:
         body = "\n".join(_render(functions[c], q(c), d, c))
-        contributions.append(f"-- {_comment(c)}: {_describe(functions[c], kind)}\n{body} AS {q(contrib[c])}")
+        contributions.append(f"-- {_comment(c)}: {_describe(functions[c])}\n{body} AS {q(contrib[c])}")
     # 3. log-odds, PD and score
     logit = "\n".join([_num(est.base_value_, "the base value"), *[f"+ {q(contrib[c])}" for c in used]])
     scaling = credit_model.scaling
@@ -438,8 +435,6 @@ def export_sql(
         grade.append(f"  WHEN {q('pd')} < {_num(bound, 'a master scale boundary')} THEN {d.string(label)}")
     grade += [f"  ELSE {d.string(ms.labels[-1])}", "END"]
     final = [q(kc) for kc in keys] + [q("pd"), q("score"), "\n".join(grade) + f" AS {q('grade')}"]
-    from riskmodel.reasons import _texts
-
     texts = {
         "": list(candidates),
         "_zh": _texts(list(candidates), credit_model.catalog, "reason_zh"),
