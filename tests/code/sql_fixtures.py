@@ -1,5 +1,5 @@
 """Data and checks shared by the SQL export tests (tests/code/test_sql_export.py, DuckDB, and
-tests/model/test_sql_export.py, Spark and a model trained on a generated data hub).
+tests/model/test_sql_warehouses.py, Spark and a model trained on a generated data hub).
 
 The training data is ``synthetic_credit`` with a few twists: a signed feature with many exact zeros
 (LightGBM then puts split thresholds at +-1e-35 around its zero bin), a feature name that needs

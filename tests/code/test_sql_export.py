@@ -1,6 +1,6 @@
 """SQL export (riskmodel.sql) run in DuckDB over a Parquet file, against CreditModel.predict row for row.
 
-Spark SQL and a model trained on a generated data hub: tests/model/test_sql_export.py (slow).
+Spark SQL and a model trained on a generated data hub: tests/model/test_sql_warehouses.py (slow).
 """
 
 from __future__ import annotations
