@@ -327,7 +327,7 @@ def export_sql(
     values of ``credit_model.predict`` for every row of the table.
 
     ``table``: the feature table; a dotted name (``db.features``) is quoted part by part.
-    ``dialect``: ``"duckdb"``, ``"spark"`` (Spark SQL and Hive: backquoted names) or ``"ansi"``
+    ``dialect``: ``"duckdb"``, ``"spark"`` (Spark SQL, meant for Hive too: backquoted names) or ``"ansi"``
     (double-quoted names, ``DOUBLE PRECISION``; for other engines). ``columns``: the table's column
     names, when known (a Parquet schema): key columns not among them are left out, and a feature
     the model needs but the table lacks raises :class:`~riskmodel.errors.ScoringError`. Without it,
