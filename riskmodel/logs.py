@@ -154,7 +154,11 @@ def setup_cli(command: str = "riskmodel", verbose: bool = False, keep: int = KEE
     directory = log_dir()
     if directory is not None:
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in command)[:40] or "run"
-        path = directory / f"riskmodel-{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{os.getpid()}.log"
+        stem = f"riskmodel-{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{os.getpid()}"
+        path, n = directory / f"{stem}.log", 1
+        while path.exists():  # a second run in the same process and second (in-process callers)
+            n += 1
+            path = directory / f"{stem}-{n}.log"
         try:
             fh = logging.FileHandler(path, encoding="utf-8")
         except OSError:

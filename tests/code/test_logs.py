@@ -111,3 +111,24 @@ def test_python_warnings_go_to_the_file_only(tmp_path):
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     text = Path(proc.stdout.strip()).read_text(encoding="utf-8")
     assert "WARNING py.warnings:" in text and "careful with this" in text
+
+
+def test_cli_errors_and_crashes_are_recorded_in_the_log_file(cli, mlflow_store, monkeypatch, tmp_path):
+    monkeypatch.setenv(logs.LOG_DIR_ENV, str(tmp_path / "logs"))
+    code, out, err = cli("compare", "--experiment", "nope")
+    assert code == 2 and err.startswith("error: experiment 'nope' does not exist")
+    (first,) = (tmp_path / "logs").glob("riskmodel-*-compare-*.log")
+    assert "ERROR riskmodel.cli: error: experiment 'nope' does not exist" in first.read_text(encoding="utf-8")
+
+    from riskmodel import tracking
+
+    def boom(*a, **k):
+        raise RuntimeError("boom: a bug")
+
+    monkeypatch.setattr(tracking, "compare", boom)
+    with pytest.raises(RuntimeError, match="boom: a bug"):
+        cli("compare", "--experiment", "x")
+    assert logs.current_log_file() is None  # the run's handlers are closed even when it crashes
+    (crash,) = set((tmp_path / "logs").glob("riskmodel-*-compare-*.log")) - {first}
+    text = crash.read_text(encoding="utf-8")
+    assert "CRITICAL riskmodel.cli: unexpected error (a bug in riskmodel)" in text and "Traceback" in text and "RuntimeError: boom: a bug" in text
