@@ -22,9 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="技术流 cr
 @app.callback()
 def _run_options(
     ctx: typer.Context,
-    verbose: bool = typer.Option(False, "--verbose", help="also show INFO lines and other libraries' log lines (MLflow, ...) on the terminal"),
+    verbose: bool = typer.Option(False, "--verbose", help="also show INFO lines and other libraries' log lines (MLflow, ...) on stderr; every run writes them to its log file (RISKMODEL_LOG_DIR, else ~/.local/state/riskmodel/logs)"),
 ) -> None:
-    """技术流 credit risk scoring for sci-tech SMEs. Every run writes a log file (see `riskmodel.logs`)."""
+    """Configure logging for this run (riskmodel.logs.setup_cli)."""
     from riskmodel.logs import setup_cli
 
     setup_cli(ctx.invoked_subcommand or "riskmodel", verbose=verbose)
