@@ -24,9 +24,11 @@ def _run_options(
     ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", help="also show INFO lines and other libraries' log lines (MLflow, ...) on stderr; every run writes them to its log file (RISKMODEL_LOG_DIR, else ~/.local/state/riskmodel/logs)"),
 ) -> None:
-    """Configure logging for this run (riskmodel.logs.setup_cli)."""
+    """Process settings for this run: OpenMP wait policy (riskmodel.config), logging (riskmodel.logs)."""
+    from riskmodel.config import openmp_defaults
     from riskmodel.logs import setup_cli
 
+    openmp_defaults()  # before LightGBM loads
     setup_cli(ctx.invoked_subcommand or "riskmodel", verbose=verbose)
 
 

@@ -19,3 +19,14 @@ def threads() -> int:
     if n < 1:
         raise ValueError(f"RISKMODEL_THREADS must be a positive integer, got {raw!r}")
     return n
+
+
+def openmp_defaults() -> None:
+    """Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless already set).
+
+    Call before LightGBM (or another OpenMP library) is loaded: the runtime reads the variable once.
+    With the default active wait, each of LightGBM's many short parallel regions waits for a thread
+    that another process has pushed off its core; on a busy 2-core machine that made a
+    ``gbm_monotone`` fit of the 50,000-firm demo take 18-64 s instead of 1.5 s (same trees, same
+    AUC). The ``riskmodel`` command calls this at start."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

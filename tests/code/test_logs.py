@@ -132,3 +132,16 @@ def test_cli_errors_and_crashes_are_recorded_in_the_log_file(cli, mlflow_store, 
     (crash,) = set((tmp_path / "logs").glob("riskmodel-*-compare-*.log")) - {first}
     text = crash.read_text(encoding="utf-8")
     assert "CRITICAL riskmodel.cli: unexpected error (a bug in riskmodel)" in text and "Traceback" in text and "RuntimeError: boom: a bug" in text
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("active", "active")])
+def test_the_command_makes_openmp_threads_wait_passively_unless_told_otherwise(tmp_path, preset, expected):
+    """Set at the start of a `riskmodel` run, before LightGBM loads (riskmodel.config.openmp_defaults)."""
+    code = ("import os, sys; sys.argv = ['riskmodel', 'catalog', '--format', 'csv']; from riskmodel.cli import main; main(); "
+            "print('OMP', os.environ.get('OMP_WAIT_POLICY'), 'lightgbm' in sys.modules, file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {logs.LOG_DIR_ENV: str(tmp_path)}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"OMP {expected} False"
