@@ -28,6 +28,6 @@ def openmp_defaults() -> None:
     With the runtime's default wait, LightGBM's many short parallel regions keep waiting for a thread
     that another process has pushed off its core: ``benchmarks/bench_openmp_wait.py`` measured a
     ``gbm_monotone`` fit of the demo hub at 25.7 s with two busy processes on the 2-core machine,
-    against 2.8 s passive (0.8 s and 1.6 s on an idle machine; the same trees either way). The
+    against 2.8 s passive (0.8 s and 1.6 s with none; the same trees either way). The
     ``riskmodel`` command calls this at start."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
