@@ -36,12 +36,14 @@ YOUNG = "startup"  # lifecycle_stage of firms under three years old
 
 
 def _manifest_matches(out: Path, firms: int, seed: int) -> bool:
+    """True when ``out`` holds data this generator version wrote with these parameters (reuse it)."""
+    from riskmodel.synthetic import GENERATOR_VERSION, GeneratorParams
+
     manifest = out / "manifest.json"
     if not manifest.is_file():
         return False
     meta = json.loads(manifest.read_text())
-    params = meta.get("parameters", {})
-    return params.get("firms") == firms and params.get("seed") == seed
+    return meta.get("generator_version") == GENERATOR_VERSION and meta.get("parameters") == GeneratorParams(firms=firms, seed=seed).to_dict()
 
 
 def _finite(v) -> float | None:
@@ -181,8 +183,8 @@ def run_demo(
     for row in uplift["models"]:
         row["champion"] = row["model"] == best["model"]
     summary["uplift"] = uplift
-    table = tracking.compare(experiment)
-    summary["compare"] = table.to_dict(orient="records")
+    table = tracking.compare(experiment).astype(object)
+    summary["compare"] = table.where(table.notna(), None).to_dict(orient="records")  # NaN -> null: strict JSON
     echo(f"      champion: {best['model']} ({promoted['uri']}), OOT AUC {best['metrics']['test_auc']:.3f}")
     t = lap("compare", t)
 

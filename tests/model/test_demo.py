@@ -40,7 +40,10 @@ def test_demo_prints_only_our_lines_and_logs_mlflow_to_the_file(demo_env):
     root, logs, env = demo_env
     proc = _run(["demo", "--firms", "1500", "--out", "data", "--json"], root, env)
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)  # stdout is the JSON summary and nothing else
+    def no_nan(name):
+        raise AssertionError(f"{name} in the JSON summary: not strict JSON")
+
+    summary = json.loads(proc.stdout, parse_constant=no_nan)  # stdout is the JSON summary and nothing else
     # stderr: our own warnings only (the public id key, features dropped by a model), no library line
     assert "RISKMODEL_ID_KEY is not set" in proc.stderr
     for line in proc.stderr.splitlines():
