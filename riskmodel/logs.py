@@ -96,10 +96,16 @@ def log_dir_candidates() -> list[Path]:
 
 def log_dir() -> Path | None:
     """The first usable log directory (created if missing), or None when none is writable."""
-    for d in log_dir_candidates():
-        if _usable(d):
+    candidates = log_dir_candidates()
+    for d in candidates:
+        if _usable(d) and (d != candidates[-1] or _own(d)):
             return d
     return None
+
+
+def _own(directory: Path) -> bool:
+    """The shared temp directory's subfolder must be ours (another user could have created it)."""
+    return not hasattr(os, "getuid") or directory.stat().st_uid == os.getuid()
 
 
 def _prune(directory: Path, keep: int) -> None:
