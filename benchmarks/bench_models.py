@@ -131,23 +131,17 @@ def grade_reversals(table: list[dict]) -> list[dict]:
     return out
 
 
-def paired_bootstrap(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, idx: np.ndarray) -> dict:
-    """AUC(a) - AUC(b) on the test rows, and its 95% percentile CI over the bootstrap samples ``idx``
-    (rows x B index matrix; the same resampled rows for both models)."""
-    from riskmodel.evaluation import auc
+def vs_baseline(y: np.ndarray, p: np.ndarray, baseline: np.ndarray, n_boot: int) -> dict:
+    """AUC difference against the baseline with its paired bootstrap 95% CI
+    (:func:`riskmodel.evaluation.paired_bootstrap`, seed 0), rounded for the results file."""
+    from riskmodel.evaluation import paired_bootstrap
 
-    diffs = []
-    for k in range(idx.shape[1]):
-        i = idx[:, k]
-        yi = y[i]
-        if 0 < yi.sum() < yi.size:
-            diffs.append(auc(yi, p_a[i]) - auc(yi, p_b[i]))
-    diffs = np.asarray(diffs)
+    r = paired_bootstrap(y, p, baseline, n_boot=n_boot, seed=0)
     return {
-        "diff": round(auc(y, p_a) - auc(y, p_b), 4),
-        "ci95": [round(float(np.quantile(diffs, 0.025)), 4), round(float(np.quantile(diffs, 0.975)), 4)],
-        "share_positive": round(float((diffs > 0).mean()), 4),
-        "n_boot": int(diffs.size),
+        "diff": round(r["diff"], 4),
+        "ci95": [round(v, 4) for v in r["ci95"]],
+        "share_positive": round(r["share_positive"], 4),
+        "n_boot": r["n_boot"],
     }
 
 
@@ -206,11 +200,6 @@ def main() -> None:
     ceiling = feature_ceiling(train, test, list(models["gbm_monotone"].features), truth.set_index("application_id")["true_pd"])
     assert int(gm_features) == len(models["gbm_monotone"].features)
 
-    rng = np.random.default_rng(0)
-    idx_all = rng.integers(0, len(y), size=(len(y), args.boot))
-    s_rows = np.flatnonzero(startup)
-    idx_startup = rng.integers(0, s_rows.size, size=(s_rows.size, args.boot))
-
     per_model = {}
     for name in MODELS:
         s, cm, p = summaries[name], models[name], preds[name]
@@ -252,8 +241,8 @@ def main() -> None:
         if name in TECH_FLOW:
             b = preds["financial_baseline"]
             per_model[name]["vs_financial_baseline"] = {
-                "overall": paired_bootstrap(y, p, b, idx_all),
-                "startup": paired_bootstrap(y[startup], p[startup], b[startup], idx_startup),
+                "overall": vs_baseline(y, p, b, args.boot),
+                "startup": vs_baseline(y[startup], p[startup], b[startup], args.boot),
             }
 
     gm, sc = per_model["gbm_monotone"], per_model["scorecard"]
@@ -365,7 +354,7 @@ def markdown(r: dict) -> str:
               if r['oracle_auc'] - c > TARGET_GAP_ORACLE else ".")
               + f" gbm_monotone is {c - gm:.4f} below the ceiling: what remains for estimation from {r['n_train']:,} training "
               f"applications and their {r['train_bads']} defaults."]
-    L += ["", f"Bootstrap: {r['n_boot']} paired resamples of the test rows (startups resampled within startups).", ""]
+    L += ["", f"Bootstrap: {r['n_boot']} paired resamples of the test rows (startups resampled within startups; `riskmodel.evaluation.paired_bootstrap`, seed 0).", ""]
     L += ["## Segments with >= 500 test applications and AUC < 0.65", ""]
     any_low = False
     for name, m in r["models"].items():

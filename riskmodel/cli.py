@@ -13,9 +13,23 @@ from typing import Optional
 
 import typer
 
+from riskmodel.demo import DEFAULT_FIRMS
 from riskmodel.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="技术流 credit risk scoring for sci-tech SMEs.")
+
+
+@app.callback()
+def _run_options(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", help="also show INFO lines and other libraries' log lines (MLflow, ...) on stderr; every run writes them to its log file (RISKMODEL_LOG_DIR, else ~/.local/state/riskmodel/logs)"),
+) -> None:
+    """Process settings for this run: OpenMP wait policy (riskmodel.config), logging (riskmodel.logs)."""
+    from riskmodel.config import openmp_defaults
+    from riskmodel.logs import setup_cli
+
+    openmp_defaults()  # before LightGBM loads
+    setup_cli(ctx.invoked_subcommand or "riskmodel", verbose=verbose)
 
 
 def _echo_json(obj) -> None:
@@ -67,13 +81,11 @@ def features(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Build the point-in-time feature matrix from validated source tables."""
-    import logging
     import os
 
     from features.build import build_features
     from features.tables import load_tables, write_table
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if errors not in ("raise", "reject"):
         raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
     if out.suffix != ".parquet":
@@ -155,7 +167,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Train a model, evaluate it out of time, log it to MLflow and register it."""
-    import logging
     import signal
 
     from riskmodel import train as training
@@ -164,9 +175,6 @@ def train(
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _terminated)
-    logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     if cut is not None:
         import datetime
 
@@ -349,11 +357,8 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """A self-contained HTML report of a training run for reviewers (also logged to the run)."""
-    import logging
-
     from riskmodel import report, tracking
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if (run is None) == (model is None):
         raise UserError("give exactly one of --run RUN_ID or --model URI")
     run_id = run if run is not None else tracking.run_of_model(model)
@@ -371,14 +376,6 @@ def report_cmd(
 
 
 # ---- monitor, stress, npl-tolerance --------------------------------------------------------------
-
-
-def _quiet_logs() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _matrix_text(labels, counts) -> str:
@@ -401,7 +398,6 @@ def monitor_cmd(
     """PSI of score and features against the training population, missing-rate drift, grade migration; exit 1 on 'act'."""
     from riskmodel.monitoring import monitor
 
-    _quiet_logs()
     r = monitor(model, features, previous, log_run=not no_log)
     if as_json:
         _echo_json(r)
@@ -441,7 +437,6 @@ def stress_cmd(
     """Shock source tables by a scenario, rebuild features point-in-time, rescore: PD, grade and EL shift by segment."""
     from riskmodel.stress import run_stress
 
-    _quiet_logs()
     if out is not None and out.suffix != ".parquet":
         raise UserError(f"--out {out} must end in .parquet")
     r = run_stress(model, data, scenario)
@@ -484,7 +479,6 @@ def npl_tolerance_cmd(
     """Expected NPL (exposure-weighted PD) by region and industry against a capped, differentiated tolerance band."""
     from riskmodel.npl import run_tolerance
 
-    _quiet_logs()
     r = run_tolerance(scores, config, out, data)
     if as_json:
         _echo_json(r)
@@ -519,11 +513,8 @@ def federated_train_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Train the scorecard federated between the bank (labels, financials) and the hub (other signals)."""
-    import logging
-
     from riskmodel.federated.run import federated_train
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if mode not in ("exact", "taylor"):
         raise UserError(f"--mode must be 'exact' or 'taylor', got {mode!r}")
     if max_epochs < 1 or batch_size < 1:
@@ -549,61 +540,85 @@ def federated_train_cmd(
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("data/synthetic/demo"), "--out", help="data directory (generated if missing)"),
-    firms: int = typer.Option(5000, "--firms", help="firms to generate"),
+    firms: int = typer.Option(DEFAULT_FIRMS, "--firms", help="firms to generate (the default puts a few hundred defaults in the out-of-time test)"),
     seed: int = typer.Option(0, "--seed", help="generator seed"),
     experiment: str = typer.Option("demo", "--experiment", help="MLflow experiment for the demo runs"),
     report_dir: Path = typer.Option(Path("reports/demo"), "--report-dir", help="where the champion's report goes"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """End to end: generate, build features, train every model, compare, promote, score, report."""
-    from riskmodel.demo import format_compare, run_demo
+    """End to end: generate, build features, train every model, compare with the baseline, promote, score, report."""
+    from riskmodel.demo import format_uplift, run_demo
+    from riskmodel.logs import current_log_file
 
     echo = (lambda _m: None) if as_json else typer.echo
     summary = run_demo(out, firms=firms, seed=seed, experiment=experiment, report_dir=report_dir, echo=echo)
-    table = summary.pop("compare_table")
+    summary["log_file"] = str(current_log_file() or "")
     if as_json:
         _echo_json(summary)
         return
     typer.echo("")
-    typer.echo(format_compare(table))
+    typer.echo(format_uplift(summary["uplift"]))
     typer.echo("")
     typer.echo(f"champion: {summary['champion']['uri']}  scores: {summary['scoring']['output']}")
-    if summary.get("report"):
-        typer.echo(f"report: {summary['report']}")
-    typer.echo(f"done in {summary['seconds']} s; browse runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db")
+    typer.echo(f"report: {summary['report']}")
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds_by_step"].items())
+    typer.echo(f"done in {summary['seconds']} s ({steps}); browse runs with: mlflow ui --backend-store-uri sqlite:///mlruns.db")
+    if summary["log_file"]:
+        typer.echo(f"log: {summary['log_file']}")
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """``riskmodel demo --verbose`` works like ``riskmodel --verbose demo``: --verbose belongs to the app."""
+    if "--verbose" not in args[1:]:
+        return args
+    return ["--verbose", *(a for a in args if a != "--verbose")]
+
+
+def _error(message: str, code: int) -> None:
+    """Print the one-line error, record it in the run's log file, exit with ``code``."""
+    import logging
+
+    from riskmodel.logs import file_only
+
+    typer.echo(f"error: {message}", err=True)
+    file_only(logging.ERROR, f"error: {message} (exit code {code})")
+    sys.exit(code)
 
 
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one-line messages."""
+    import logging
+
     from features.tables import TableError
+    from riskmodel.logs import close_cli, file_only
 
     try:
-        rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised by a command
+        # returns the code of a typer.Exit raised by a command
+        rc = app(args=_global_options_first(sys.argv[1:]), standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (UserError,) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _error(str(exc), exc.exit_code)
     except TableError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _error(str(exc), 2)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _error(str(exc), 2)
     except Exception as exc:  # click usage errors
         import click
 
         # typer >= 0.2x vendors click (typer._click): its usage errors derive from typer.TyperException
         if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
             message = " ".join(str(exc.format_message()).split())
-            typer.echo(f"error: {message} (see `riskmodel --help`)", err=True)
-            sys.exit(getattr(exc, "exit_code", 2) or 2)
+            _error(f"{message} (see `riskmodel --help`)", getattr(exc, "exit_code", 2) or 2)
         if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             typer.echo("aborted", err=True)
             sys.exit(130)
+        file_only(logging.CRITICAL, "unexpected error (a bug in riskmodel)", exc_info=sys.exc_info())
         raise
+    finally:
+        close_cli()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@
   WAL journal mode, so reads (compare, loading a model) and artifact files need no lock. The first process also migrates a fresh store under the
   lock, so concurrent first runs do not race on schema creation. Fits run outside the lock, so
   concurrent trainings only queue for the short logging calls.
+- Messages: MLflow prints a few lines with ``print`` to stderr rather than logging them ("Successfully
+  registered model ..."); :func:`configure` sends them to the ``mlflow.eprint`` logger, so they follow
+  the logging setup like MLflow's other lines (``riskmodel.logs``: the log file, terminal with --verbose).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils import logging_utils as mlflow_logging_utils
+from mlflow.utils.logging_utils import MlflowLoggingStream
 
 from riskmodel.errors import ScoringError, UserError
 
@@ -157,6 +162,39 @@ def _read(fn: Callable[..., Any], *args, **kwargs) -> Any:
     return _retry(fn, *args, _lock=False, **kwargs)
 
 
+class _PrintsToLog(MlflowLoggingStream):
+    """MLflow prints some messages with ``eprint`` straight to stderr instead of logging them
+    ("Successfully registered model ...", "Created version ..."). Put in place of MLflow's stream,
+    this turns each printed line into an INFO record of the ``mlflow.eprint`` logger, so those
+    messages follow the logging configuration like MLflow's other messages (the CLI: log file only,
+    terminal with ``--verbose``)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+        self._buffer = ""
+        self._log = logging.getLogger("mlflow.eprint")
+
+    def write(self, text) -> None:
+        if not self.enabled:
+            return
+        self._buffer += str(text)
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            if line.strip():
+                self._log.info("%s", line)
+
+    def flush(self) -> None:
+        if self._buffer.strip():
+            self._log.info("%s", self._buffer)
+        self._buffer = ""
+
+
+def _route_mlflow_prints() -> None:
+    if not isinstance(mlflow_logging_utils.MLFLOW_LOGGING_STREAM, _PrintsToLog):
+        mlflow_logging_utils.MLFLOW_LOGGING_STREAM = _PrintsToLog(mlflow_logging_utils.MLFLOW_LOGGING_STREAM.enabled)
+
+
 def configure() -> str:
     """Point mlflow at :func:`tracking_uri` and make sure a SQLite store is migrated and in WAL mode.
 
@@ -164,6 +202,7 @@ def configure() -> str:
     uri = tracking_uri()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr readable
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage data leaves a bank's machine
+    _route_mlflow_prints()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri in _prepared:

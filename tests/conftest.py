@@ -16,6 +16,16 @@ import pytest
 os.environ.setdefault("RISKMODEL_THREADS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cli_log_dir(tmp_path_factory) -> Path:
+    """CLI runs in tests (in-process or subprocesses) write their log files here, not into ~/.local/state."""
+    path = tmp_path_factory.mktemp("cli-logs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RISKMODEL_LOG_DIR", str(path))
+    yield path
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def _migrated_store(tmp_path_factory) -> Path:
     """A migrated, empty SQLite tracking store (created once per session)."""

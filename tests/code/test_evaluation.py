@@ -211,3 +211,60 @@ def test_psi_from_stored_profile_equals_psi_from_raw_reference():
     assert ps.loc[ps["bin"] == ev.MISSING_BIN, "cur_count"].item() == (cur["s"] == "d").sum()  # unseen category
     assert ps["psi"].sum() > ev.psi_against_profile(prof[prof["variable"] == "s"], ref["s"])["psi"].sum()
     assert ev.psi_against_profile(prof[prof["variable"] == "s"], ref["s"])["psi"].sum() == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired bootstrap of the AUC difference
+# --------------------------------------------------------------------------------------------
+
+
+def _two_models(n=3000, seed=3):
+    """Outcomes from a latent score; model a sees the score, model b mostly noise (PDs rounded: ties)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(z * 1.5 - 3.5)))).astype(int)
+    p_a = np.round(1 / (1 + np.exp(-(z - 3.5))), 3)
+    p_b = np.round(1 / (1 + np.exp(-(0.3 * z + rng.normal(size=n) - 3.5))), 2)
+    return y, p_a, p_b
+
+
+def test_paired_bootstrap_identical_model_gives_zero():
+    y, p_a, _ = _two_models()
+    r = ev.paired_bootstrap(y, p_a, p_a.copy(), n_boot=200, seed=1)
+    assert r["diff"] == 0.0 and r["ci95"] == [0.0, 0.0] and r["share_positive"] == 0.0
+    assert r["n_boot"] == 200 and r["auc_a"] == pytest.approx(ev.auc(y, p_a), abs=1e-15)
+
+
+def test_paired_bootstrap_clearly_better_model_has_interval_above_zero():
+    y, p_a, p_b = _two_models()
+    r = ev.paired_bootstrap(y, p_a, p_b, n_boot=500, seed=0)
+    assert r["diff"] == pytest.approx(ev.auc(y, p_a) - ev.auc(y, p_b), abs=1e-15)
+    assert 0 < r["ci95"][0] < r["diff"] < r["ci95"][1]
+    assert r["share_positive"] == 1.0
+    worse = ev.paired_bootstrap(y, p_b, p_a, n_boot=500, seed=0)  # swapped: the interval lies below 0
+    assert worse["ci95"][1] < 0
+    assert worse["ci95"] == pytest.approx([-r["ci95"][1], -r["ci95"][0]], abs=1e-12)
+
+
+def test_paired_bootstrap_equals_resampling_rows_and_a_seed_reproduces():
+    """The counts-based AUC of each resample equals evaluation.auc on the resampled rows (same draws)."""
+    y, p_a, p_b = _two_models(n=800, seed=5)
+    r = ev.paired_bootstrap(y, p_a, p_b, n_boot=300, seed=42)
+    rng = np.random.default_rng(42)
+    diffs = []
+    for _ in range(300):
+        i = rng.integers(0, y.size, size=y.size)
+        if 0 < y[i].sum() < y.size:
+            diffs.append(ev.auc(y[i], p_a[i]) - ev.auc(y[i], p_b[i]))
+    assert r["n_boot"] == len(diffs)
+    assert r["ci95"] == pytest.approx(list(np.quantile(diffs, [0.025, 0.975])), abs=1e-12)
+    assert r["share_positive"] == pytest.approx(np.mean(np.array(diffs) > 0))
+    assert ev.paired_bootstrap(y, p_a, p_b, n_boot=300, seed=42) == r
+    assert ev.paired_bootstrap(y, p_a, p_b, n_boot=300, seed=43)["ci95"] != r["ci95"]
+
+
+def test_paired_bootstrap_one_class_and_bad_input():
+    r = ev.paired_bootstrap([0, 0, 0], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1])
+    assert r["n_boot"] == 0 and np.isnan(r["diff"]) and all(np.isnan(r["ci95"]))
+    with pytest.raises(ValueError, match="same length"):
+        ev.paired_bootstrap([0, 1], [0.1, 0.2], [0.1])

@@ -203,6 +203,8 @@ def test_cli_prints_one_line_and_exits_2_on_bad_tables(tmp_path, monkeypatch, ca
         cli.main()
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: source table validation failed:") and "Traceback" not in err
+    # warnings about the missing tables come first, then the error message
+    assert "Traceback" not in err and all(ln.startswith("WARNING features.tables: table ") for ln in err.split("error: ")[0].splitlines())
+    assert "\nerror: source table validation failed:" in err
     assert "electricity.parquet: column 'kwh': value below the allowed minimum 0" in err
     assert not (tmp_path / "X.parquet").exists()
