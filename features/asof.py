@@ -445,13 +445,19 @@ class MonthlyWindow:
         months = self.apps.month[:, None] - self.length + np.arange(self.length)[None, :]
         return self.held() & (months >= first[:, None])
 
-    def coverage_share(self, founded) -> np.ndarray:
+    def coverage_share(self, founded, from_first_row: bool = False) -> np.ndarray:
         """Share of the observable months (:meth:`observable`) with a known row of the firm, per
         application; 0 when no month is observable (nothing could be held, and nothing is).
 
         Unlike :meth:`months_known` it does not grow with the age of the hub: a firm with every
-        observable month on record has share 1 whether the source started 6 or 36 months ago."""
+        observable month on record has share 1 whether the source started 6 or 36 months ago.
+
+        ``from_first_row``: the span starts with the firm's first known row in an observable month of
+        the window, for a source whose rows exist only once the firm takes part (a bill acceptor
+        discloses from its first acceptance); 0 without such a row."""
         obs = self.observable(founded)
+        if from_first_row:
+            obs &= np.logical_or.accumulate(self.present & obs, axis=1)
         n_obs = obs.sum(axis=1)
         n_known = (self.present & obs).sum(axis=1)
         return np.where(n_obs > 0, n_known / np.maximum(n_obs, 1), 0.0)

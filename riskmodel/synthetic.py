@@ -55,7 +55,7 @@ from riskmodel.synthetic_model import Calendar, add_months, days, sigmoid
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 CHUNK_SIZE = 50_000  # fixed: the output depends on it, so it is part of the format, not an option
 CALIBRATION_FIRMS = 30_000
 ROW_GROUP_SIZE = 1_000_000
@@ -464,7 +464,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
         ocf = net + 0.04 * assets + m * 0.04 * F * revenue + revenue * 0.06 * rng.standard_normal(n)
         filing = fy_end + rng.integers(110, 181, n)  # 4-6 months after the fiscal year
         exists = (found <= fy_end) & (filing < stop_day) & (filing <= snap)
-        r = np.flatnonzero(exists & fin_connected & (rng.random(n) >= 0.04))
+        r = np.flatnonzero(exists & fin_connected & (rng.random(n) >= sigmoid(sm.STATEMENT_MISSING[0] + sm.STATEMENT_MISSING[1] * hbar)))
         fin_idx.append(r)
         fin_cols["fiscal_year"].append(np.full(len(r), y, dtype=np.int64))
         fin_cols["period_end"].append(np.full(len(r), fy_end, dtype=np.int64))

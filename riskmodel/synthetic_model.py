@@ -116,10 +116,27 @@ ZERO_METER_CHANGE_RATE = 0.005  # meter replacements a year that leave one zero 
 ZERO_FESTIVAL_SHARE = 0.04  # manufacturers that close for the whole Spring Festival month ...
 ZERO_FESTIVAL_YEAR = 0.7  # ... in a given year with this chance
 
-# ---- sources: share of firms the hub never receives a feed for, and monthly gap rates ---------------
+# ---- sources: share of firms the hub never receives a feed for, feeds connected late, missing months ----
+# Connection (never, or late inside the window) is data plumbing: it does not depend on the firm's health.
 NOT_CONNECTED = {"electricity": 0.04, "social_security": 0.03, "invoices": 0.05, "bills": 0.02, "financials": 0.08}
 LATE_CONNECTED = {"electricity": 0.12, "social_security": 0.05, "invoices": 0.08, "bills": 0.05}
+# Missing months of a connected, living firm have two causes:
+# - plumbing: a month lost between the grid, the social-security fund, the tax bureau or the bill exchange
+#   and the hub; any firm alike, each month with chance MONTH_GAP_PLUMBING;
+# - arrears (payroll and invoices only): a firm short of cash stops paying social-security contributions
+#   (欠缴社保) or issues no VAT invoice in a month, with chance sigmoid(a + b * H) that month: 0.1% at
+#   H = 0, 2% at H = -2, 7-10% at H = -3, so mostly in distress episodes and around a default (H slides
+#   before it and keeps falling after it).
+# Together they miss about MONTH_GAP of a generated hub's living, connected months, as the plumbing
+# alone did up to generator 1.1.0 (the arrears intercepts are set for that; checked by
+# tests/data/test_generator.py::test_only_payroll_and_invoice_gaps_follow_health).
 MONTH_GAP = {"electricity": 0.015, "social_security": 0.008, "invoices": 0.012, "bills": 0.01}
+MONTH_GAP_PLUMBING = {"electricity": 0.015, "social_security": 0.002, "invoices": 0.004, "bills": 0.01}
+MONTH_GAP_ARREARS = {"social_security": (-7.1, -1.5), "invoices": (-6.7, -1.5)}
+# A connected firm's annual statement is missing for a fiscal year with chance sigmoid(a + b * mean H of
+# that year): 2% at H = 0, 14% at H = -2, about 4% of living firm-years (the flat rate up to generator
+# 1.1.0). A firm short of cash delays or skips its audit and filing; a healthy one misses a year by accident.
+STATEMENT_MISSING = (-3.8, -1.0)
 
 
 def sigmoid(x):
@@ -496,7 +513,10 @@ def zero_kwh_months(rng: np.random.Generator, L: dict, cal: Calendar, alive: np.
 
 
 def coverage(rng: np.random.Generator, L: dict, cal: Calendar, source: str, alive: np.ndarray) -> np.ndarray:
-    """Where the hub holds a monthly row of ``source``: firm connected, feed started, no gap, inside the window."""
+    """Where the hub holds a monthly row of ``source``: firm connected, feed started, month not missing, inside the window.
+
+    Missing months are plumbing (``MONTH_GAP_PLUMBING``, unrelated to the firm) and, for payroll and
+    invoices, arrears (``MONTH_GAP_ARREARS``: likelier as operating health H falls)."""
     n, P = alive.shape
     connected = rng.random(n) >= NOT_CONNECTED[source]
     late = rng.random(n) < LATE_CONNECTED[source]
@@ -505,9 +525,12 @@ def coverage(rng: np.random.Generator, L: dict, cal: Calendar, source: str, aliv
     first = np.maximum(first, L["found_p"] + rng.integers(0, 3, n))
     p = np.arange(P)[None, :]
     mask = alive & connected[:, None] & (p >= first[:, None]) & (p <= P - 2)
-    # random missing months: drawn sparsely (about 1% of cells) instead of one uniform per cell
-    k = rng.binomial(n * P, MONTH_GAP[source])
+    # plumbing: drawn sparsely (about 1% of cells) instead of one uniform per cell
+    k = rng.binomial(n * P, MONTH_GAP_PLUMBING[source])
     mask.ravel()[rng.integers(0, n * P, k)] = False
+    if source in MONTH_GAP_ARREARS:
+        a, b = MONTH_GAP_ARREARS[source]
+        mask &= rng.random((n, P)) >= sigmoid(a + b * L["H"])
     return mask
 
 

@@ -98,6 +98,38 @@ def test_a_month_counts_once_most_firms_rows_are_in():
     assert X["e2"] == pytest.approx(11 / 12)  # E's June arrives on 07-25
 
 
+def test_bill_share_counts_from_the_first_disclosure():
+    """A firm discloses bills only once it accepts them, so the bill share counts the observable months
+    from the firm's first known disclosure in the window; payroll counts from the window (or founding).
+
+    Window of a 2024-07-15 application: 2023-07 .. 2024-06, all held (X discloses every month).
+    A: first disclosure 2024-01, then every month but 2024-03.   B: founded 2023-02, first bill 2024-02
+    (about a year old), every month since.   D: disclosed 2023-07 .. 2023-12, then stopped.
+    E: its only disclosure (2024-06) arrives on 2024-07-20, after the application.   C: none."""
+    a = monthly("bills", "A", "2024-01-01", accepted_count=[1] * 6)
+    a = a[a["month"] != D("2024-03-01")]
+    e = monthly("bills", "E", "2024-06-01", accepted_count=[1])
+    e["available_date"] = D("2024-07-20")
+    t = {
+        "firms": firms(*[{"firm_id": f} for f in "XACDE"], {"firm_id": "B", "founding_date": "2023-02-01"}),
+        "applications": applications(*[{"application_id": f.lower(), "firm_id": f, "application_date": "2024-07-15"} for f in "XABCDE"]),
+        "bills": concat(monthly("bills", "X", "2023-07-01", accepted_count=[1] * 12), a, monthly("bills", "B", "2024-02-01", accepted_count=[1] * 5),
+                        monthly("bills", "D", "2023-07-01", accepted_count=[1] * 6), e),
+    }
+    # A's payroll on the same months as its bills; X's every month
+    ss_a = monthly("social_security", "A", "2024-01-01", headcount=[10] * 6)
+    t["social_security"] = concat(monthly("social_security", "X", "2023-07-01", headcount=[10] * 12), ss_a[ss_a["month"] != D("2024-03-01")])
+    X = build(t, ["coverage_bills_share_12m", "coverage_social_security_share_12m"])
+    share = X["coverage_bills_share_12m"]
+    assert share["x"] == 1.0
+    assert share["a"] == pytest.approx(5 / 6)  # 2024-01 .. 06, March missing
+    assert share["b"] == 1.0  # from founding it would be 5 of 12: a year-old firm had no bills to disclose
+    assert share["d"] == pytest.approx(6 / 12)  # stopped disclosing
+    assert share["e"] == 0.0 and share["c"] == 0.0  # nothing known before the application
+    # the same rows as payroll count from the window's start: A is missing 2023-07 .. 2023-12 and March
+    assert X.loc["a", "coverage_social_security_share_12m"] == pytest.approx(5 / 12)
+
+
 def test_absent_feed_and_no_founding_record_give_zero_not_nan():
     t = {
         "firms": firms({"firm_id": "A"}),

@@ -99,11 +99,11 @@ def test_pyfunc_gives_the_same_answer_as_batch_scoring(env):
 def test_row_level_problems_are_rejected_with_reasons(env):
     uri, matrix, tmp = env
     bad = matrix.head(40).copy()
-    numeric = "rnd_intensity_1y"
+    numeric = "firm_size_headcount"
     bad[numeric] = bad[numeric].astype(object)
     bad.loc[1, numeric] = "twelve"  # string in a numeric column
     bad.loc[2, numeric] = np.inf  # infinite
-    bad.loc[3, numeric] = -4.0  # negative age
+    bad.loc[3, numeric] = -4.0  # negative headcount
     bad.loc[4, "application_id"] = bad.loc[0, "application_id"]  # duplicate id
     bad.loc[5, "application_id"] = None  # missing id
     bad.loc[6, numeric] = np.nan  # missing value: scored, not rejected
@@ -132,7 +132,7 @@ def test_a_scorecard_needs_and_checks_only_the_features_it_uses(env):
     uri, matrix, tmp = env
     cm, _, _ = tracking.load_credit_model(uri)
     spec = cm.input_spec()
-    assert "rnd_intensity_1y" in spec["numeric"] and "rnd_intensity_1y" in spec["lower_bounds"]  # the other tests rely on it
+    assert "firm_size_headcount" in spec["numeric"] and "firm_size_headcount" in spec["lower_bounds"]  # the other tests rely on it
     unused = [c for c in cm.features if c not in cm.used_features]
     assert unused and set(spec["numeric"] + spec["categorical"]) == set(cm.used_features)
     head = matrix.head(30)
@@ -200,7 +200,7 @@ def test_csv_input_scores_like_parquet(env):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda m, p: m.drop(columns=["rnd_intensity_1y"]).to_parquet(p), r"required column\(s\) missing: rnd_intensity_1y"),
+        (lambda m, p: m.drop(columns=["firm_size_headcount"]).to_parquet(p), r"required column\(s\) missing: firm_size_headcount"),
         (lambda m, p: m.drop(columns=["application_id"]).to_parquet(p), r"missing: application_id"),
         (lambda m, p: p.write_bytes(b""), r"empty \(0 bytes\)"),
         (lambda m, p: p.write_text("this is not parquet"), r"not a readable Parquet file"),
@@ -274,10 +274,10 @@ def test_cli_json_summary_adds_up(cli, env):
 
 def test_cli_input_errors_are_one_line_without_traceback(cli, env):
     uri, matrix, tmp = env
-    matrix.drop(columns=["rnd_intensity_1y"]).head(5).to_parquet(tmp / "in.parquet")
+    matrix.drop(columns=["firm_size_headcount"]).head(5).to_parquet(tmp / "in.parquet")
     code, out, err = cli("score", "--model", uri, "--features", str(tmp / "in.parquet"), "--out", str(tmp / "s.parquet"))
     assert code == 1
-    assert err.startswith("error: ") and "rnd_intensity_1y" in err and "Traceback" not in err
+    assert err.startswith("error: ") and "firm_size_headcount" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -52,9 +52,9 @@ def test_spark_and_pandas_paths_give_identical_outputs(model, tmp_path, monkeypa
     uri, matrix, root = model
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
     m = pd.concat([matrix, matrix.head(2)], ignore_index=True)  # two duplicate ids
-    m["rnd_intensity_1y"] = m["rnd_intensity_1y"].astype(object)
-    m.loc[5, "rnd_intensity_1y"] = "n/a"  # a string in a numeric column
-    m["rnd_intensity_1y"] = m["rnd_intensity_1y"].astype(str).replace({"nan": None})
+    m["firm_size_headcount"] = m["firm_size_headcount"].astype(object)
+    m.loc[5, "firm_size_headcount"] = "n/a"  # a string in a numeric column
+    m["firm_size_headcount"] = m["firm_size_headcount"].astype(str).replace({"nan": None})
     m.to_parquet(tmp_path / "in.parquet", row_group_size=400)
 
     p = score(uri, tmp_path / "pandas.parquet", features=tmp_path / "in.parquet", chunk_size=300)
@@ -82,7 +82,7 @@ def test_spark_path_with_every_row_rejected(model, tmp_path, monkeypatch):
     uri, matrix, root = model
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
     m = matrix.head(40).copy()
-    m["rnd_intensity_1y"] = -1.0  # cannot be negative
+    m["firm_size_headcount"] = -1.0  # cannot be negative
     m.to_parquet(tmp_path / "in.parquet")
     s = score_spark(uri, tmp_path / "in.parquet", tmp_path / "spark.parquet")
     assert (s.rows_in, s.scored, s.rejected) == (40, 0, 40) and s.rejects_by_reason == {"OUT_OF_RANGE": 40}

@@ -184,7 +184,7 @@ def test_features_reject_mode_drops_and_counts_rows(cli, hub, tmp_path):
 #    (tests/model/test_scoring.py covers the library-level cases; here: through the CLI, exit codes)
 # =============================================================================================
 
-NUM = "rnd_intensity_1y"  # a numeric feature the champion scorecard uses and that cannot be negative
+NUM = "firm_size_headcount"  # a numeric feature the champion scorecard uses and that cannot be negative
 
 
 def _parquet(fn):
@@ -250,7 +250,7 @@ def _negatives(df):
 
 
 def _strings(df):
-    df[NUM] = df[NUM].map(lambda v: f"{v:.2f} yrs")
+    df[NUM] = df[NUM].map(lambda v: f"{v:.0f} staff")
     return df
 
 

@@ -46,7 +46,7 @@ def test_no_raw_identifier_or_l4_field_in_any_artifact(cli, champion, tmp_path, 
         assert code == 0, err
         outputs += [out, err]
         scored = champion.matrix.copy()
-        scored.loc[0, "rnd_intensity_1y"] = -3.0  # one reject, so the reject file has content
+        scored.loc[0, "firm_size_headcount"] = -3.0  # one reject, so the reject file has content
         scored.to_parquet(tmp_path / "in.parquet", index=False)
         code, out, err = cli("score", "--model", champion.uri, "--features", tmp_path / "in.parquet", "--out", tmp_path / "scores.parquet", "--json")
         assert code == 0, err
