@@ -91,7 +91,7 @@ def _applications(tables: Mapping[str, pd.DataFrame], applications: pd.DataFrame
         )
     if applications is None:
         if "applications" not in tables:
-            raise FileNotFoundError("required table 'applications' is missing: pass applications=... or as_of=... to build one row per firm")
+            raise UserError("required table 'applications' is missing: pass applications=... or as_of=... to build one row per firm")
         applications = tables["applications"]
     _check_columns("applications", applications, ("application_id", "firm_id", "application_date"))
     frame = pd.DataFrame(
@@ -253,7 +253,7 @@ def build_features(
     modified.
     """
     if "firms" not in tables or tables["firms"] is None:
-        raise FileNotFoundError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
+        raise UserError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
     reg = load_all()
     signals = _resolve(features, reg)
     apps_frame = _applications(tables, applications, as_of)

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from features.errors import UserError
+
 log = logging.getLogger(__name__)
 
 Grade = Literal["L1", "L2", "L3", "L4"]
@@ -389,7 +391,7 @@ class Violation:
         return f"{self.file}: column '{self.column}': {self.rule}: {self.n_rows} row(s), {where}{ex}"
 
 
-class TableError(ValueError):
+class TableError(UserError):
     """Raised when a source table breaks its schema. ``violations`` lists every rule broken."""
 
     def __init__(self, violations: list[Violation]):
@@ -599,9 +601,9 @@ def load_tables(
     """
     directory = Path(directory)
     if not directory.exists():
-        raise FileNotFoundError(f"data directory {directory} does not exist (run `riskmodel generate --out {directory}` or point --data at your tables)")
+        raise UserError(f"data directory {directory} does not exist (run `riskmodel generate --out {directory}` or point --data at your tables)")
     if not directory.is_dir():
-        raise NotADirectoryError(f"{directory} is a file; --data expects a directory of <table>.parquet files")
+        raise UserError(f"{directory} is a file; --data expects a directory of <table>.parquet files")
     wanted = list(tables) if tables is not None else list(TABLE_NAMES)
     unknown = [t for t in wanted if t not in SCHEMAS]
     if unknown:
@@ -613,7 +615,7 @@ def load_tables(
         path = directory / f"{name}.parquet"
         if not path.exists():
             if name in REQUIRED_TABLES:
-                raise FileNotFoundError(f"{path}: required table '{name}' is missing from {directory}")
+                raise UserError(f"{path}: required table '{name}' is missing from {directory}")
             report.missing_tables.append(name)
             log.warning("table %s is missing from %s: its signals will be NaN", name, directory)
             continue

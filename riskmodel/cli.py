@@ -1,7 +1,10 @@
 """The ``riskmodel`` command. Each command parses options, calls one library function and prints.
 
-User errors (bad parameters, invalid files) print a one-line message to stderr and exit with a
-non-zero code; a traceback means a bug in riskmodel, not in the input.
+User errors (bad parameters, invalid files, unusable output paths) print a one-line message to stderr
+and exit with their code; :func:`main` is the one place that maps exceptions to exit codes. An
+exception riskmodel did not expect is a bug: one line names the command and the log file that holds
+its traceback (exit 70). Every command that writes checks its output paths first
+(:func:`features.files.check_outputs`) and writes through :class:`features.files.AtomicOutput`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import typer
 from riskmodel.demo import DEFAULT_FIRMS
 from riskmodel.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="技术流 credit risk scoring for sci-tech SMEs.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="技术流 credit risk scoring for sci-tech SMEs.")
 
 
 @app.callback()
@@ -34,11 +37,6 @@ def _run_options(
 
 def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 # ---- generate (data/synthetic) ---------------------------------------------------------------
@@ -271,7 +269,7 @@ def score_cmd(
         from riskmodel.spark import score_spark
 
         if features is None:
-            _fail("--engine spark needs --features FILE (build them first with `riskmodel features`)")
+            raise UserError("--engine spark needs --features FILE (build them first with `riskmodel features`)")
         summary = score_spark(model, features, out, rejects=rejects)
     elif engine == "pandas":
         from riskmodel.scoring import score
@@ -279,7 +277,7 @@ def score_cmd(
         progress = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
         summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress)
     else:
-        _fail(f"unknown --engine {engine!r}; use pandas or spark")
+        raise UserError(f"unknown --engine {engine!r}; use pandas or spark")
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -574,49 +572,90 @@ def _global_options_first(args: list[str]) -> list[str]:
     return ["--verbose", *(a for a in args if a != "--verbose")]
 
 
-def _error(message: str, code: int) -> None:
-    """Print the one-line error, record it in the run's log file, exit with ``code``."""
+#: exit code of an unexpected exception (a bug in riskmodel): sysexits' EX_SOFTWARE
+EXIT_BUG = 70
+#: file-system refusals of a path the user named (an input that is missing, a folder given for a
+#: file, no permission): the user's to fix, reported as ``<path>: <reason>``
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _command(args: list[str]) -> str:
+    """The command of a command line, for messages: ``riskmodel score`` (``riskmodel`` when none is given)."""
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    return " ".join(["riskmodel", *[a for a in args if a in names][:1]])
+
+
+def _exit(message: str, code: int, exc_info=None) -> None:
+    """Print the one-line error, record it (and a traceback, when given) in the run's log file, exit with ``code``."""
     import logging
 
     from riskmodel.logs import file_only
 
     typer.echo(f"error: {message}", err=True)
-    file_only(logging.ERROR, f"error: {message} (exit code {code})")
+    file_only(logging.ERROR, f"error: {message} (exit code {code})", exc_info=exc_info)
     sys.exit(code)
 
 
-def main() -> None:
-    """Entry point: run the Typer app, turning user errors into one-line messages."""
+def _bug(command: str, exc: BaseException) -> None:
+    """The last-resort guard: an exception riskmodel did not expect is a bug. One line naming the
+    command and the log file; the traceback goes to the log file (to stderr when there is none)."""
     import logging
+    import traceback
 
-    from features.tables import TableError
-    from riskmodel.logs import close_cli, file_only
+    from riskmodel.logs import current_log_file, file_only
 
+    file_only(logging.CRITICAL, f"unexpected error (a bug in riskmodel) in {command}", exc_info=(type(exc), exc, exc.__traceback__))
+    log_file = current_log_file()
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    where = f"the traceback is in {log_file}" if log_file else "the traceback follows"
+    typer.echo(f"error: {command} failed unexpectedly ({what}); this is a bug in riskmodel, not in your input: {where}; please report it with that file", err=True)
+    if log_file is None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    sys.exit(EXIT_BUG)
+
+
+def main() -> None:
+    """Entry point: run the Typer app; every exception ends here, in one place.
+
+    * :class:`~features.errors.UserError` and its family (``TableError``, ``ScoringError``,
+      ``OutputError``, ...): one ``error:`` line, exit with the error's ``exit_code``.
+    * Click/Typer usage errors (unknown option, bad value): one line, their ``exit_code`` (2).
+    * A missing file, a folder for a file, no permission: ``<path>: <reason>``, exit 2.
+    * Ctrl-C: ``aborted``, exit 130.
+    * Anything else is a bug: one line naming the command and the log file holding the traceback,
+      exit :data:`EXIT_BUG`.
+    """
+    import click
+
+    from riskmodel.logs import close_cli
+
+    args = _global_options_first(sys.argv[1:])
     try:
         # returns the code of a typer.Exit raised by a command
-        rc = app(args=_global_options_first(sys.argv[1:]), standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (UserError,) as exc:
-        _error(str(exc), exc.exit_code)
-    except TableError as exc:
-        _error(str(exc), 2)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        _error(str(exc), 2)
-    except Exception as exc:  # click usage errors
-        import click
-
-        # typer >= 0.2x vendors click (typer._click): its usage errors derive from typer.TyperException
-        if isinstance(exc, (click.exceptions.ClickException, typer.TyperException)) and hasattr(exc, "format_message"):
-            message = " ".join(str(exc.format_message()).split())
-            _error(f"{message} (see `riskmodel --help`)", getattr(exc, "exit_code", 2) or 2)
+    except UserError as exc:
+        _exit(str(exc), exc.exit_code)
+    except (click.exceptions.ClickException, typer.TyperException) as exc:
         if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             typer.echo("aborted", err=True)
             sys.exit(130)
-        file_only(logging.CRITICAL, "unexpected error (a bug in riskmodel)", exc_info=sys.exc_info())
-        raise
+        # typer >= 0.2x vendors click (typer._click): its usage errors derive from typer.TyperException
+        if not hasattr(exc, "format_message"):
+            _bug(_command(args), exc)
+        message = " ".join(str(exc.format_message()).split())
+        _exit(f"{message} (see `riskmodel --help`)", getattr(exc, "exit_code", 2) or 2)
+    except KeyboardInterrupt:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except _PATH_ERRORS as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _exit(f"{where}{exc.strerror or exc}", 2, exc_info=sys.exc_info())
+    except Exception as exc:  # noqa: BLE001 - the last-resort guard
+        _bug(_command(args), exc)
     finally:
         close_cli()
 

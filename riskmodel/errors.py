@@ -1,12 +1,12 @@
-"""User-facing errors: the CLI prints their message on one line and exits with their code, no traceback."""
+"""riskmodel's own user errors. The family's root, :class:`~features.errors.UserError`, lives in the
+bottom layer (``features.errors``) and is imported here for riskmodel's modules; ``riskmodel.cli``
+prints any of them as one line and exits with its ``exit_code``, no traceback."""
 
 from __future__ import annotations
 
+from features.errors import OutputError, UserError
 
-class UserError(Exception):
-    """A problem with the user's input or options; ``exit_code`` 2 means 'change what you asked for'."""
-
-    exit_code = 2
+__all__ = ["OutputError", "ScoringError", "UserError"]
 
 
 class ScoringError(UserError):

@@ -126,12 +126,15 @@ def test_cli_errors_and_crashes_are_recorded_in_the_log_file(cli, mlflow_store, 
         raise RuntimeError("boom: a bug")
 
     monkeypatch.setattr(tracking, "compare", boom)
-    with pytest.raises(RuntimeError, match="boom: a bug"):
-        cli("compare", "--experiment", "x")
+    code, out, err = cli("compare", "--experiment", "x")
     assert logs.current_log_file() is None  # the run's handlers are closed even when it crashes
     (crash,) = set((tmp_path / "logs").glob("riskmodel-*-compare-*.log")) - {first}
+    # one line: the command, that it is a bug, and where the traceback is; no traceback on the terminal
+    assert code == 70 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: riskmodel compare failed unexpectedly (RuntimeError: boom: a bug); this is a bug in riskmodel")
+    assert f"the traceback is in {crash}" in err
     text = crash.read_text(encoding="utf-8")
-    assert "CRITICAL riskmodel.cli: unexpected error (a bug in riskmodel)" in text and "Traceback" in text and "RuntimeError: boom: a bug" in text
+    assert "CRITICAL riskmodel.cli: unexpected error (a bug in riskmodel) in riskmodel compare" in text and "Traceback" in text and "RuntimeError: boom: a bug" in text
 
 
 @pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("active", "active")])

@@ -11,6 +11,7 @@ import pytest
 
 from feature_fixtures import applications, build, firms, monthly
 from features.build import build_features
+from features.errors import UserError
 from features.tables import TableError, load_tables, validate_frame, write_table, SCHEMAS
 from riskmodel import cli
 
@@ -51,7 +52,7 @@ def test_missing_required_table_is_a_clear_error(tmp_path, required):
     t = _tables()
     del t[required]
     _write(tmp_path, t)
-    with pytest.raises(FileNotFoundError, match=rf"{required}\.parquet: required table '{required}' is missing"):
+    with pytest.raises(UserError, match=rf"{required}\.parquet: required table '{required}' is missing"):
         load_tables(tmp_path)
 
 
@@ -181,7 +182,7 @@ def test_applications_and_as_of_are_exclusive():
         build_features(t, applications=t["applications"], as_of="2024-01-01")
     with pytest.raises(UserError, match="is not a date"):
         build_features(t, as_of="soon")
-    with pytest.raises(FileNotFoundError, match="required table 'firms' is missing"):
+    with pytest.raises(UserError, match="required table 'firms' is missing"):
         build_features({"applications": t["applications"]})
 
 
