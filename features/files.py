@@ -88,13 +88,13 @@ def check_outputs(
     outs = {flag: Path(p) for flag, p in outputs.items() if p is not None and str(p) != ""}
     ins = [Path(p) for p in inputs if p is not None]
     for flag, path in outs.items():
-        if suffixes and flag in suffixes:
-            output_format(path, suffixes[flag], flag)
         if flag in directories:
             if path.exists() and not path.is_dir():
                 raise OutputError(f"{flag} {path} is an existing file; give a folder path")
         elif path.is_dir():
             raise OutputError(f"{flag} {path} is a folder; give a file path inside it")
+        if suffixes and flag in suffixes:
+            output_format(path, suffixes[flag], flag)
         for parent in path.absolute().parents:
             if parent.exists():
                 if not parent.is_dir():

@@ -584,6 +584,20 @@ def dataset_end(directory: Path) -> pd.Timestamp | None:
     return (pd.Timestamp(end) + pd.offsets.MonthEnd(0)).normalize()
 
 
+def hub_paths(directory: str | Path) -> list[Path]:
+    """Every path a load of the hub at ``directory`` reads or reserves, present or not: the
+    ``<table>.parquet`` of every table name, ``manifest.json``, the ``truth/`` folder with
+    ``truth/truth.parquet`` and any file already in it. A command that reads a hub passes these to
+    :func:`features.files.check_outputs` as its inputs, so no output can overwrite a source table,
+    even one the hub lacks today."""
+    directory = Path(directory)
+    truth = directory / "truth"
+    paths = [*(directory / f"{name}.parquet" for name in TABLE_NAMES), directory / "manifest.json", truth, truth / "truth.parquet"]
+    if truth.is_dir():
+        paths += sorted(p for p in truth.iterdir() if p not in paths)
+    return paths
+
+
 def load_tables(
     directory: str | Path,
     tables: tuple[str, ...] | list[str] | None = None,

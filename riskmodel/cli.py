@@ -79,29 +79,18 @@ def features(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Build the point-in-time feature matrix from validated source tables."""
-    import os
-
     from features.build import build_features
-    from features.tables import load_tables, write_table
+    from features.files import atomic_output, check_outputs
+    from features.tables import hub_paths, load_tables, write_table
 
     if errors not in ("raise", "reject"):
         raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
-    if out.suffix != ".parquet":
-        raise UserError(f"--out {out} must end in .parquet")
-    # Fail before the build when the output cannot be written (missing directories are created below).
-    existing = next(p for p in [out, *out.absolute().parents] if p.exists())
-    if existing == out and out.is_dir():
-        raise UserError(f"--out {out} is a directory; give a file path such as {out}/features.parquet")
-    if existing != out and not existing.is_dir():
-        raise UserError(f"--out {out}: {existing} is a file, not a directory")
-    if existing != out and not os.access(existing, os.W_OK):
-        raise UserError(f"--out {out}: directory {existing} is not writable")
+    # before any work: never over a file of the hub (a table it has or may have), a Parquet name
+    check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
     tables, report = load_tables(data, errors=errors)
     matrix = build_features(tables, as_of=as_of)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    write_table(matrix, tmp)
-    tmp.replace(out)
+    with atomic_output(out) as tmp:
+        write_table(matrix, tmp)
     loaded = report.to_dict()
     summary = {
         "out": str(out),
@@ -123,26 +112,31 @@ def features(
 
 @app.command()
 def catalog(
-    fmt: str = typer.Option("md", "--format", help="md | json | csv"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of printing (md regenerates docs/features.md)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md | json | csv (default: the suffix of --out, else md)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of printing; its suffix (.md, .json, .csv) is the format (md regenerates docs/features.md)"),
 ) -> None:
     """The feature catalog: every signal and data product with its metadata."""
     from features.build import catalog as feature_catalog
     from features.build import catalog_markdown
+    from features.files import check_outputs, output_format, write_text
 
+    formats = ("md", "json", "csv")
+    if fmt is not None and fmt not in formats:
+        raise UserError(f"--format must be md, json or csv, got {fmt!r}")
+    if out is not None:
+        fmt = fmt or output_format(out, [f".{f}" for f in formats])
+        check_outputs({"--out": out}, suffixes={"--out": (f".{fmt}",)})
+    fmt = fmt or "md"
     if fmt == "md":
         text = catalog_markdown()
     elif fmt == "json":
         text = json.dumps(feature_catalog().to_dict("records"), ensure_ascii=False, indent=2)
-    elif fmt == "csv":
-        text = feature_catalog().to_csv(index=False)
     else:
-        raise UserError(f"--format must be md, json or csv, got {fmt!r}")
+        text = feature_catalog().to_csv(index=False)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        write_text(out, text if text.endswith("\n") else text + "\n")
         typer.echo(f"wrote {out}")
 
 
@@ -253,11 +247,11 @@ def promote(
 @app.command("score")
 def score_cmd(
     model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
-    out: Path = typer.Option(..., "--out", help="scores file to write (Parquet)"),
+    out: Path = typer.Option(..., "--out", help="scores file to write; the suffix decides the format: .parquet or .csv (same columns)"),
     features: Optional[Path] = typer.Option(None, "--features", help="feature file (Parquet or CSV) to score"),
     data: Optional[Path] = typer.Option(None, "--data", help="data directory: build features point-in-time, then score"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="with --data: score every firm as of this date (YYYY-MM-DD) instead of its applications"),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help="rejected rows with reasons (default: OUT stem + .rejects.parquet)"),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="rejected rows with reasons, .parquet or .csv (default: OUT stem + .rejects + OUT suffix)"),
     chunk_size: int = typer.Option(100_000, "--chunk-size", help="rows per chunk; memory stays flat with input size"),
     engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process) or spark (local mode here; a cluster via SPARK_MASTER)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -433,14 +427,15 @@ def stress_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Shock source tables by a scenario, rebuild features point-in-time, rescore: PD, grade and EL shift by segment."""
+    from features.files import atomic_output, check_outputs
+    from features.tables import hub_paths
     from riskmodel.stress import run_stress
 
-    if out is not None and out.suffix != ".parquet":
-        raise UserError(f"--out {out} must end in .parquet")
+    check_outputs({"--out": out}, [scenario, *hub_paths(data)], suffixes={"--out": (".parquet",)})
     r = run_stress(model, data, scenario)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        r.rows.rename(columns={"ead": "amount", "pd_stress": "pd"}).to_parquet(out, index=False)
+        with atomic_output(out) as tmp:
+            r.rows.rename(columns={"ead": "amount", "pd_stress": "pd"}).to_parquet(tmp, index=False)
     if as_json:
         d = r.to_dict()
         if out is not None:
@@ -574,6 +569,8 @@ def _global_options_first(args: list[str]) -> list[str]:
 
 #: exit code of an unexpected exception (a bug in riskmodel): sysexits' EX_SOFTWARE
 EXIT_BUG = 70
+#: exit code after Ctrl-C (128 + SIGINT)
+EXIT_ABORTED = 130
 #: file-system refusals of a path the user named (an input that is missing, a folder given for a
 #: file, no permission): the user's to fix, reported as ``<path>: <reason>``
 _PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -631,26 +628,25 @@ def main() -> None:
 
     args = _global_options_first(sys.argv[1:])
     try:
-        # returns the code of a typer.Exit raised by a command
+        # returns the code of a typer.Exit raised by a command; Typer turns Ctrl-C into code 130
         rc = app(args=args, standalone_mode=False)
+        if rc == EXIT_ABORTED:
+            typer.echo("aborted", err=True)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except UserError as exc:
         _exit(str(exc), exc.exit_code)
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(EXIT_ABORTED)
     except (click.exceptions.ClickException, typer.TyperException) as exc:
-        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
-            typer.echo("aborted", err=True)
-            sys.exit(130)
         # typer >= 0.2x vendors click (typer._click): its usage errors derive from typer.TyperException
         if not hasattr(exc, "format_message"):
             _bug(_command(args), exc)
         message = " ".join(str(exc.format_message()).split())
         _exit(f"{message} (see `riskmodel --help`)", getattr(exc, "exit_code", 2) or 2)
-    except KeyboardInterrupt:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except _PATH_ERRORS as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _exit(f"{where}{exc.strerror or exc}", 2, exc_info=sys.exc_info())

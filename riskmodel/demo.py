@@ -32,6 +32,8 @@ BASELINE = "financial_baseline"
 DEFAULT_FIRMS = 50_000
 N_BOOT = 1000
 FEW_DEFAULTS = 250  # below this many test defaults the demo says its intervals are wide
+#: the files the demo writes into its data folder (beside the hub's own files)
+DEMO_OUTPUTS = ("features.parquet", "applications_to_score.parquet", "scores.parquet", "scores.rejects.parquet")
 YOUNG = "startup"  # lifecycle_stage of firms under three years old
 
 
@@ -115,7 +117,8 @@ def run_demo(
     """Run the demo; returns a summary dict (paths, uplift table, champion, score counts, seconds per step)."""
     import pandas as pd
 
-    from features.tables import load_tables, write_table
+    from features.files import atomic_output, check_outputs
+    from features.tables import hub_paths, load_tables, write_table
     from riskmodel import evaluation as ev
     from riskmodel import tracking
     from riskmodel import train as tr
@@ -124,7 +127,12 @@ def run_demo(
 
     if BASELINE not in models or len(models) < 2:
         raise ValueError(f"the demo compares models with {BASELINE}; got {models}")
-    out = Path(out)
+    out, report_dir = Path(out), Path(report_dir)
+    # Before generating or training anything: every output the demo writes can be written and
+    # overwrites neither a file of the hub nor another output.
+    check_outputs({"--out": out, "--report-dir": report_dir}, directories=("--out", "--report-dir"))
+    outputs = {name: out / name for name in DEMO_OUTPUTS} | {"report": report_dir / "index.html"}
+    check_outputs(outputs, hub_paths(out))
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
     summary: dict = {"data": str(out), "firms": firms, "seed": seed}
@@ -145,11 +153,13 @@ def run_demo(
     tables, _ = load_tables(out)
     # Built once into the training cache: every training run and the report read it from there.
     matrix, _, finfo = tr.load_feature_matrix(out, tables)
-    features_path = out / "features.parquet"
-    write_table(matrix, features_path)
+    features_path = outputs["features.parquet"]
+    with atomic_output(features_path) as tmp:
+        write_table(matrix, tmp)
     labelled = matrix["application_id"].isin(tables["outcomes"]["application_id"])
-    to_score_path = out / "applications_to_score.parquet"
-    write_table(matrix.loc[~labelled], to_score_path)
+    to_score_path = outputs["applications_to_score.parquet"]
+    with atomic_output(to_score_path) as tmp:
+        write_table(matrix.loc[~labelled], tmp)
     summary |= {"features": str(features_path), "labelled": int(labelled.sum()), "to_score": int((~labelled).sum())}
     t = lap("features", t)
 
@@ -188,15 +198,15 @@ def run_demo(
     echo(f"      champion: {best['model']} ({promoted['uri']}), OOT AUC {best['metrics']['test_auc']:.3f}")
     t = lap("compare", t)
 
-    scores_path = out / "scores.parquet"
-    s = score(promoted["uri"], scores_path, features=to_score_path, rejects=out / "scores.rejects.parquet")
+    scores_path = outputs["scores.parquet"]
+    s = score(promoted["uri"], scores_path, features=to_score_path, rejects=outputs["scores.rejects.parquet"])
     summary["scoring"] = s.to_dict()
     echo(f"[5/6] scored {s.scored:,} of {s.rows_in:,} applications without an outcome yet ({s.rejected:,} rejected) -> {scores_path}")
     t = lap("score", t)
 
     from riskmodel.report import write_report
 
-    index = write_report(best["run_id"], Path(report_dir))["path"]  # write_report returns a summary dict
+    index = write_report(best["run_id"], report_dir)["path"]  # write_report returns a summary dict
     summary["report"] = str(index)
     echo(f"[6/6] report for the champion run: {index}")
     lap("report", t)

@@ -36,6 +36,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from features.files import atomic_output, check_outputs
+from features.tables import hub_paths
 from riskmodel.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ REGULATORY_CAP = 0.03  # +3 percentage points above the overall NPL ratio (small
 INDICATORS: tuple[str, ...] = ("tech_share", "pilot_coverage", "ip_pledge")
 DEFAULT_WEIGHTS = {"tech_share": 0.4, "pilot_coverage": 0.3, "ip_pledge": 0.3}
 DEFAULT_FULL = {"tech_share": 0.25, "pilot_coverage": 1.0, "ip_pledge": 500.0}
+OUTPUT_SUFFIXES = ("parquet", "csv", "png")  # the files npl-tolerance --out DIR writes
 TOP_KEYS = ("overall_npl_ratio", "max_uplift", "pd_column", "exposure_column", "weights", "full", "regions", "industries")
 TABLE_COLUMNS = (
     "level", "region", "industry", "n", "exposure", "expected_npl", "band", "uplift", "headroom", "flag",
@@ -311,14 +314,22 @@ def plot_tolerance(table: pd.DataFrame, overall: float, path: str | Path) -> Pat
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.18, top=0.9)
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format="png")  # the format from here, not from the suffix (a temporary name)
     plt.close(fig)
     return path
 
 
 def run_tolerance(scores_path: str | Path, config_path: str | Path, out: str | Path | None = None, data: str | Path | None = None) -> dict:
-    """``riskmodel npl-tolerance``: read scores and config, build the table, write table and plot."""
+    """``riskmodel npl-tolerance``: read scores and config, build the table, write table and plot.
+
+    ``out`` is a folder; its three files (``npl_tolerance.parquet``, ``.csv``, ``.png``) are checked
+    against the inputs before any work and each is written atomically."""
     scores_path = Path(scores_path)
+    if out is not None:
+        out = Path(out)
+        inputs = [scores_path, config_path, *(hub_paths(data) if data is not None else ())]
+        check_outputs({"--out": out}, inputs, directories=("--out",))
+        check_outputs({f"--out ({k})": out / f"npl_tolerance.{k}" for k in OUTPUT_SUFFIXES}, inputs)
     if not scores_path.is_file():
         raise UserError(f"--scores {scores_path}: no such file")
     cfg = load_config(config_path)
@@ -342,10 +353,11 @@ def run_tolerance(scores_path: str | Path, config_path: str | Path, out: str | P
         "table": table.to_dict("records"),
     }
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out / "npl_tolerance.parquet", index=False)
-        table.to_csv(out / "npl_tolerance.csv", index=False)
-        plot_tolerance(table, cfg.overall_npl_ratio, out / "npl_tolerance.png")
-        result["outputs"] = {k: str(out / f"npl_tolerance.{k}") for k in ("parquet", "csv", "png")}
+        with atomic_output(out / "npl_tolerance.parquet") as tmp:
+            table.to_parquet(tmp, index=False)
+        with atomic_output(out / "npl_tolerance.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        with atomic_output(out / "npl_tolerance.png") as tmp:
+            plot_tolerance(table, cfg.overall_npl_ratio, tmp)
+        result["outputs"] = {k: str(out / f"npl_tolerance.{k}") for k in OUTPUT_SUFFIXES}
     return result

@@ -124,15 +124,17 @@ def to_parquet_splits(
     The split is stratified on ``default`` (``test_size``, ``random_state``); the index is not
     written. Returns the two paths.
     """
+    from features.files import atomic_output, check_outputs
     from riskmodel.datasets import split_stratified
 
-    df = load(name)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    train, test = split_stratified(df, TARGET, test_size=test_size, random_state=random_state)
     paths = out / f"{name}_train.parquet", out / f"{name}_test.parquet"
-    train.to_parquet(paths[0], index=False)
-    test.to_parquet(paths[1], index=False)
+    check_outputs({"OUT_DIR": out}, directories=("OUT_DIR",))
+    df = load(name)
+    train, test = split_stratified(df, TARGET, test_size=test_size, random_state=random_state)
+    for frame, path in zip((train, test), paths):
+        with atomic_output(path) as tmp:
+            frame.to_parquet(tmp, index=False)
     return paths
 
 

@@ -633,15 +633,12 @@ def write_report(run_id: str, out: str | Path, data: str | Path | None = None, l
     """Write ``out/index.html`` for run ``run_id`` and (by default) log it to the run under ``report/``.
 
     Returns a summary: ``path``, ``bytes``, ``artifact_uri`` (when logged), sections, flags, seconds."""
+    from features.files import check_outputs, write_text
+
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a directory (the report is written to DIR/index.html)")
+    check_outputs({"--out": out}, directories=("--out",))  # before any work; the folder is created at the write
     page, summary = build_report(run_id, data)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "index.html"
-    tmp = path.with_name("index.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    path = write_text(out / "index.html", page)
     summary["path"] = str(path.resolve())
     summary["bytes"] = path.stat().st_size
     if log_to_run:

@@ -9,14 +9,19 @@ loaded) raise :class:`~riskmodel.errors.ScoringError` before anything is written
 read twice, one Parquet row group batch (or CSV chunk) at a time: first its id column alone, to find
 the duplicate ids with bucket files on disk (:func:`~riskmodel.ids.find_duplicates`), then the
 model's columns, to score. Neither pass holds more than a few chunks (the duplicates are one bit
-per row), so memory does not grow with the input. Both outputs are written to temporary files
-beside the targets and renamed at the end: a crash never leaves a partial file at a target path.
+per row), so memory does not grow with the input.
+
+Outputs follow the one rule of :mod:`features.files`: checked before any work (neither output is
+an input of the run nor the other output; the suffix, ``.parquet`` or ``.csv``, decides the format
+and both formats hold the same columns), written through :class:`~features.files.AtomicOutput`
+(temporary files beside the targets, renamed at the end: a crash never leaves a partial file at a
+target path), with both targets locked from the start, so a second run writing the same files is
+refused with a message. Missing parent folders are created.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import sys
 import tempfile
@@ -31,6 +36,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.files import AtomicOutput, check_outputs, output_format
+from features.tables import hub_paths
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.ids import DuplicateRows, IdLedger, empty_ids, find_duplicates, id_strings
 
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ID_COLUMN = "application_id"
 PASS_THROUGH = ("firm_id", "application_date")
+OUTPUT_SUFFIXES = (".parquet", ".csv")  # formats of the scores and rejects files, decided by the suffix
 MAX_ABS = 1e12  # larger magnitudes are data errors in any feature we compute
 
 # Reject reason codes and their texts (a credit operations team reads these).
@@ -318,19 +326,32 @@ def validate_chunk(
 
 
 class AtomicParquetWriter:
-    """Write Parquet chunks to a temporary file beside ``target``; ``commit()`` renames it into place.
+    """Parquet chunks written through a :class:`features.files.AtomicOutput`: the chunks go to its
+    exclusive temporary file beside ``target`` and ``commit()`` renames it into place.
 
-    If the process dies or ``abort()`` is called, the target path is untouched (the temporary file is
-    removed on abort; after kill -9 a ``.<name>.*.tmp`` file may remain beside it, never at the target).
-    """
+    Opening takes the target's lock, so a second run writing the same target is refused (an
+    :class:`~features.errors.OutputError`) before it does any work. If the process dies or
+    ``abort()`` is called, the target path is untouched (the temporary file is removed on abort;
+    after kill -9 a ``.<name>.*.tmp`` file may remain beside it, never at the target)."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: str | Path):
         self.target = Path(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self._writer: pq.ParquetWriter | None = None
+        self._out = AtomicOutput(self.target)
+        self.tmp = self._out.open()
+        self._writer = None
         self._schema: pa.Schema | None = None
+
+    def _open_writer(self, schema: pa.Schema):
+        names = set(schema.names)
+        return pq.ParquetWriter(
+            self.tmp,
+            schema,
+            compression="zstd",
+            # statistics where a reader filters (ids, dates, PD, score, grade), not on reason texts;
+            # no dictionary for the ids, which are unique: both make the write cheaper
+            write_statistics=[c for c in (ID_COLUMN, *PASS_THROUGH, "pd", "score", "grade", "row", "reject_code") if c in names] or False,
+            use_dictionary=[c for c in schema.names if c != ID_COLUMN] or False,
+        )
 
     def write(self, frame: pd.DataFrame) -> None:
         self.write_table(pa.Table.from_pandas(frame, preserve_index=False))
@@ -338,24 +359,19 @@ class AtomicParquetWriter:
     def write_table(self, table: pa.Table) -> None:
         if self._writer is None:
             self._schema = table.schema.remove_metadata()
-            names = set(self._schema.names)
-            self._writer = pq.ParquetWriter(
-                self.tmp,
-                self._schema,
-                compression="zstd",
-                # statistics where a reader filters (ids, dates, PD, score, grade), not on reason texts;
-                # no dictionary for the ids, which are unique: both make the write cheaper
-                write_statistics=[c for c in (ID_COLUMN, *PASS_THROUGH, "pd", "score", "grade", "row", "reject_code") if c in names] or False,
-                use_dictionary=[c for c in self._schema.names if c != ID_COLUMN] or False,
-            )
+            self._writer = self._open_writer(self._schema)
         table = table.cast(self._schema) if table.schema.remove_metadata() != self._schema else table
         self._writer.write_table(table)
 
     def commit(self, empty: pd.DataFrame) -> None:
         if self._writer is None:  # nothing written: still produce a valid (empty) file with the columns
             self.write(empty)
-        self._writer.close()
-        os.replace(self.tmp, self.target)
+        try:
+            self._writer.close()
+        except BaseException:
+            self._out.abort()
+            raise
+        self._out.commit()
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -363,22 +379,67 @@ class AtomicParquetWriter:
                 self._writer.close()
             except Exception:  # noqa: BLE001 - best effort on an error path
                 pass
-        self.tmp.unlink(missing_ok=True)
+        self._out.abort()
 
 
-def check_output_path(path: Path, flag: str = "--out") -> Path:
-    """Fail before any work when the output cannot be written there."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{flag} {path} is a directory; give a file path such as {path}/scores.parquet")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"{flag} {path}: {parent} is a file, not a directory")
-    if not parent.exists():
-        raise UserError(f"{flag} {path}: directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{flag} {path}: directory {parent} is not writable")
-    return path
+class AtomicCSVWriter(AtomicParquetWriter):
+    """The same chunks and columns as :class:`AtomicParquetWriter`, as CSV (UTF-8, a header line,
+    text quoted, ``pyarrow.csv.CSVWriter``): for ``--out scores.csv``."""
+
+    def _open_writer(self, schema: pa.Schema):
+        import pyarrow.csv as pacsv
+
+        return pacsv.CSVWriter(self.tmp, schema, write_options=pacsv.WriteOptions(include_header=True))
+
+
+def chunk_writer(target: str | Path, flag: str = "--out") -> AtomicParquetWriter:
+    """The atomic chunk writer of ``target``'s format, decided by its suffix (``.parquet`` or ``.csv``)."""
+    fmt = output_format(target, OUTPUT_SUFFIXES, flag)
+    return AtomicCSVWriter(target) if fmt == "csv" else AtomicParquetWriter(target)
+
+
+def rejects_path(out: str | Path, rejects: str | Path | None = None) -> Path:
+    """The rejects file of a run: ``rejects`` when given, else ``<out stem>.rejects<out suffix>``
+    beside ``out`` (``scores.csv`` -> ``scores.rejects.csv``)."""
+    out = Path(out)
+    return Path(rejects) if rejects else out.with_name(f"{out.stem}.rejects{out.suffix}")
+
+
+def check_score_outputs(out: str | Path, rejects: str | Path | None, inputs=()) -> tuple[Path, Path]:
+    """The output-path rule (:func:`features.files.check_outputs`) for a scoring run: ``--out`` and
+    ``--rejects`` are Parquet or CSV files, neither is an input of the run (``inputs``), nor the
+    other output. Returns ``(out, rejects)`` with the default rejects path filled in."""
+    out = Path(out)
+    rej = rejects_path(out, rejects)
+    check_outputs({"--out": out, "--rejects": rej}, inputs, suffixes={"--out": OUTPUT_SUFFIXES, "--rejects": OUTPUT_SUFFIXES})
+    return out, rej
+
+
+class ScoreOutputs:
+    """The scores and rejects writers of one run, opened together: both locks are taken (and the
+    temporary files created) at once, so a concurrent run on either target is refused before any
+    work. ``scores`` writes on a background thread (:class:`WriteBehind`)."""
+
+    def __init__(self, out: Path, rejects: Path):
+        writer = chunk_writer(out)
+        try:
+            self.rejects = chunk_writer(rejects, "--rejects")
+        except BaseException:
+            writer.abort()
+            raise
+        self.scores = WriteBehind(writer)
+
+    def commit(self, empty_scores: pd.DataFrame, empty_rejects: pd.DataFrame) -> None:
+        try:
+            self.scores.commit(empty_scores)
+        except BaseException:
+            self.rejects.abort()
+            raise
+        self.rejects.commit(empty_rejects)
+
+    def abort(self) -> None:
+        self.scores.abort()
+        self.rejects.abort()
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,11 +614,14 @@ def score_frames(
     on_chunk: Callable[[int], None] | None = None,
     columns: list[str] | None = None,
     duplicates: DuplicateRows | None = None,
+    outputs: ScoreOutputs | None = None,
 ) -> ScoreSummary:
     """Validate and score a stream of feature chunks with ``credit_model`` (a :class:`CreditModel`).
 
-    Writes scores to ``out`` and rejects to ``rejects_out`` (default: ``<out stem>.rejects.parquet``),
-    both atomically. Returns the counts. ``columns`` (the input's column names, when known before
+    Writes scores to ``out`` and rejects to ``rejects_out`` (default: ``<out stem>.rejects<suffix>``),
+    both atomically, each in the format of its suffix (Parquet or CSV, the same columns). Returns the
+    counts. ``outputs``: the writers when the caller opened them already (:func:`score` does, to
+    take the output locks before any work); they are committed or aborted here. ``columns`` (the input's column names, when known before
     reading, e.g. from a Parquet schema) lets a file with a header and no rows give empty outputs.
     ``duplicates``: the duplicate rows when a first pass over the ids found them
     (:func:`find_duplicate_rows`); without it, the ids seen are kept in memory as the chunks pass.
@@ -567,23 +631,26 @@ def score_frames(
     second background thread writes the previous one (:class:`WriteBehind`). At most two chunks
     wait between stages, so the chunks in memory do not grow with the input size.
     """
-    out = check_output_path(out)
-    rejects_out = check_output_path(rejects_out or out.with_name(out.stem + ".rejects.parquet"), "--rejects")
+    if outputs is None:
+        out, rejects_out = check_score_outputs(out, rejects_out)
+        outputs = ScoreOutputs(out, rejects_out)
+    else:
+        out, rejects_out = Path(out), rejects_path(out, rejects_out)
     spec = credit_model.input_spec()
     required = spec["numeric"] + spec["categorical"]
 
     summary = ScoreSummary(model_name=model_name, model_version=model_version, output=str(out), rejects=str(rejects_out))
     first = columns is None
     found: dict = {}
-    if columns is not None:
-        summary.extra_columns = check_columns(columns, required, source)
-    writer = WriteBehind(AtomicParquetWriter(out))
-    rwriter = AtomicParquetWriter(rejects_out)
-    bar = _progress(total_rows, progress)
+    writer, rwriter = outputs.scores, outputs.rejects
+    bar = None
     grade_counts: dict[str, int] = {}
     pd_sum = 0.0
     empty_scores: pd.DataFrame | None = None
     try:
+        if columns is not None:
+            summary.extra_columns = check_columns(columns, required, source)
+        bar = _progress(total_rows, progress)
         for n, res in in_background(_validated(chunks, spec, first, source, found, duplicates)):
             summary.rows_in += n
             if len(res.rejects):
@@ -613,11 +680,9 @@ def score_frames(
             raise ScoringError(f"{source}: the input has no columns or no data")
         if empty_scores is None:  # no rows at all: empty outputs with the right columns
             empty_scores = _empty_scores(credit_model, columns or [])
-        writer.commit(empty_scores)
-        rwriter.commit(pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")}))
+        outputs.commit(empty_scores, pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")}))
     except BaseException:
-        writer.abort()
-        rwriter.abort()
+        outputs.abort()
         raise
     finally:
         if bar is not None:
@@ -645,54 +710,43 @@ def score(
     progress: bool = False,
 ) -> ScoreSummary:
     """Score a feature file (``features``) or a data directory (``data``: features are built
-    point-in-time for its applications, or for every firm as of ``as_of``) with an MLflow model URI."""
-    from riskmodel import tracking
+    point-in-time for its applications, or for every firm as of ``as_of``) with an MLflow model URI.
 
+    ``out`` and ``rejects`` (default ``<out stem>.rejects<suffix>``) are Parquet or CSV by their
+    suffix; see :func:`check_score_outputs` for what is refused before any work."""
     if (features is None) == (data is None):
         raise UserError("give exactly one of --features FILE or --data DIR")
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be at least 1, got {chunk_size}")
-    out = check_output_path(Path(out))
-    if rejects is not None:
-        check_output_path(Path(rejects), "--rejects")
+    # the output-path rule, before any work: never over the input (a feature file or a file of the hub)
+    inputs = [Path(features)] if features is not None else hub_paths(data)
+    out, rejects = check_score_outputs(out, rejects, inputs)
     columns = total = None
     if features is not None:
         features = Path(features)
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
         total = count_rows(features)
-    duplicates = None
-    if features is not None and ID_COLUMN in columns:
-        # the first pass over the ids runs while the model loads (Arrow reads without the GIL)
-        stop = threading.Event()
-        bar = _progress(total, progress, "checking ids")
-        with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
-            first_pass = pool.submit(find_duplicate_rows, features, chunk_size, out.parent, stop, bar.update if bar is not None else None)
-            try:
-                credit_model, name, version = tracking.load_credit_model(model_uri)
-                duplicates = first_pass.result()
-            except BaseException:
-                stop.set()  # the batch cannot go on: stop the first pass at its next chunk
-                raise
-            finally:
-                if bar is not None:
-                    bar.close()
-    else:
-        credit_model, name, version = tracking.load_credit_model(model_uri)
-    if features is not None:
-        chunks, source = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec())), str(features)
-    else:
-        from features.build import build_features
-        from features.tables import load_tables
+    outputs = ScoreOutputs(out, rejects)  # takes both locks: a concurrent run on the same targets is refused now
+    try:
+        credit_model, name, version, duplicates = _load_model(model_uri, features, columns, chunk_size, out.parent, total, progress)
+        if features is not None:
+            chunks, source = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec())), str(features)
+        else:
+            from features.build import build_features
+            from features.tables import load_tables
 
-        tables, _ = load_tables(Path(data))
-        apps = None if as_of else tables.get("applications")
-        matrix = build_features(tables, apps, as_of=pd.Timestamp(as_of) if as_of else None)
-        chunks, total, source = _frame_chunks(matrix, chunk_size), len(matrix), str(data)
+            tables, _ = load_tables(Path(data))
+            apps = None if as_of else tables.get("applications")
+            matrix = build_features(tables, apps, as_of=pd.Timestamp(as_of) if as_of else None)
+            chunks, total, source = _frame_chunks(matrix, chunk_size), len(matrix), str(data)
+    except BaseException:
+        outputs.abort()
+        raise
     summary = score_frames(
         credit_model,
         chunks,
         out,
-        Path(rejects) if rejects else None,
+        rejects,
         model_name=name,
         model_version=version,
         source=source,
@@ -700,6 +754,29 @@ def score(
         progress=progress,
         columns=columns,
         duplicates=duplicates,
+        outputs=outputs,
     )
     summary.model_uri = model_uri
     return summary
+
+
+def _load_model(model_uri: str, features: Path | None, columns: list[str] | None, chunk_size: int, work: Path, total: int | None, progress: bool):
+    """Load the model; for a feature file with ids, run the first pass over them (duplicates) while
+    it loads (Arrow reads without the GIL). Returns ``(credit_model, name, version, duplicates)``."""
+    from riskmodel import tracking
+
+    if features is None or ID_COLUMN not in columns:
+        return (*tracking.load_credit_model(model_uri), None)
+    stop = threading.Event()
+    bar = _progress(total, progress, "checking ids")
+    with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
+        first_pass = pool.submit(find_duplicate_rows, features, chunk_size, work, stop, bar.update if bar is not None else None)
+        try:
+            loaded = tracking.load_credit_model(model_uri)
+            return (*loaded, first_pass.result())
+        except BaseException:
+            stop.set()  # the batch cannot go on: stop the first pass at its next chunk
+            raise
+        finally:
+            if bar is not None:
+                bar.close()

@@ -4,7 +4,9 @@ The model runs through ``mlflow.pyfunc.spark_udf`` (via :mod:`riskmodel.tracking
 result, so a cluster scores with exactly the artifact a pandas batch job loads. Row validation reuses
 :func:`riskmodel.scoring.validate_chunk` inside ``mapInPandas``; duplicate ids are found with a window
 over the whole input first, so the first row carrying an id wins, as in the pandas path. Outputs
-(Parquet directories) are written to temporary paths and renamed at the end.
+(Parquet directories) follow the one output rule (:mod:`features.files`): checked before any work,
+written into the temporary folders of two :class:`~features.files.AtomicOutput` (locked, so a
+concurrent run on the same targets is refused) and renamed into place at the end.
 
 Here Spark runs in local mode (``local[2]``); on a cluster set ``SPARK_MASTER`` (or build the session
 yourself and call :func:`score_dataframe`).
@@ -13,16 +15,15 @@ yourself and call :func:`score_dataframe`).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.errors import ScoringError
-from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, REJECT_REASONS, ScoreSummary, check_columns, check_output_path, read_columns, validate_chunk
+from features.files import AtomicOutput, check_outputs
+from riskmodel.scoring import ID_COLUMN, PASS_THROUGH, REJECT_REASONS, ScoreSummary, check_columns, read_columns, rejects_path, validate_chunk
 
 ROW = "__row"
 DUP = "__dup"
@@ -146,38 +147,30 @@ def score_dataframe(sdf, model_uri: str, credit_model, spark_udf):
     return scores, rejects, checked
 
 
-def _commit_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
-    os.replace(tmp, target)
-
-
 def score_spark(model_uri: str, features: str | Path, out: str | Path, rejects: str | Path | None = None, spark=None) -> ScoreSummary:
     """Score a Parquet feature file on Spark; writes Parquet directories at ``out`` and ``rejects``."""
     from riskmodel import tracking
 
-    features, out = Path(features), check_output_path(Path(out))
-    rejects_path = check_output_path(Path(rejects) if rejects else out.with_name(out.stem + ".rejects.parquet"), "--rejects")
+    features, out = Path(features), Path(out)
+    rejects_out = rejects_path(out, rejects)
+    check_outputs({"--out": out, "--rejects": rejects_out}, [features], suffixes={"--out": (".parquet",), "--rejects": (".parquet",)})
     if features.suffix.lower() == ".csv":
         raise ScoringError(f"{features}: the Spark engine reads Parquet; convert the CSV or use --engine pandas")
     read_columns(features)
-    credit_model, name, version = tracking.load_credit_model(model_uri)
-    own = spark is None
-    spark = spark or spark_session()
+    targets = [AtomicOutput(out, directory=True), AtomicOutput(rejects_out, directory=True)]
     try:
-        sdf = _read_features(spark, features)
-        udf = tracking.spark_udf(spark, model_uri, credit_model)
-        scores, rej, checked = score_dataframe(sdf, model_uri, credit_model, udf)
-        from pyspark.sql import functions as F
-
-        scores = scores.withColumn("model_name", F.lit(name)).withColumn("model_version", F.lit(version))
-        tag = uuid.uuid4().hex[:8]
-        tmp_out = out.with_name(f".{out.name}.{tag}.tmp")
-        tmp_rej = rejects_path.with_name(f".{rejects_path.name}.{tag}.tmp")
+        tmp_out, tmp_rej = [t.open() for t in targets]  # both locks before any work
+        credit_model, name, version = tracking.load_credit_model(model_uri)
+        own = spark is None
+        spark = spark or spark_session()
+        checked = None
         try:
+            sdf = _read_features(spark, features)
+            udf = tracking.spark_udf(spark, model_uri, credit_model)
+            scores, rej, checked = score_dataframe(sdf, model_uri, credit_model, udf)
+            from pyspark.sql import functions as F
+
+            scores = scores.withColumn("model_name", F.lit(name)).withColumn("model_version", F.lit(version))
             scores.write.mode("overwrite").parquet(str(tmp_out))
             rej.write.mode("overwrite").parquet(str(tmp_rej))
             n_scored = spark.read.parquet(str(tmp_out)).count()
@@ -185,16 +178,16 @@ def score_spark(model_uri: str, features: str | Path, out: str | Path, rejects: 
             rows_in = sdf.count()
             if rows_in != n_scored + sum(by_code.values()):
                 raise ScoringError(f"row accounting failed: {rows_in} in, {n_scored} scored, {sum(by_code.values())} rejected")
-            _commit_dir(tmp_out, out)
-            _commit_dir(tmp_rej, rejects_path)
+            for t in targets:
+                t.commit()
         finally:
-            for p in (tmp_out, tmp_rej):
-                if p.exists():
-                    shutil.rmtree(p, ignore_errors=True)
-            checked.unpersist()
+            if checked is not None:
+                checked.unpersist()
+            if own:
+                spark.stop()
     finally:
-        if own:
-            spark.stop()
+        for t in targets:
+            t.abort()  # removes what is left of an unfinished run; nothing for a committed target
     return ScoreSummary(
         rows_in=rows_in,
         scored=n_scored,
@@ -204,5 +197,5 @@ def score_spark(model_uri: str, features: str | Path, out: str | Path, rejects: 
         model_name=name,
         model_version=version,
         output=str(out),
-        rejects=str(rejects_path),
+        rejects=str(rejects_out),
     )

@@ -240,10 +240,23 @@ def test_unknown_model_and_unset_alias(env):
 def test_output_path_problems_fail_before_work(env):
     uri, matrix, tmp = env
     matrix.head(5).to_parquet(tmp / "in.parquet")
-    with pytest.raises(UserError, match="is a directory"):
+    (tmp / "spark-output.parquet").mkdir()  # a folder with a file's name (a Spark output is one)
+    with pytest.raises(UserError, match="spark-output.parquet is a folder; give a file path inside it"):
+        score(uri, tmp / "spark-output.parquet", features=tmp / "in.parquet")
+    with pytest.raises(UserError, match="is a folder; give a file path inside it"):
         score(uri, tmp, features=tmp / "in.parquet")
-    with pytest.raises(UserError, match="does not exist; create it first"):
-        score(uri, tmp / "nope" / "s.parquet", features=tmp / "in.parquet")
+    with pytest.raises(UserError, match="no suffix; the suffix decides the format, use .csv or .parquet"):
+        score(uri, tmp / "scores", features=tmp / "in.parquet")
+
+
+def test_a_missing_output_folder_is_created(env):
+    # One folder rule for every command (features.files): missing parent folders are created.
+    # Scoring used to refuse them ("create it first") while `riskmodel features` created them.
+    uri, matrix, tmp = env
+    matrix.head(5).to_parquet(tmp / "in.parquet")
+    s = score(uri, tmp / "new" / "deeper" / "s.parquet", features=tmp / "in.parquet")
+    assert s.rows_in == 5 and len(pd.read_parquet(tmp / "new" / "deeper" / "s.parquet")) == s.scored
+    assert sorted(p.name for p in (tmp / "new" / "deeper").iterdir()) == ["s.parquet", "s.rejects.parquet"]
 
 
 def test_a_crash_mid_run_leaves_nothing_at_the_target(tmp_path):
@@ -345,3 +358,88 @@ def test_progress_bars_show_both_passes(env, capsys):
     assert re.search(r"checking ids: 100%.*40(\.0)?/40", err) and re.search(r"scoring: 100%.*40(\.0)?/40", err), err
     score(uri, tmp / "s.parquet", features=tmp / "in.parquet", chunk_size=16)
     assert capsys.readouterr().err == ""
+
+
+# ---- the output-path rule (features.files) as scoring applies it ------------------------------
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(env):
+    from features.errors import OutputError
+
+    uri, matrix, tmp = env
+    src = tmp / "in.parquet"
+    matrix.head(20).to_parquet(src)
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match=r"--out .*in.parquet is also an input of this run"):
+        score(uri, src, features=src)
+    with pytest.raises(OutputError, match=r"--rejects .*in.parquet is also an input of this run"):
+        score(uri, tmp / "s.parquet", features=src, rejects=src)
+    with pytest.raises(OutputError, match=r"--out and --rejects both name .*s.parquet"):
+        score(uri, tmp / "s.parquet", features=src, rejects=tmp / "." / "s.parquet")
+    assert src.read_bytes() == before and sorted(p.name for p in tmp.iterdir()) == ["in.parquet"]
+
+
+def test_no_output_may_overwrite_a_file_of_the_hub_it_reads(env, small_hub, tmp_path):
+    from features.errors import OutputError
+
+    uri, _, _ = env
+    hub = tmp_path / "hub"
+    shutil.copytree(small_hub, hub, ignore=shutil.ignore_patterns("cache", "bills.parquet"))
+    for name in ("applications.parquet", "bills.parquet", "truth/truth.parquet"):  # bills is absent from this hub
+        with pytest.raises(OutputError, match=rf"--out .*{name} is also an input of this run"):
+            score(uri, hub / name, data=hub)
+    with pytest.raises(OutputError, match=r"--rejects .*firms.parquet is also an input"):
+        score(uri, tmp_path / "s.parquet", data=hub, rejects=hub / "firms.parquet")
+
+
+def test_the_suffix_decides_the_format(env):
+    from features.errors import OutputError
+
+    uri, matrix, tmp = env
+    matrix.head(5).to_parquet(tmp / "in.parquet")
+    with pytest.raises(OutputError, match=r"--out .*scores.txt: suffix '.txt'; the suffix decides the format, use .csv or .parquet"):
+        score(uri, tmp / "scores.txt", features=tmp / "in.parquet")
+    with pytest.raises(OutputError, match=r"--rejects .*r.json: suffix '.json'"):
+        score(uri, tmp / "scores.parquet", features=tmp / "in.parquet", rejects=tmp / "r.json")
+
+
+def test_csv_output_has_the_parquet_columns_and_values(env):
+    uri, matrix, tmp = env
+    m = matrix.head(300).copy()
+    m.loc[m.index[:4], "firm_size_headcount"] = -5.0  # four rejects
+    m.to_parquet(tmp / "in.parquet")
+    s_pq = score(uri, tmp / "scores.parquet", features=tmp / "in.parquet", chunk_size=70)
+    s_csv = score(uri, tmp / "scores.csv", features=tmp / "in.parquet", chunk_size=70)
+    assert s_csv.rejects == str(tmp / "scores.rejects.csv") and (s_csv.scored, s_csv.rejected) == (s_pq.scored, s_pq.rejected) == (296, 4)
+    a, b = pd.read_parquet(tmp / "scores.parquet"), pd.read_csv(tmp / "scores.csv", dtype={"application_id": "string", "firm_id": "string"})
+    assert list(b.columns) == list(a.columns) == OUT_COLUMNS and len(b) == len(a) == 296
+    np.testing.assert_allclose(b["pd"], a["pd"], rtol=1e-12)
+    np.testing.assert_allclose(b["score"], a["score"], rtol=1e-12)
+    assert b["application_id"].tolist() == a["application_id"].astype(str).tolist()
+    assert (pd.to_datetime(b["application_date"]) == a["application_date"]).all()
+    for c in ("grade", "reason_1", "reason_1_zh", "reason_3_en", "model_name", "model_version"):
+        assert b[c].fillna("").astype(str).tolist() == a[c].fillna("").astype(str).tolist(), c
+    ra, rb = pd.read_parquet(tmp / "scores.rejects.parquet"), pd.read_csv(tmp / "scores.rejects.csv", dtype={"application_id": "string"})
+    assert list(rb.columns) == list(ra.columns) and rb["row"].tolist() == ra["row"].tolist() == [0, 1, 2, 3]
+    assert rb["reject_reason"].tolist() == ra["reject_reason"].tolist()  # texts with ':' and '=' survive quoting
+
+
+def test_an_empty_batch_gives_a_csv_with_the_header_only(env):
+    uri, matrix, tmp = env
+    matrix.head(0).to_parquet(tmp / "in.parquet")
+    s = score(uri, tmp / "s.csv", features=tmp / "in.parquet")
+    assert s.rows_in == 0
+    assert list(pd.read_csv(tmp / "s.csv").columns) == OUT_COLUMNS and len(pd.read_csv(tmp / "s.csv")) == 0
+
+
+def test_output_permissions_follow_the_umask(env):
+    uri, matrix, tmp = env
+    matrix.head(10).to_parquet(tmp / "in.parquet")
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        old = __import__("os").umask(mask)
+        try:
+            score(uri, tmp / f"s{mask:o}" / "s.parquet", features=tmp / "in.parquet")
+        finally:
+            __import__("os").umask(old)
+        for name in ("s.parquet", "s.rejects.parquet"):
+            assert (tmp / f"s{mask:o}" / name).stat().st_mode & 0o777 == mode, (mask, name)

@@ -95,22 +95,38 @@ def _unwritable_dir(tmp_path: Path) -> Path:
     return ro
 
 
-@pytest.mark.parametrize("command", ["score", "features"])
+NPL_CONFIG = Path(__file__).resolve().parents[2] / "riskmodel" / "scenarios" / "npl_tolerance.toml"
+
+
+def _read_only_case(command: str, champion, tmp_path: Path, ro: Path) -> tuple[list, Path]:
+    """The arguments of ``command`` with its output in ``ro``, and that output path. Models are
+    unknown where the command would load one: reaching the model would say 'cannot load model'."""
+    inp = tmp_path / "in.parquet"
+    target = ro / ("out.parquet" if command in ("score", "features", "stress") else "out.md" if command == "catalog" else "out")
+    args = {
+        "score": ["score", "--model", "models:/no-such-model@champion", "--features", inp, "--out", target],
+        "features": ["features", "--data", champion.hub, "--out", target],
+        "stress": ["stress", "--model", "models:/no-such-model@champion", "--data", champion.hub, "--scenario", "sector_downturn", "--out", target],
+        "npl-tolerance": ["npl-tolerance", "--scores", inp, "--config", NPL_CONFIG, "--out", target],
+        "report": ["report", "--run", "0123456789abcdef", "--out", target],
+        "catalog": ["catalog", "--out", target],
+        "demo": ["demo", "--firms", "50", "--out", target, "--report-dir", tmp_path / "report"],
+    }[command]
+    return args, target
+
+
+@pytest.mark.parametrize("command", ["score", "features", "stress", "npl-tolerance", "report", "catalog", "demo"])
 def test_read_only_output_directory_fails_before_any_work(cli, command, champion, tmp_path, monkeypatch):
     ro = _unwritable_dir(tmp_path)
     before = sorted(p.name for p in ro.iterdir())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion.store)
     champion.matrix.head(50).to_parquet(tmp_path / "in.parquet", index=False)
-    target = ro / "out.parquet"
-    if command == "score":  # an unknown model: reaching the model would say 'cannot load model'
-        args = ["score", "--model", "models:/no-such-model@champion", "--features", tmp_path / "in.parquet", "--out", target]
-    else:
-        args = ["features", "--data", champion.hub, "--out", target]
+    args, target = _read_only_case(command, champion, tmp_path, ro)
     t0 = time.perf_counter()
     code, out, err = cli(*args)
     wall = time.perf_counter() - t0
     assert code == 2 and "Traceback" not in err, err
-    assert err.strip() == f"error: --out {target}: directory {ro} is not writable", err
+    assert err.strip() == f"error: --out {target}: folder {ro} is not writable; choose another path", err
     assert wall < 5, "the error came after the work"
     assert sorted(p.name for p in ro.iterdir()) == before
     if ro.is_relative_to(tmp_path):

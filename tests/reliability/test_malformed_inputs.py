@@ -435,7 +435,7 @@ OPTIONS = [
     Case("generate-out-is-a-file", lambda d: ["generate", "--firms", "10", "--out", _existing_file(d)], 2, r"is an existing file"),
     Case("catalog-unknown-format", lambda d: ["catalog", "--format", "xml"], 2, r"--format must be md, json or csv"),
     Case("features-errors-option", lambda d: ["features", "--data", d, "--out", d / "f.parquet", "--errors", "ignore"], 2, r"--errors must be 'raise' or 'reject'"),
-    Case("features-out-not-parquet", lambda d: ["features", "--data", d, "--out", d / "f.csv"], 2, r"must end in .parquet"),
+    Case("features-out-not-parquet", lambda d: ["features", "--data", d, "--out", d / "f.csv"], 2, r"--out .*f.csv: suffix '.csv'; the suffix decides the format, use .parquet"),
     Case("features-data-missing", lambda d: ["features", "--data", d / "nope", "--out", d / "f.parquet"], 2, r"data directory .* does not exist"),
     Case("features-data-is-a-file", lambda d: ["features", "--data", _existing_file(d), "--out", d / "f.parquet"], 2, r"is a file; --data expects a directory"),
     Case("train-bad-cut", lambda d: ["train", "--data", d, "--model", "scorecard", "--cut", "last-june"], 2, r"--cut 'last-june' is not a date"),
@@ -443,8 +443,8 @@ OPTIONS = [
     Case("train-nothing-given", lambda d: ["train"], 2, r"needs --features TRAIN.parquet"),
     Case("score-both-inputs", lambda d: ["score", "--model", "models:/x@champion", "--out", d / "s.parquet", "--features", d / "a.parquet", "--data", d], 2, r"exactly one of --features FILE or --data DIR"),
     Case("score-chunk-size-zero", lambda d: ["score", "--model", "models:/x@champion", "--out", d / "s.parquet", "--features", d / "a.parquet", "--chunk-size", "0"], 2, r"--chunk-size must be at least 1"),
-    Case("score-out-is-a-directory", lambda d: ["score", "--model", "models:/x@champion", "--out", d, "--features", d / "a.parquet"], 2, r"is a directory"),
-    Case("score-out-under-a-file", lambda d: ["score", "--model", "models:/x@champion", "--out", _existing_file(d) / "s.parquet", "--features", d / "a.parquet"], 2, r"is a file, not a directory"),
+    Case("score-out-is-a-directory", lambda d: ["score", "--model", "models:/x@champion", "--out", d, "--features", d / "a.parquet"], 2, r"is a folder; give a file path inside it"),
+    Case("score-out-under-a-file", lambda d: ["score", "--model", "models:/x@champion", "--out", _existing_file(d) / "s.parquet", "--features", d / "a.parquet"], 2, r"file.txt is a file, not a folder"),
     Case("score-unknown-engine", lambda d: ["score", "--model", "models:/x@champion", "--out", d / "s.parquet", "--features", d / "a.parquet", "--engine", "dask"], 2, r"unknown --engine 'dask'"),
 ]
 
