@@ -87,8 +87,9 @@ def category_codes(values, categories) -> np.ndarray:
     return np.where(codes >= 0, np.append(own, -1)[codes], -1).astype("int64")
 
 
-def _woe_iv(events: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin WoE and IV terms, with additive smoothing of both classes."""
+def woe_iv(events: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin WoE and IV terms from per-bin event and row counts, with ``smoothing`` added to the
+    events and non-events of every bin (see the module docstring for the sign convention)."""
     events = np.asarray(events, dtype="float64")
     nonevents = np.asarray(counts, dtype="float64") - events
     k = len(events)
@@ -98,8 +99,10 @@ def _woe_iv(events: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[n
     return woe, (e - ne) * woe
 
 
-def _pava_blocks(rates: np.ndarray, weights: np.ndarray, increasing: bool) -> list[list[int]]:
-    """Pool adjacent violators: groups of consecutive bins whose pooled rates are monotone.
+def pava_blocks(rates: np.ndarray, weights: np.ndarray, increasing: bool) -> list[list[int]]:
+    """Pool adjacent violators: groups of consecutive bins whose pooled (``weights``-weighted) rates
+    are strictly monotone, rising when ``increasing`` else falling. Returns the groups as lists of
+    bin positions, in order.
 
     Operates on at most ``max_prebins`` items per variable, so a small Python loop is fine here.
     """
@@ -122,21 +125,89 @@ def _pava_blocks(rates: np.ndarray, weights: np.ndarray, increasing: bool) -> li
 
 
 @dataclass
-class _Bins:
-    """Working state of one numeric variable during fitting: splits and per-bin counts."""
+class Bins:
+    """Adjacent bins of one numeric variable while they are merged: ``count`` and ``event`` per bin
+    and ``splits``, the boundary after each bin but the last. Merging only selects among the
+    splits, so they may be split values (:class:`MonotonicBinner`) or split positions (federated
+    binning, where the guest sees counts but not the host's values)."""
 
     splits: np.ndarray
     count: np.ndarray
     event: np.ndarray
 
-    def merge(self, blocks: list[list[int]]) -> "_Bins":
+    def merge(self, blocks: list[list[int]]) -> "Bins":
         """Pool consecutive bins; ``blocks`` partitions ``range(n_bins)`` in order."""
         keep = [blk[-1] for blk in blocks[:-1]]  # split after the last bin of each block
-        return _Bins(
-            np.asarray(self.splits, dtype="float64")[keep] if keep else np.empty(0),
+        return Bins(
+            np.asarray(self.splits)[keep] if keep else np.asarray(self.splits)[:0],
             np.asarray([self.count[blk].sum() for blk in blocks]),
             np.asarray([self.event[blk].sum() for blk in blocks]),
         )
+
+
+def prebin_splits(xv: np.ndarray, max_prebins: int) -> np.ndarray:
+    """Split values of the quantile pre-bins of the non-missing values ``xv``: up to
+    ``max_prebins`` bins, one per distinct value when there are no more than that."""
+    if len(xv) == 0:
+        return np.empty(0)
+    uniq = np.unique(xv)
+    if len(uniq) <= max_prebins:
+        return uniq[1:]
+    q = np.quantile(xv, np.linspace(0, 1, max_prebins + 1)[1:-1], method="higher")
+    splits = np.unique(q)
+    return splits[splits > uniq[0]]
+
+
+def merge_small_bins(bins: Bins, min_count: float) -> Bins:
+    """Merge bins holding fewer than ``min_count`` rows, smallest first, into the neighbour with
+    the closer event rate (the left one on a tie)."""
+    while len(bins.count) > 1:
+        count, event = bins.count, bins.event
+        small = np.flatnonzero(count < min_count)
+        if len(small) == 0:
+            break
+        i = int(small[np.argmin(count[small])])
+        rate = event / np.maximum(count, 1)
+        if i == 0:
+            j = 0
+        elif i == len(count) - 1:
+            j = i - 1
+        else:
+            j = i - 1 if abs(rate[i] - rate[i - 1]) <= abs(rate[i] - rate[i + 1]) else i
+        bins = bins.merge([[m] if m != j else [j, j + 1] for m in range(len(count)) if m != j + 1])
+    return bins
+
+
+def monotone_bins(bins: Bins, increasing: bool, smoothing: float) -> Bins:
+    """Merge adjacent bins until the smoothed event rate (hence the WoE) is strictly monotone.
+
+    PAVA runs on the smoothed rate ``(events + s) / (count + 2 s)``, which orders bins exactly as
+    their smoothed WoE does; pooled blocks are re-counted and the pass repeats until no bins merge
+    (at most a few passes: the number of bins only falls).
+    """
+    while len(bins.count) > 1:
+        rate = (bins.event + smoothing) / (bins.count + 2 * smoothing)
+        blocks = pava_blocks(rate, bins.count, increasing)
+        if len(blocks) == len(bins.count):
+            break
+        bins = bins.merge(blocks)
+    return bins
+
+
+def merge_bins(bins: Bins, direction: int, n_total: float, *, min_bin_share: float, smoothing: float, unknown_direction: str) -> tuple[Bins, int]:
+    """Steps 1-2 of the module docstring on pre-bins: the small-bin merge, then monotone merging
+    in ``direction`` (for 0: both directions with ``unknown_direction="auto"``, the higher IV
+    kept; none with ``"free"``). Returns the merged bins and the direction used."""
+    bins = merge_small_bins(bins, min_bin_share * n_total)
+    if direction != 0:
+        return monotone_bins(bins, direction > 0, smoothing), int(direction)
+    if unknown_direction == "free":
+        return bins, 0
+    up = monotone_bins(bins, True, smoothing)
+    down = monotone_bins(bins, False, smoothing)
+    iv_up = float(woe_iv(up.event, up.count, smoothing)[1].sum())
+    iv_down = float(woe_iv(down.event, down.count, smoothing)[1].sum())
+    return (up, 1) if iv_up >= iv_down else (down, -1)
 
 
 @dataclass
@@ -220,7 +291,8 @@ class VariableBinning:
         )
 
 
-def _numeric_labels(splits: np.ndarray) -> list[str]:
+def numeric_labels(splits: np.ndarray) -> list[str]:
+    """Interval labels of the numeric bins cut at ``splits`` (values), e.g. ``[0.1, 0.35)``."""
     edges = [-np.inf, *splits.tolist(), np.inf]
     return [f"[{lo:.6g}, {hi:.6g})" for lo, hi in zip(edges[:-1], edges[1:])]
 
@@ -295,7 +367,7 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
     def _finish(self, name, kind, direction, labels, count, event, missing_count, missing_event, **kw):
         count = np.append(np.asarray(count, dtype="float64"), missing_count)
         event = np.append(np.asarray(event, dtype="float64"), missing_event)
-        woe, iv_terms = _woe_iv(event, count, self.smoothing)
+        woe, iv_terms = woe_iv(event, count, self.smoothing)
         if missing_count == 0:
             woe[-1] = 0.0
             iv_terms[-1] = 0.0
@@ -309,72 +381,15 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
         miss = np.isnan(x)
         xv, yv = x[~miss], y[~miss]
         # all later steps merge adjacent pre-bins, so they work on per-bin counts, not on rows
-        splits = self._prebin_splits(xv)
+        splits = prebin_splits(xv, self.max_prebins)
         idx = np.searchsorted(splits, xv, side="right")
         k = len(splits) + 1
-        bins = _Bins(splits, np.bincount(idx, minlength=k).astype("float64"), np.bincount(idx, weights=yv, minlength=k))
-        bins = self._merge_small(bins, n)
-        if direction != 0:
-            bins = self._monotone(bins, increasing=direction > 0)
-            used = direction
-        elif self.unknown_direction == "free":
-            used = 0
-        else:
-            up = self._monotone(bins, increasing=True)
-            down = self._monotone(bins, increasing=False)
-            iv_up = float(_woe_iv(up.event, up.count, self.smoothing)[1].sum())
-            iv_down = float(_woe_iv(down.event, down.count, self.smoothing)[1].sum())
-            bins, used = (up, 1) if iv_up >= iv_down else (down, -1)
+        bins = Bins(splits, np.bincount(idx, minlength=k).astype("float64"), np.bincount(idx, weights=yv, minlength=k))
+        bins, used = merge_bins(bins, direction, n, min_bin_share=self.min_bin_share, smoothing=self.smoothing, unknown_direction=self.unknown_direction)
         return self._finish(
-            name, "numeric", used, _numeric_labels(bins.splits), bins.count, bins.event,
+            name, "numeric", used, numeric_labels(bins.splits), bins.count, bins.event,
             float(miss.sum()), float(y[miss].sum()), splits=bins.splits,
         )
-
-    def _prebin_splits(self, xv: np.ndarray) -> np.ndarray:
-        if len(xv) == 0:
-            return np.empty(0)
-        uniq = np.unique(xv)
-        if len(uniq) <= self.max_prebins:
-            return uniq[1:]
-        q = np.quantile(xv, np.linspace(0, 1, self.max_prebins + 1)[1:-1], method="higher")
-        splits = np.unique(q)
-        return splits[splits > uniq[0]]
-
-    def _merge_small(self, bins: "_Bins", n_total: int) -> "_Bins":
-        """Merge bins below ``min_bin_share`` of all rows, smallest first, into the neighbour with
-        the closer event rate."""
-        min_count = self.min_bin_share * n_total
-        while len(bins.count) > 1:
-            count, event = bins.count, bins.event
-            small = np.flatnonzero(count < min_count)
-            if len(small) == 0:
-                break
-            i = int(small[np.argmin(count[small])])
-            rate = event / np.maximum(count, 1)
-            if i == 0:
-                j = 0
-            elif i == len(count) - 1:
-                j = i - 1
-            else:
-                j = i - 1 if abs(rate[i] - rate[i - 1]) <= abs(rate[i] - rate[i + 1]) else i
-            bins = bins.merge([[m] if m != j else [j, j + 1] for m in range(len(count)) if m != j + 1])
-        return bins
-
-    def _monotone(self, bins: "_Bins", increasing: bool) -> "_Bins":
-        """Merge adjacent bins until the smoothed event rate (hence the WoE) is strictly monotone.
-
-        PAVA runs on the smoothed rate ``(events + s) / (count + 2 s)``, which orders bins exactly as
-        their smoothed WoE does; pooled blocks are re-counted and the pass repeats until no bins merge
-        (at most a few passes: the number of bins only falls).
-        """
-        a = self.smoothing
-        while len(bins.count) > 1:
-            rate = (bins.event + a) / (bins.count + 2 * a)
-            blocks = _pava_blocks(rate, bins.count, increasing)
-            if len(blocks) == len(bins.count):
-                break
-            bins = bins.merge(blocks)
-        return bins
 
     def _fit_categorical(self, name: str, col: pd.Series, y: np.ndarray) -> VariableBinning:
         isna = col.isna().to_numpy()
