@@ -1,13 +1,14 @@
 """Out-of-time evaluation of a PD model: discrimination, calibration, stability, segments, grades.
 
-Pure numpy/pandas, no plotting and no MLflow. Every function takes arrays or DataFrames and returns
-numbers or small DataFrames that ``riskmodel.tracking`` logs as metrics and artifacts.
+numpy, pandas and ``sklearn.metrics`` (AUC, ROC curve, Brier, log loss); no plotting and no MLflow.
+Every function takes arrays or DataFrames and returns numbers or small DataFrames that
+``riskmodel.tracking`` logs as metrics and artifacts.
 
 Vocabulary
 ----------
 - ``y``: observed outcome, 1 = default (bad), 0 = good.
 - ``p``: predicted probability of default (PD) in [0, 1].
-- AUC is computed from ranks (Mann-Whitney U, ties get the average rank), KS is the largest gap
+- AUC equals the Mann-Whitney U statistic (ties count one half), KS is the largest gap
   between the cumulative score distributions of bads and goods, Gini = 2 AUC - 1.
 - PSI (population stability index) compares a current distribution with a reference one, on bins
   cut at the reference's quantiles; missing values are a bin of their own; empty bins get a small
@@ -20,12 +21,15 @@ ceiling any model could reach on the same test rows.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +65,14 @@ def _both_classes(y: np.ndarray) -> bool:
 
 
 def auc(y, p) -> float:
-    """Area under the ROC curve (rank formula, ties averaged). NaN when only one class is present."""
+    """Area under the ROC curve: ``sklearn.metrics.auc`` of ``sklearn.metrics.roc_curve`` (the
+    value of ``roc_auc_score``, without its second pass of input checks; ties count one half).
+    NaN when only one class is present."""
     y, p = _check_yp(y, p)
     if not _both_classes(y):
         return float("nan")
-    ranks = pd.Series(p).rank(method="average").to_numpy()
-    n_bad = y.sum()
-    n_good = y.size - n_bad
-    return float((ranks[y == 1].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good))
+    fpr, tpr, _ = skm.roc_curve(y, p)
+    return float(skm.auc(fpr, tpr))
 
 
 def gini(y, p) -> float:
@@ -78,20 +82,22 @@ def gini(y, p) -> float:
 
 def roc_curve(y, p) -> pd.DataFrame:
     """ROC points at each distinct threshold, from the highest PD down: ``threshold, fpr, tpr, share``
-    (``share``: fraction of all rows at or above the threshold, the x axis of a KS chart)."""
+    (``share``: fraction of all rows at or above the threshold, the x axis of a KS chart). The first
+    row is the point (0, 0) at threshold +inf. FPR and TPR come from ``sklearn.metrics.roc_curve``
+    (every threshold kept); with one class only, the rate of the missing class is 0."""
     y, p = _check_yp(y, p)
-    order = np.argsort(-p, kind="mergesort")
-    ps, ys = p[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(ps) != 0), ps.size - 1] if ps.size else np.array([], dtype=int)
-    tp = np.cumsum(ys)[last]
-    fp = (last + 1) - tp
-    n_bad, n_good = max(y.sum(), 1.0), max(y.size - y.sum(), 1.0)
+    if not y.size:
+        return pd.DataFrame({"threshold": [np.inf], "fpr": [0.0], "tpr": [0.0], "share": [0.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # one class: its rate is 0/0, set to 0 below
+        fpr, tpr, threshold = skm.roc_curve(y, p, drop_intermediate=False)
+    at_or_above = p.size - np.searchsorted(np.sort(p), threshold[1:], side="left")
     return pd.DataFrame(
         {
-            "threshold": np.r_[np.inf, ps[last]],
-            "fpr": np.r_[0.0, fp / n_good],
-            "tpr": np.r_[0.0, tp / n_bad],
-            "share": np.r_[0.0, (last + 1) / max(ps.size, 1)],
+            "threshold": threshold,
+            "fpr": np.nan_to_num(fpr, nan=0.0),
+            "tpr": np.nan_to_num(tpr, nan=0.0),
+            "share": np.r_[0.0, at_or_above / p.size],
         }
     )
 
@@ -106,28 +112,33 @@ def ks(y, p) -> float:
 
 
 def brier(y, p) -> float:
-    """Brier score: mean squared error of the PD against the 0/1 outcome."""
+    """Brier score (``sklearn.metrics.brier_score_loss``): mean squared error of the PD against the
+    0/1 outcome. NaN for no rows."""
     y, p = _check_yp(y, p)
-    return float(np.mean((p - y) ** 2)) if y.size else float("nan")
+    return float(skm.brier_score_loss(y, p, pos_label=1)) if y.size else float("nan")
 
 
 def log_loss(y, p, eps: float = 1e-15) -> float:
-    """Mean binary cross-entropy, with PD clipped to [eps, 1 - eps]."""
+    """Mean binary cross-entropy (``sklearn.metrics.log_loss``), with PD clipped to [eps, 1 - eps]
+    first. NaN for no rows."""
     y, p = _check_yp(y, p)
     if not y.size:
         return float("nan")
-    q = np.clip(p, eps, 1 - eps)
-    return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    return float(skm.log_loss(y, np.clip(p, eps, 1 - eps), labels=[0.0, 1.0]))
 
 
 def binary_metrics(y, p, prefix: str = "") -> dict[str, float]:
     """AUC, Gini, KS, Brier, log loss, ECE, observed and mean predicted default rate, row count."""
     y, p = _check_yp(y, p)
-    a = auc(y, p)
+    a = k = float("nan")
+    if _both_classes(y):  # AUC and KS from one ROC curve (one sort)
+        roc = roc_curve(y, p)
+        fpr, tpr = roc["fpr"].to_numpy(), roc["tpr"].to_numpy()
+        a, k = float(skm.auc(fpr, tpr)), float(np.max(np.abs(tpr - fpr)))
     return {
         f"{prefix}auc": a,
         f"{prefix}gini": 2 * a - 1,
-        f"{prefix}ks": ks(y, p),
+        f"{prefix}ks": k,
         f"{prefix}brier": brier(y, p),
         f"{prefix}log_loss": log_loss(y, p),
         f"{prefix}ece": expected_calibration_error(y, p),
