@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime
-import html
+import functools
 import io
 import json
 import logging
@@ -265,33 +265,11 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
 
 
 # --------------------------------------------------------------------------------------------
-# HTML helpers
+# Page data for the template (riskmodel/templates/report.html.j2)
 # --------------------------------------------------------------------------------------------
 
 
-CSS = """
-body { font-family: "ReportCJK", "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; margin: 0; color: #1d2733; background: #fff; font-size: 14px; }
-main { max-width: 1320px; margin: 0 auto; padding: 18px 28px 60px; }
-h1 { font-size: 24px; margin: 8px 0 4px; } h2 { font-size: 19px; margin: 34px 0 8px; padding-top: 8px; border-top: 2px solid #d8dee6; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-p.note, .note { color: #56606b; font-size: 13px; margin: 4px 0 10px; max-width: 1100px; }
-nav { font-size: 13px; margin: 8px 0 12px; line-height: 1.9; } nav a { margin-right: 12px; color: #2b5c9e; text-decoration: none; white-space: nowrap; }
-table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0 12px; }
-th, td { border: 1px solid #d5dbe2; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #eef2f6; position: sticky; top: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr:nth-child(even) td { background: #fafbfc; }
-tr.flag td { background: #fdecea !important; } tr.warn td { background: #fff6dd !important; } tr.base td { font-weight: bold; background: #eef2f6 !important; }
-.scroll { overflow-x: auto; max-width: 100%; }
-td { max-width: 340px; } td.nw, th.nw { white-space: nowrap; } td.wide { min-width: 300px; max-width: 460px; } td.mid { min-width: 150px; }
-.kpi { display: inline-block; border: 1px solid #d5dbe2; border-radius: 6px; padding: 6px 12px; margin: 0 8px 8px 0; min-width: 110px; }
-.kpi b { display: block; font-size: 18px; } .kpi span { color: #56606b; font-size: 12px; }
-img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
-.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
-.firm { border: 1px solid #d5dbe2; border-radius: 6px; padding: 8px 12px; margin: 10px 0; }
-.badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 12px; }
-.bad { background: #fdecea; color: #9b1c1c; } .good { background: #e6f4ea; color: #1e6b34; }
-"""
+TEMPLATE = "report.html.j2"
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -316,25 +294,22 @@ WIDE = frozenset({"reason (zh / en)", "description"})
 NOWRAP = frozenset({"name_zh", "feature", "variable", "name", "bin", "value", "first_date", "last_date", "set", "item"})
 
 
-def table_html(df: pd.DataFrame, digits: dict[str, int] | None = None, row_class=None, scroll: bool = False, max_rows: int | None = None) -> str:
-    """An escaped HTML table; numbers right-aligned, names unwrapped; ``row_class(row) -> css class`` marks rows."""
+def table_data(df: pd.DataFrame, digits: dict[str, int] | None = None, row_class=None, scroll: bool = False, max_rows: int | None = None) -> dict:
+    """A table as plain data for the template's ``table`` macro: ``head`` (column name, CSS class),
+    ``rows`` (row CSS class, cells of (text, CSS class)) and ``scroll``. Numbers are formatted
+    (``digits`` per column) and right-aligned, names unwrapped; ``row_class(row) -> css class``
+    marks rows. The template escapes every text."""
     digits = digits or {}
     if max_rows is not None and len(df) > max_rows:
         df = df.head(max_rows)
     cols = list(df.columns)
     num = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols}
     css = {c: "num" if num[c] else ("nw" if c in NOWRAP else ("wide" if c in WIDE else ("mid" if c == "name_en" else ""))) for c in cols}
-    head = "".join(f'<th class="{css[c]}">{html.escape(str(c))}</th>' for c in cols)
-    body = []
+    rows = []
     for rec in df.itertuples(index=False):
-        cells = []
-        for c, v in zip(cols, rec):
-            text = _fmt(v, digits.get(c, 4)) if num[c] or isinstance(v, (float, np.floating)) else _fmt(v)
-            cells.append(f'<td class="{css[c]}">{html.escape(text)}</td>')
-        cls = row_class(dict(zip(cols, rec))) if row_class else ""
-        body.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-    t = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f'<div class="scroll">{t}</div>' if scroll else t
+        cells = [(_fmt(v, digits.get(c, 4)) if num[c] or isinstance(v, (float, np.floating)) else _fmt(v), css[c]) for c, v in zip(cols, rec)]
+        rows.append((row_class(dict(zip(cols, rec))) if row_class else "", cells))
+    return {"head": [(str(c), css[c]) for c in cols], "rows": rows, "scroll": scroll}
 
 
 def _percent(df: pd.DataFrame, cols) -> pd.DataFrame:
@@ -346,20 +321,9 @@ def _percent(df: pd.DataFrame, cols) -> pd.DataFrame:
     return out.rename(columns={c: f"{c} %" for c in cols if c in out.columns})
 
 
-def _unused_line(mono: pd.DataFrame, nm: pd.DataFrame) -> str:
-    unused = mono.loc[mono["status"] == "unused", "feature"].tolist()
-    if not unused:
-        return ""
-    listed = ", ".join(f"{f} ({nm.loc[f, 'name_zh']})" if f in nm.index else f for f in unused)
-    return _note(f"Unused by the model ({len(unused)}, not listed below): {listed}.")
-
-
-def _img(b64: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+def _flag_rows(column: str, flag: str, warn: str):
+    """A ``row_class`` marking rows red whose ``column`` says ``flag``, yellow when it says ``warn``."""
+    return lambda r: "flag" if r[column] == flag else ("warn" if r[column] == warn else "")
 
 
 def _font_face(page_text: str) -> str:
@@ -389,8 +353,27 @@ def _font_face(page_text: str) -> str:
     return f'@font-face {{ font-family: "ReportCJK"; src: url(data:font/woff;base64,{b64}) format("woff"); font-display: block; unicode-range: U+2E80-FFFF; }}'
 
 
+def render_page(page: dict) -> str:
+    """The report's HTML from its page data (:func:`build_report`), through the Jinja2 template with
+    autoescape on. The CJK font is embedded cut down to the characters of the rendered page."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("riskmodel", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    template = env.get_template(TEMPLATE)
+    html_text = template.render(page=page, font_css="")
+    return template.render(page=page, font_css=Markup(_font_face(html_text)))
+
+
 # --------------------------------------------------------------------------------------------
-# The report
+# The report: one builder per section, each returning plain data for the template
 # --------------------------------------------------------------------------------------------
 
 
@@ -410,14 +393,50 @@ def _pick_examples(pred: pd.DataFrame, y: np.ndarray | None = None, n: int = N_E
     return [int(i) for i in picks]
 
 
-def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_SHAPES, n_examples: int = N_EXAMPLES) -> tuple[str, dict]:
-    """The report of ``run_id`` as one HTML string, and a summary dict (sections, timings, flags)."""
+@dataclass
+class _Analysis:
+    """What the section builders read: the run's data, its predictions, evaluation and explanations."""
+
+    run_id: str
+    rd: RunData
+    model_name: str
+    y_tr: np.ndarray
+    y_te: np.ndarray
+    p_tr: pd.DataFrame
+    p_te: pd.DataFrame
+    result: ev.Evaluation
+    views: dict
+    importance: pd.DataFrame
+    mono: pd.DataFrame
+    names: pd.DataFrame
+    in_model: set
+    shapes: list
+    seconds: dict
+
+    @property
+    def cm(self):
+        return self.rd.credit_model
+
+    @property
+    def est(self):
+        return self.rd.credit_model.estimator
+
+    @property
+    def params(self) -> dict:
+        return self.rd.info["params"]
+
+    @functools.cached_property
+    def roc_calibration_pngs(self) -> tuple[str, str]:
+        """The ROC/KS and calibration plots (drawn together, once)."""
+        return _roc_calibration_pngs(self.result, self.model_name)
+
+
+def _analyse(run_id: str, data: str | Path | None, n_shapes: int) -> _Analysis:
+    """Load the run, predict, evaluate out of time and explain (the work behind every section)."""
     t0 = time.perf_counter()
     rd = load_run_data(run_id, data)
     cm, est = rd.credit_model, rd.credit_model.estimator
     feats = list(cm.features)
-    params, info = rd.info["params"], rd.info
-    model_name = params.get("model", type(est).__name__)
     y_tr = rd.train[rd.target].to_numpy(dtype="int64")
     y_te = rd.test[rd.target].to_numpy(dtype="int64")
     X_tr, X_te = rd.train[feats], rd.test[feats]
@@ -436,25 +455,36 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
         grades_test=p_te["grade"].to_numpy(), grade_order=list(labels) if labels is not None else None,
         truth=rd.truth, test_ids=rd.test["application_id"].to_numpy() if "application_id" in rd.test.columns else None,
     )
-    m = result.metrics
     t_eval = time.perf_counter()
     X_ref = X_tr.sample(n=5000, random_state=0).sort_index() if len(X_tr) > 5000 else X_tr
     contrib = est.contributions(X_ref)  # once: TreeSHAP for gbm_monotone costs ~0.6 ms a row
     views = explain.importance_views(est, X_te, y_te, rd.catalog, X_reference=X_ref, contrib=contrib)
-    summary_imp = explain.importance_summary(views)
+    importance = explain.importance_summary(views)
     mono = explain.monotonicity(est, X_ref, rd.catalog, contrib=contrib)
     t_explain = time.perf_counter()
     nm = explain.names(feats, rd.catalog).set_index("feature")
     top = [f for f in views["contribution"]["feature"] if views["contribution"].set_index("feature").loc[f, "importance"] > 0][:n_shapes]
     shapes = [(nm.loc[f, "name_zh"], nm.loc[f, "name_en"], explain.shape(est, f, X_ref, contrib=contrib)) for f in top]
-    sections: dict[str, str] = {}
+    return _Analysis(
+        run_id, rd, rd.info["params"].get("model", type(est).__name__), y_tr, y_te, p_tr, p_te, result, views, importance, mono,
+        nm, set(getattr(est, "selected_", feats)), shapes, {"evaluate": t_eval - t0, "explain": t_explain - t_eval, "explained_at": t_explain},
+    )
 
-    # -- summary
+
+def _dates(frame: pd.DataFrame, which: str) -> str:
+    if "application_date" not in frame:
+        return ""
+    d = pd.to_datetime(frame["application_date"])
+    return str((d.min() if which == "first" else d.max()).date())
+
+
+def summary_section(a: _Analysis) -> dict:
+    """Headline metrics, the run, the row counts, and the generator's manifest when there is one."""
+    m, info, params, rd = a.result.metrics, a.rd.info, a.params, a.rd
     kpis = [("test AUC", m.get("test_auc")), ("test KS", m.get("test_ks")), ("test Gini", m.get("test_gini")), ("Brier", m.get("test_brier")),
-            ("ECE", m.get("test_ece")), ("oracle AUC", result.oracle_auc), ("train AUC", m.get("train_auc")), ("score PSI", m.get("psi_score"))]
-    kpi_html = "".join(f'<div class="kpi"><b>{html.escape(_fmt(v, 3))}</b><span>{html.escape(k)}</span></div>' for k, v in kpis if v is not None)
+            ("ECE", m.get("test_ece")), ("oracle AUC", a.result.oracle_auc), ("train AUC", m.get("train_auc")), ("score PSI", m.get("psi_score"))]
     run_rows = [
-        ("run", run_id), ("experiment", info["experiment"]), ("model", model_name),
+        ("run", a.run_id), ("experiment", info["experiment"]), ("model", a.model_name),
         ("registered", f"{params.get('model_name') or info['tags'].get('riskmodel.registered_name', '')} {info['tags'].get('riskmodel.registered_version', '')}".strip()),
         ("trained", str(info["start_time"])[:19] if info["start_time"] is not None else ""),
         ("data", params.get("data", "")), ("source", params.get("source", "")),
@@ -463,15 +493,14 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     ]
     counts = pd.DataFrame(
         [
-            {"set": "train (before the cut)", "rows": len(rd.train), "defaults": int(y_tr.sum()), "default_rate": float(y_tr.mean()),
-             "first_date": str(pd.to_datetime(rd.train["application_date"]).min().date()) if "application_date" in rd.train else "",
-             "last_date": str(pd.to_datetime(rd.train["application_date"]).max().date()) if "application_date" in rd.train else ""},
-            {"set": "test (out of time)", "rows": len(rd.test), "defaults": int(y_te.sum()), "default_rate": float(y_te.mean()),
-             "first_date": str(pd.to_datetime(rd.test["application_date"]).min().date()) if "application_date" in rd.test else "",
-             "last_date": str(pd.to_datetime(rd.test["application_date"]).max().date()) if "application_date" in rd.test else ""},
+            {"set": "train (before the cut)", "rows": len(rd.train), "defaults": int(a.y_tr.sum()), "default_rate": float(a.y_tr.mean()),
+             "first_date": _dates(rd.train, "first"), "last_date": _dates(rd.train, "last")},
+            {"set": "test (out of time)", "rows": len(rd.test), "defaults": int(a.y_te.sum()), "default_rate": float(a.y_te.mean()),
+             "first_date": _dates(rd.test, "first"), "last_date": _dates(rd.test, "last")},
         ]
     )
-    s = [kpi_html, "<h3>Run</h3>", table_html(pd.DataFrame(run_rows, columns=["item", "value"])), "<h3>Rows</h3>", table_html(counts)]
+    out = {"kpis": [(_fmt(v, 3), k) for k, v in kpis if v is not None], "run": table_data(pd.DataFrame(run_rows, columns=["item", "value"])),
+           "rows": table_data(counts), "manifest": None, "tables": None}
     if rd.manifest:
         man = rd.manifest
         prm = man.get("parameters", {})
@@ -479,154 +508,162 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
                     ("seed", man.get("seed")), ("window", f"{prm.get('start', '')} to {prm.get('end', '')}"),
                     ("snapshot date", man.get("snapshot_date")), ("labelled applications", man.get("labelled_applications")),
                     ("observed default rate", man.get("default_rate_observed"))]
-        s += ["<h3>Manifest</h3>", table_html(pd.DataFrame(man_rows, columns=["item", "value"]).astype({"value": "string"}))]
-        rows = man.get("rows", {})
         files = man.get("files", {})
-        tab = pd.DataFrame([{"table": k, "rows": int(v), "sha256": str(files.get(f"{k}.parquet", {}).get("sha256", ""))[:16]} for k, v in rows.items()])
-        s += ["<h3>Source tables</h3>", table_html(tab)]
-    sections["summary"] = "".join(s)
+        tab = pd.DataFrame([{"table": k, "rows": int(v), "sha256": str(files.get(f"{k}.parquet", {}).get("sha256", ""))[:16]} for k, v in man.get("rows", {}).items()])
+        out["manifest"] = table_data(pd.DataFrame(man_rows, columns=["item", "value"]).astype({"value": "string"}))
+        out["tables"] = table_data(tab)
+    return out
 
-    # -- catalog
+
+def catalog_section(a: _Analysis) -> dict:
+    """The catalog rows of the features offered to the model, and which carry weight in it."""
     # (the data sensitivity grade is in `riskmodel catalog`; it is about release, not model risk)
-    cat_cols = [c for c in ("name", "name_zh", "name_en", "family", "direction", "unit", "lookback_months", "tables", "reason_zh", "reason_en") if c in rd.catalog.columns]
-    used = rd.catalog[rd.catalog["name"].isin(feats)][cat_cols].copy()
-    in_model = set(getattr(est, "selected_", feats))
-    used.insert(1, "in_model", used["name"].isin(in_model))
+    feats = list(a.cm.features)
+    cat_cols = [c for c in ("name", "name_zh", "name_en", "family", "direction", "unit", "lookback_months", "tables", "reason_zh", "reason_en") if c in a.rd.catalog.columns]
+    used = a.rd.catalog[a.rd.catalog["name"].isin(feats)][cat_cols].copy()
+    used.insert(1, "in_model", used["name"].isin(a.in_model))
     if "tables" in used.columns:
         used["tables"] = used["tables"].astype(str).str.replace(",", ", ")
     if "reason_zh" in used.columns and "reason_en" in used.columns:  # one column: the text a credit officer reads
         used["reason (zh / en)"] = used["reason_zh"].astype(str) + " / " + used["reason_en"].astype(str)
         used = used.drop(columns=["reason_zh", "reason_en"])
     used = used.rename(columns={"direction": "dir", "lookback_months": "months back"})
-    sections["catalog"] = _note(f"{len(feats)} features offered to the model; {len(in_model)} carry weight in it. "
-                                "direction: +1 a higher value should raise the PD, -1 lower it, 0 not declared.") + table_html(used, scroll=True)
+    return {"n_offered": len(feats), "n_in_model": len(a.in_model), "table": table_data(used, scroll=True)}
 
-    # -- scorecard
+
+def scorecard_section(a: _Analysis) -> dict:
+    """The points table of a scorecard (None for other models) and its scaling."""
+    est, cm = a.est, a.cm
     sc_table = est.table() if hasattr(est, "selected_") and callable(getattr(est, "table", None)) else None
-    if sc_table is not None:
-        t = sc_table.copy()
-        t.insert(1, "name_zh", t["variable"].map(nm["name_zh"]).fillna(""))
-        keep = [c for c in ("variable", "name_zh", "bin", "count", "count_share", "event_rate", "woe", "iv", "coef", "points") if c in t.columns]
-        sections["scorecard"] = _note(
-            f"Score = base points + the points of the firm's bin in each variable; PDO {cm.scaling.pdo:g}, "
-            f"{cm.scaling.base_score:g} points at good:bad odds {cm.scaling.base_odds:g}:1. Higher points are safer. "
-            f"{len(est.selected_)} variables kept; {len(getattr(est, 'dropped_', {}))} dropped (IV, correlation or sign)."
-        ) + table_html(t[keep], digits={"points": 1, "count": 0, "woe": 3, "iv": 4, "coef": 3, "count_share": 3, "event_rate": 4},
-                       row_class=lambda r: "base" if r["variable"] == "(base)" else "", scroll=True)
-    else:
-        sections["scorecard"] = _note(f"{model_name} is not a points scorecard. Its equivalent, points per value band "
-                                      "(-PDO/ln 2 x log-odds contribution), is in the shapes section below.")
+    if sc_table is None:
+        return {"model": a.model_name, "table": None}
+    t = sc_table.copy()
+    t.insert(1, "name_zh", t["variable"].map(a.names["name_zh"]).fillna(""))
+    keep = [c for c in ("variable", "name_zh", "bin", "count", "count_share", "event_rate", "woe", "iv", "coef", "points") if c in t.columns]
+    return {
+        "model": a.model_name, "pdo": f"{cm.scaling.pdo:g}", "base_score": f"{cm.scaling.base_score:g}", "base_odds": f"{cm.scaling.base_odds:g}",
+        "n_kept": len(est.selected_), "n_dropped": len(getattr(est, "dropped_", {})),
+        "table": table_data(t[keep], digits={"points": 1, "count": 0, "woe": 3, "iv": 4, "coef": 3, "count_share": 3, "event_rate": 4},
+                            row_class=lambda r: "base" if r["variable"] == "(base)" else "", scroll=True),
+    }
 
-    # -- importance
-    sh = summary_imp.copy()
+
+def importance_section(a: _Analysis) -> dict:
+    """The three importance views: a plot of the top features and every feature's ranks and shares."""
+    sh = a.importance.copy()
     for mth in explain.METHODS:
         sh[f"share_{mth}"] = sh[f"share_{mth}"] * 100
     sh = sh.rename(columns={f"share_{mth}": f"% {mth}" for mth in explain.METHODS})
-    imp_parts = [
-        _note("Three measures of the same model. model: LightGBM gain, or for the scorecard |coefficient| x the spread of "
-              "the feature's WoE (financial baseline: |standardised coefficient|); contribution: mean |log-odds "
-              "contribution| on the training rows; permutation: the drop in out-of-time AUC when the feature is shuffled "
-              "(3 shuffles). Features that rank high on the first two but near zero on permutation add little out of time."),
-        _img(plot_importance_views(views), "importance, three views"),
-        "<h3>All features, ranks and shares (%)</h3>",
-        table_html(sh, digits={"mean_rank": 1, **{f"% {mth}": 2 for mth in explain.METHODS}}, scroll=True),
-    ]
-    sections["importance"] = "".join(imp_parts)
+    return {"plot": plot_importance_views(a.views), "table": table_data(sh, digits={"mean_rank": 1, **{f"% {mth}": 2 for mth in explain.METHODS}}, scroll=True)}
 
-    # -- monotonicity
-    n_bad = int((mono["status"] == "contradiction").sum())
-    n_nm = int((mono["status"] == "non_monotone").sum())
-    sections["monotonicity"] = _note(
-        "declared: catalog direction; shown: direction of the model's mean contribution across 10 quantile bins of the "
-        f"value (training rows). {n_bad} contradiction(s), {n_nm} non-monotone curve(s); unused: the model gives the feature no weight."
-    ) + _unused_line(mono, nm) + table_html(mono[mono["status"] != "unused"], digits={"rank_corr": 2, "range": 3, "reversal": 3},
-                   row_class=lambda r: "flag" if r["status"] == "contradiction" else ("warn" if r["status"] == "non_monotone" else ""), scroll=True)
 
-    # -- shapes
-    if shapes:
-        sections["shapes"] = _note(f"The {len(shapes)} signals with the largest mean contribution. Bars: points per bin "
-                                   "(green = safer than the reference applicant, red = riskier).") + _img(plot_shapes(shapes), "shapes of the top signals")
-    else:
-        sections["shapes"] = _note("The model gives no feature any weight.")
+def monotonicity_section(a: _Analysis) -> dict:
+    """Declared versus fitted direction per feature; the unused features listed in one line."""
+    mono, nm = a.mono, a.names
+    unused = mono.loc[mono["status"] == "unused", "feature"].tolist()
+    return {
+        "n_contradictions": int((mono["status"] == "contradiction").sum()),
+        "n_non_monotone": int((mono["status"] == "non_monotone").sum()),
+        "unused": [f"{f} ({nm.loc[f, 'name_zh']})" if f in nm.index else f for f in unused],
+        "table": table_data(mono[mono["status"] != "unused"], digits={"rank_corr": 2, "range": 3, "reversal": 3},
+                            row_class=_flag_rows("status", "contradiction", "non_monotone"), scroll=True),
+    }
 
-    # -- ROC/KS and calibration
-    roc_png, cal_png = _roc_calibration_pngs(result, model_name)
-    sections["roc"] = _note(f"Out-of-time test rows ({len(rd.test):,}, {int(y_te.sum())} defaults). AUC {_fmt(m['test_auc'], 3)}, "
-                            f"KS {_fmt(m['test_ks'], 3)}" + (f"; the true PD of the generator reaches AUC {_fmt(result.oracle_auc, 3)} on the same rows." if result.oracle_auc is not None else ".")) + _img(roc_png, "ROC and KS")
-    sections["calibration"] = '<div class="grid2"><div>' + _img(cal_png, "calibration") + "</div><div>" + table_html(
-        _percent(result.calibration, ("pd_min", "pd_max", "mean_pd", "observed_rate")), digits=dict.fromkeys(("pd_min %", "pd_max %", "mean_pd %", "observed_rate %"), 3)) + "</div></div>" + _note(f"Expected calibration error {_fmt(m.get('test_ece'), 4)}.")
 
-    # -- grades
-    if result.grades is not None and len(result.grades):
-        g = result.grades
-        sections["grades"] = _note(f"Test rows by master-scale grade. Bad rate {'rises' if result.grades_monotone else 'does NOT rise'} "
-                                   "monotonically over grades with at least 100 rows (judged = yes).") + '<div class="grid2"><div>' + _img(plot_grades(g), "bad rate by grade") + "</div><div>" + table_html(
-            _percent(g, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2}) + "</div></div>"
-    else:
-        sections["grades"] = _note("No grades on the test rows.")
+def shapes_section(a: _Analysis) -> dict:
+    """Points per bin of the signals with the largest mean contribution (None: no feature has weight)."""
+    return {"n": len(a.shapes), "plot": plot_shapes(a.shapes) if a.shapes else None}
 
-    # -- segments
-    seg = result.segments
-    n_low = int((seg["flag"] == "low_auc").sum()) if len(seg) else 0
-    sections["segments"] = _note(f"Out-of-time metrics per segment. low_auc (red): at least 500 rows and AUC below 0.65 — {n_low} segment(s). "
-                                 "insufficient (yellow): fewer than 500 rows or one class only; the AUC there is not reliable.") + table_html(
-        _percent(seg, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2, "auc": 3},
-        row_class=lambda r: "flag" if r["flag"] == "low_auc" else ("warn" if r["flag"] == "insufficient" else ""), scroll=True)
 
-    # -- PSI
-    psi = result.psi.copy()
-    psi.insert(1, "name_zh", psi["variable"].map(nm["name_zh"]).fillna(""))
-    psi.insert(2, "in_model", [("" if v == "score" else v in in_model) for v in psi["variable"]])
+def roc_section(a: _Analysis) -> dict:
+    """ROC/KS on the out-of-time rows, with the generator's oracle AUC when known."""
+    m = a.result.metrics
+    oracle = a.result.oracle_auc
+    return {"n_rows": f"{len(a.rd.test):,}", "n_defaults": int(a.y_te.sum()), "auc": _fmt(m["test_auc"], 3), "ks": _fmt(m["test_ks"], 3),
+            "oracle": _fmt(oracle, 3) if oracle is not None else None, "plot": a.roc_calibration_pngs[0]}
+
+
+def calibration_section(a: _Analysis) -> dict:
+    """Calibration plot and table by PD bin, and the expected calibration error."""
+    cols = ("pd_min", "pd_max", "mean_pd", "observed_rate")
+    return {"plot": a.roc_calibration_pngs[1], "ece": _fmt(a.result.metrics.get("test_ece"), 4),
+            "table": table_data(_percent(a.result.calibration, cols), digits=dict.fromkeys((f"{c} %" for c in cols), 3))}
+
+
+def grades_section(a: _Analysis) -> dict:
+    """Bad rate and mean PD by master-scale grade (None: no grades on the test rows)."""
+    g = a.result.grades
+    if g is None or not len(g):
+        return {"table": None}
+    return {"monotone": bool(a.result.grades_monotone), "plot": plot_grades(g),
+            "table": table_data(_percent(g, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2})}
+
+
+def segments_section(a: _Analysis) -> dict:
+    """Out-of-time metrics per segment, weak and unreliable segments flagged."""
+    seg = a.result.segments
+    return {"n_low": int((seg["flag"] == "low_auc").sum()) if len(seg) else 0,
+            "table": table_data(_percent(seg, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2, "auc": 3},
+                                row_class=_flag_rows("flag", "low_auc", "insufficient"), scroll=True)}
+
+
+def psi_section(a: _Analysis) -> dict:
+    """PSI of the score and every feature, train versus out-of-time test, the score first."""
+    psi = a.result.psi.copy()
+    psi.insert(1, "name_zh", psi["variable"].map(a.names["name_zh"]).fillna(""))
+    psi.insert(2, "in_model", [("" if v == "score" else v in a.in_model) for v in psi["variable"]])
     psi = pd.concat([psi.iloc[:1], psi.iloc[1:].sort_values("psi", ascending=False, kind="mergesort")], ignore_index=True)
-    sections["psi"] = _note("Train (reference) versus out-of-time test, 10 bins at the training quantiles plus a missing bin. "
-                            "Bands: < 0.1 stable, 0.1-0.25 watch, > 0.25 act.") + table_html(
-        psi, digits={"psi": 4}, row_class=lambda r: "flag" if r["band"] == "act" else ("warn" if r["band"] == "watch" else ""), scroll=True)
+    return {"table": table_data(psi, digits={"psi": 4}, row_class=_flag_rows("band", "act", "watch"), scroll=True)}
 
-    # -- examples
-    picks = _pick_examples(p_te, y_te, n_examples)
-    ex = []
-    for i, pos in enumerate(picks, 1):
+
+def examples_section(a: _Analysis, n_examples: int = N_EXAMPLES) -> dict:
+    """Out-of-time firms spread over the PD range, each with its reason codes and largest pushes."""
+    rd, cm = a.rd, a.cm
+    firms = []
+    for i, pos in enumerate(_pick_examples(a.p_te, a.y_te, n_examples), 1):
         row = rd.test.iloc[[pos]]
         header, br = explain.explain_row(cm, row)
-        outcome = int(row[rd.target].iloc[0])
-        ident = " · ".join(f"{c} {html.escape(str(row[c].iloc[0]))}" for c in ("application_id", "firm_id", "industry", "lifecycle_stage", "size_band") if c in row.columns)
-        reasons = "".join(f"<li>{html.escape(z)} — {html.escape(e)}</li>" for z, e in zip(header["reasons_zh"], header["reasons_en"])) or "<li>none: no feature pushes this firm above the reference risk</li>"
         top_br = br.head(5).copy()
         top_br["value"] = [("missing" if pd.isna(v) else _fmt(v, 4)) for v in top_br["value"]]
-        ex.append(
-            f'<div class="firm"><h3>Firm {i}: grade {html.escape(header["grade"])}, PD {header["pd"]:.2%}, score {header["score"]:.0f} '
-            f'<span class="badge {"bad" if outcome else "good"}">{"defaulted" if outcome else "no default"} within 12 months</span></h3>'
-            f'<p class="note">{ident}</p><b>Reason codes</b><ol>{reasons}</ol>'
-            f"<b>Largest risk pushes</b> (base points {header['base_points']:.1f}; points of all features sum to the score)"
-            + table_html(top_br, digits={"contribution": 3, "points": 1, "value": 4}) + "</div>"
-        )
-    sections["examples"] = _note("Five out-of-time test firms spread over the PD range (highest PD first; one that defaulted "
-                                 "is always among them when the test rows have defaults). Reason codes "
-                                 "are the model's top three risk-raising features the bank may disclose.") + "".join(ex)
+        firms.append({
+            "i": i, "grade": header["grade"], "pd": f"{header['pd']:.2%}", "score": f"{header['score']:.0f}",
+            "defaulted": bool(int(row[rd.target].iloc[0])),
+            "ident": [(c, str(row[c].iloc[0])) for c in ("application_id", "firm_id", "industry", "lifecycle_stage", "size_band") if c in row.columns],
+            "reasons": list(zip(header["reasons_zh"], header["reasons_en"])),
+            "base_points": f"{header['base_points']:.1f}",
+            "table": table_data(top_br, digits={"contribution": 3, "points": 1, "value": 4}),
+        })
+    return {"firms": firms}
 
-    t_end = time.perf_counter()
-    title = f"Model report — {model_name} — run {run_id[:8]}"
-    nav = "\n".join(f'<a href="#{sid}">{html.escape(name)}</a>' for sid, name in SECTIONS)
-    body = "".join(f'<section id="{sid}"><h2>{html.escape(name)}</h2>{sections[sid]}</section>' for sid, name in SECTIONS)
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head_text = f"<h1>{html.escape(title)}</h1><p class=\"note\">技术流 credit risk model · generated {generated} by riskmodel report · out-of-time test from {html.escape(str(params.get('cut_date', '')))}</p><nav>{nav}</nav>"
-    page_body = head_text + body
-    font_css = _font_face(page_body)
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{font_css}{CSS}</style></head>"
-        f"<body><main>{page_body}</main></body></html>\n"
-    )
+
+def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_SHAPES, n_examples: int = N_EXAMPLES) -> tuple[str, dict]:
+    """The report of ``run_id`` as one HTML string, and a summary dict (sections, timings, flags)."""
+    a = _analyse(run_id, data, n_shapes)
+    builders = {
+        "summary": summary_section, "catalog": catalog_section, "scorecard": scorecard_section, "importance": importance_section,
+        "monotonicity": monotonicity_section, "shapes": shapes_section, "roc": roc_section, "calibration": calibration_section,
+        "grades": grades_section, "segments": segments_section, "psi": psi_section,
+        "examples": lambda x: examples_section(x, n_examples),
+    }
+    assert list(builders) == [sid for sid, _ in SECTIONS]
+    page = {
+        "title": f"Model report — {a.model_name} — run {run_id[:8]}",
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cut_date": str(a.params.get("cut_date", "")),
+        "sections": [{"id": sid, "title": name, **builders[sid](a)} for sid, name in SECTIONS],
+    }
+    html_text = render_page(page)
+    by_id = {s["id"]: s for s in page["sections"]}
     summary = {
         "run_id": run_id,
-        "model": model_name,
+        "model": a.model_name,
         "sections": [sid for sid, _ in SECTIONS],
-        "contradictions": mono.loc[mono["status"] == "contradiction", "feature"].tolist(),
-        "low_auc_segments": int(n_low),
-        "grades_monotone": result.grades_monotone,
-        "seconds": {"evaluate": round(t_eval - t0, 2), "explain": round(t_explain - t_eval, 2), "render": round(t_end - t_explain, 2)},
+        "contradictions": a.mono.loc[a.mono["status"] == "contradiction", "feature"].tolist(),
+        "low_auc_segments": by_id["segments"]["n_low"],
+        "grades_monotone": a.result.grades_monotone,
+        "seconds": {"evaluate": round(a.seconds["evaluate"], 2), "explain": round(a.seconds["explain"], 2), "render": round(time.perf_counter() - a.seconds["explained_at"], 2)},
     }
-    return page, summary
+    return html_text, summary
 
 
 def write_report(run_id: str, out: str | Path, data: str | Path | None = None, log_to_run: bool = True) -> dict:
