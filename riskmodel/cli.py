@@ -54,7 +54,7 @@ def generate_cmd(
     default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of labelled applications, 0.01 to 0.08"),
 ) -> None:
     """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate)
     manifest = generate(params, out)

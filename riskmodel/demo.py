@@ -37,7 +37,7 @@ YOUNG = "startup"  # lifecycle_stage of firms under three years old
 
 def _manifest_matches(out: Path, firms: int, seed: int) -> bool:
     """True when ``out`` holds data this generator version wrote with these parameters (reuse it)."""
-    from riskmodel.synthetic import GENERATOR_VERSION, GeneratorParams
+    from synthetic import GENERATOR_VERSION, GeneratorParams
 
     manifest = out / "manifest.json"
     if not manifest.is_file():
@@ -120,7 +120,7 @@ def run_demo(
     from riskmodel import tracking
     from riskmodel import train as tr
     from riskmodel.scoring import score
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     if BASELINE not in models or len(models) < 2:
         raise ValueError(f"the demo compares models with {BASELINE}; got {models}")

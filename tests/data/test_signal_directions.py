@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.build import build_features, catalog, feature_directions
 from features.tables import load_tables
-from riskmodel.synthetic import GeneratorParams, generate
+from synthetic import GeneratorParams, generate
 
 # Generating and building the module dataset takes several seconds.
 pytestmark = pytest.mark.slow

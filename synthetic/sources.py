@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features import privacy
+from features.errors import UserError
 from features.tables import (
     BUYER_TYPES,
     CERT_TYPES,
@@ -49,9 +50,8 @@ from features.tables import (
     TABLE_NAMES,
     TALENT_EVENTS,
 )
-from riskmodel import synthetic_model as sm
-from riskmodel.errors import UserError
-from riskmodel.synthetic_model import Calendar, add_months, days, sigmoid
+from synthetic import world as sm
+from synthetic.world import Calendar, add_months, days, sigmoid
 
 log = logging.getLogger(__name__)
 
