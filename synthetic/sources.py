@@ -1,42 +1,16 @@
-"""Synthetic multi-source data hub for sci-tech SMEs, with a known ground truth.
+"""The source tables of one chunk of firms, simulated from the latent world.
 
-``generate(GeneratorParams(firms=..., seed=...), out_dir)`` writes the 13 source tables declared in
-``features.tables`` (``<table>.parquet`` each), ``manifest.json`` and ``truth/truth.parquet`` (the
-latent state and true PD of every application; only evaluation code may read it). The latent model
-lives in ``riskmodel.synthetic_model``; data/synthetic/README.md documents both.
-
-Scale: firms are simulated in chunks of ``CHUNK_SIZE`` with per-chunk random streams derived from the
-seed (``np.random.SeedSequence(seed, spawn_key=(1, chunk))``), each chunk appended to the Parquet
-files as row groups, so memory stays flat in the number of firms. The same seed and parameters give
-byte-identical files on one machine and the same values on any machine (floats, rounded to
-``FLOAT_PLACES``, within a tolerance: ``compare_datasets``); a run with more firms starts with the
-same firms as a run with fewer (whole chunks). Output is written to a temporary directory next to the
-target and renamed at the end, so a failed or interrupted run leaves no partial dataset.
+:func:`simulate_chunk` turns a chunk of firms into the column arrays of the 13 tables declared in
+``features.tables`` and the truth (the latent state and true PD of every application); the latent
+model itself is in :mod:`synthetic.world`. Every step draws from the chunk's one random stream, in a
+fixed order: changing the order changes the data.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import hmac
-import json
-import logging
-import re
-import shutil
-import sys
-import tempfile
-import types
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from features import privacy
-from features.errors import UserError
 from features.tables import (
     BUYER_TYPES,
     CERT_TYPES,
@@ -47,234 +21,11 @@ from features.tables import (
     PRODUCTS,
     REGIONS,
     SCHEMAS,
-    TABLE_NAMES,
     TALENT_EVENTS,
 )
+from synthetic import identifiers as ids
 from synthetic import world as sm
-from synthetic.world import Calendar, add_months, days, sigmoid
-
-log = logging.getLogger(__name__)
-
-GENERATOR_VERSION = "1.2.0"
-CHUNK_SIZE = 50_000  # fixed: the output depends on it, so it is part of the format, not an option
-CALIBRATION_FIRMS = 30_000
-ROW_GROUP_SIZE = 1_000_000
-MIN_MONTH, MAX_MONTH = "2010-01", "2035-12"
-MIN_WINDOW_MONTHS = 24
-DEFAULT_RATE_RANGE = (0.01, 0.08)
-MAX_FIRMS = 10_000_000
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-# Decimal places of every float the generator writes. numpy's exp, log and power give different last
-# bits on different CPUs (they are vectorised per instruction set), so an unrounded float differs
-# between machines by about 1e-16 relative. Rounding to these places (np.round: multiply, round half
-# to even, divide -- exact IEEE operations, the same everywhere) hides such a difference unless the
-# value lies within it of a rounding boundary. data/synthetic/README.md ("Reproducibility") says how rare that is.
-_FLOAT_PLACES_OTHER_THAN_MONEY = {("electricity", "kwh"): 1, ("invoices", "top_customer_share"): 4}
-TRUTH_FLOAT_PLACES = 9  # true_pd, logit and the latent state
-TRUTH_STAFF_SCALE_PLACES = 6  # staff_scale is a headcount (10 to 1,000s): 6 places keep 8 or more digits
-MONEY_PLACES = 2  # CNY 10k (万元) to the 100 CNY
-
-TRUTH_COLUMNS = {
-    "application_id": pa.string(),
-    "firm_id": pa.string(),
-    "application_date": pa.timestamp("us"),
-    "true_pd": pa.float64(),
-    "logit": pa.float64(),
-    "default_12m": pa.int64(),
-    "default_date": pa.timestamp("us"),
-    "labelled": pa.bool_(),
-    "tech_strength": pa.float64(),
-    "financial_strength": pa.float64(),
-    "maturity": pa.float64(),
-    "age_years": pa.float64(),
-    "operating_health": pa.float64(),
-    "health_trend": pa.float64(),
-    "health_level_longrun": pa.float64(),
-    "distress_episode": pa.bool_(),
-    "industry": pa.string(),
-    "region": pa.string(),
-    "industry_effect": pa.float64(),
-    "region_effect": pa.float64(),
-    "has_own_meter": pa.bool_(),
-    "staff_scale": pa.float64(),
-}
-
-FLOAT_PLACES: dict[str, dict[str, int]] = {
-    **{
-        t: {c.name: _FLOAT_PLACES_OTHER_THAN_MONEY.get((t, c.name), MONEY_PLACES) for c in SCHEMAS[t].columns if c.dtype == "float"}
-        for t in TABLE_NAMES
-    },
-    "truth": {
-        c: (TRUTH_STAFF_SCALE_PLACES if c == "staff_scale" else TRUTH_FLOAT_PLACES)
-        for c, t in TRUTH_COLUMNS.items()
-        if t == pa.float64()
-    },
-}
-"""Decimal places of each float column, by table ("truth" for truth/truth.parquet); the writer rounds to them."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GeneratorParams:
-    """What to generate. Validated in ``__post_init__``; a bad value raises ``UserError`` saying what to change."""
-
-    firms: int
-    seed: int = 0
-    start: str = "2021-01"
-    end: str = "2025-12"
-    default_rate: float = 0.03
-
-    def __post_init__(self) -> None:
-        if isinstance(self.firms, bool) or not isinstance(self.firms, (int, np.integer)):
-            raise UserError(f"--firms must be a whole number, got {self.firms!r}")
-        if self.firms < 1:
-            raise UserError(f"--firms must be at least 1, got {self.firms}")
-        if self.firms > MAX_FIRMS:
-            raise UserError(f"--firms must be at most {MAX_FIRMS:,}, got {self.firms:,}; generate several datasets instead")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise UserError(f"--seed must be a non-negative whole number, got {self.seed!r}")
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not _MONTH_RE.match(value):
-                raise UserError(f"--{name} must be a month written YYYY-MM (e.g. 2021-01), got {value!r}")
-            if not (MIN_MONTH <= value <= MAX_MONTH):
-                raise UserError(f"--{name} must lie between {MIN_MONTH} and {MAX_MONTH}, got {value}")
-        s, e = np.datetime64(self.start, "M"), np.datetime64(self.end, "M")
-        if e < s:
-            raise UserError(f"--end ({self.end}) is before --start ({self.start}); give an end month after the start month")
-        span = int((e - s).astype(int)) + 1
-        if span < MIN_WINDOW_MONTHS:
-            raise UserError(
-                f"--start {self.start} to --end {self.end} spans {span} months; give at least {MIN_WINDOW_MONTHS} "
-                "(a year of history before the first application and a year of outcomes)"
-            )
-        try:
-            rate = float(self.default_rate)
-        except (TypeError, ValueError):
-            raise UserError(f"--default-rate must be a number, got {self.default_rate!r}") from None
-        lo, hi = DEFAULT_RATE_RANGE
-        if not (lo <= rate <= hi):
-            raise UserError(f"--default-rate must be between {lo} and {hi} (a share, e.g. 0.03 for 3%), got {self.default_rate}")
-
-    @property
-    def calendar(self) -> Calendar:
-        return Calendar(np.datetime64(self.start, "M"), np.datetime64(self.end, "M"))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["firms"] = int(d["firms"])
-        d["seed"] = int(d["seed"])
-        d["default_rate"] = float(d["default_rate"])
-        d["chunk_size"] = CHUNK_SIZE
-        return d
-
-
-# --------------------------------------------------------------------------------------------------
-# Identifiers: fixed-width ASCII built with numpy, unique by construction
-# --------------------------------------------------------------------------------------------------
-
-_USCC_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHJKLMNPQRTUWXY", dtype=np.uint8)
-_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28])
-_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
-_ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
-
-
-def _digits(x: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded decimal digits of non-negative ints as an (n, width) uint8 ASCII array."""
-    x = np.asarray(x, dtype=np.int64)
-    pow10 = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((x[:, None] // pow10[None, :]) % 10 + 48).astype(np.uint8)
-
-
-def _const(s: str, n: int) -> np.ndarray:
-    return np.tile(np.frombuffer(s.encode("ascii"), dtype=np.uint8), (n, 1))
-
-
-def _join(*blocks: np.ndarray) -> np.ndarray:
-    """Concatenate (n, w_k) uint8 blocks and return an array of str."""
-    arr = np.ascontiguousarray(np.concatenate(blocks, axis=1))
-    n, w = arr.shape
-    if n == 0:
-        return np.array([], dtype=f"U{max(w, 1)}")
-    return arr.view(f"S{w}").ravel().astype(f"U{w}")
-
-
-def registration_ids(global_index: np.ndarray, region: np.ndarray, perm: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """18-character unified social credit codes, unique per firm index.
-
-    The 9-character organisation code is an affine permutation of the firm index modulo 31^9, so ids
-    never collide; the check character is deliberately wrong, so no generated code is a valid real one.
-    """
-    n = len(global_index)
-    mod = 31**9
-    a, b = perm
-    x = (global_index.astype(np.int64) * a + b) % mod
-    pow31 = 31 ** np.arange(8, -1, -1, dtype=np.int64)
-    body_idx = (x[:, None] // pow31[None, :]) % 31
-    admin_choice = rng.integers(0, 4, n)
-    admin_codes = np.array([[int(c) for c in row] for row in sm.REG_ADMIN], dtype=np.int64)
-    admin = admin_codes[region, admin_choice]
-    head = _const("91", n)
-    admin_d = _digits(admin, 6)
-    values = np.concatenate([np.full((n, 1), 9), np.full((n, 1), 1), admin_d.astype(np.int64) - 48, body_idx], axis=1)
-    check = (31 - (values * _USCC_WEIGHTS[None, :]).sum(axis=1) % 31) % 31
-    wrong = (check + 1) % 31
-    return _join(head, admin_d, _USCC_ALPHABET[body_idx], _USCC_ALPHABET[wrong][:, None])
-
-
-def legal_rep_ids(founding: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """18-character resident id numbers of legal representatives (synthetic; check digit deliberately wrong)."""
-    n = len(founding)
-    admin_codes = np.array([[int(c) for c in row] for row in sm.REG_ADMIN], dtype=np.int64)
-    admin = admin_codes[region, rng.integers(0, 4, n)]
-    birth = founding - np.round(rng.uniform(25, 55, n) * 365.25).astype(np.int64)
-    bd = birth.astype("datetime64[D]")
-    y = bd.astype("datetime64[Y]").astype(np.int64) + 1970
-    mth = bd.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    dom = (bd - bd.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
-    seq = rng.integers(0, 1000, n)
-    body = np.concatenate([_digits(admin, 6), _digits(y, 4), _digits(mth, 2), _digits(dom, 2), _digits(seq, 3)], axis=1)
-    s = ((body.astype(np.int64) - 48) * _ID_WEIGHTS[None, :]).sum(axis=1) % 11
-    wrong = (s + 1) % 11
-    return _join(body, _ID_CHECK[wrong][:, None])
-
-
-# --------------------------------------------------------------------------------------------------
-# One chunk of firms -> column arrays of every table
-# --------------------------------------------------------------------------------------------------
-
-
-class _Take:
-    """An Arrow string column indexed like a numpy array (``ids[rows]`` -> Arrow array), without Python objects."""
-
-    def __init__(self, values: pa.Array):
-        self.values = values
-
-    def __getitem__(self, rows) -> pa.Array:
-        return self.values.take(pa.array(np.asarray(rows, dtype=np.int64)))
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-def _pseudonymize(values: np.ndarray, key: bytes, prefix: str) -> pa.Array:
-    """Same ids as ``features.privacy.pseudonymize`` (keyed HMAC-SHA256, shortened), about 3x faster:
-    the keyed HMAC state is built once and copied per value instead of re-keyed."""
-    base = hmac.new(key, digestmod=hashlib.sha256)
-    width = privacy.ID_LENGTH
-
-    def one(v: str) -> str:
-        h = base.copy()
-        h.update(v.encode("utf-8"))
-        return prefix + h.hexdigest()[:width]
-
-    return pa.array([one(v) for v in values.tolist()], type=pa.string())
-
+from synthetic.world import Calendar, add_months, days, sigmoid, year_day, years_of
 
 _US_PER_DAY = np.int64(86_400_000_000)
 
@@ -290,16 +41,6 @@ def _cat(codes: np.ndarray, categories: tuple[str, ...]) -> pa.Array:
 
 def _money(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, -1e8, 1e8), 2)
-
-
-def _years_of(day_ints: np.ndarray) -> np.ndarray:
-    return day_ints.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
-
-
-def _year_day(year: np.ndarray, month: np.ndarray, dom: np.ndarray) -> np.ndarray:
-    """int days of year-month-dom (dom 1..28)."""
-    m = (np.asarray(year, dtype=np.int64) - 1970) * 12 + (np.asarray(month, dtype=np.int64) - 1)
-    return m.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.asarray(dom, dtype=np.int64) - 1
 
 
 def _group_rank(keys: np.ndarray) -> np.ndarray:
@@ -326,7 +67,7 @@ def _cycles(rng, first_year, renew_p, n_cycles, period, months, stop_day, snap, 
             cont &= rng.random(n) < renew_p
         year = first_year + c * period
         month = rng.integers(months[0], months[1] + 1, n)
-        issue = _year_day(year, month, rng.integers(1, 29, n))
+        issue = year_day(year, month, rng.integers(1, 29, n))
         valid = cont & (issue <= snap) & (issue < stop_day) & (issue > found)
         cont &= issue < stop_day
         r = np.flatnonzero(valid)
@@ -352,8 +93,8 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     stop_day = np.where(L["stop_p"] < P, md[np.clip(L["stop_p"], 0, P - 1)], far)
     def_day = L["def_day"]
 
-    reg_ids = registration_ids(gidx, reg, perm, rng)
-    firm_id = _Take(_pseudonymize(reg_ids, key, "F"))
+    reg_ids = ids.registration_ids(gidx, reg, perm, rng)
+    firm_id = ids.firm_ids(reg_ids, key)
     T_ = {}
 
     # ---- firms
@@ -361,7 +102,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     T_["firms"] = {
         "firm_id": firm_id.values,
         "registration_id": reg_ids,
-        "legal_rep_id": legal_rep_ids(found, reg, rng),
+        "legal_rep_id": ids.legal_rep_ids(found, reg, rng),
         "industry": _cat(ind, INDUSTRIES),
         "region": _cat(reg, REGIONS),
         "founding_date": _ts(found),
@@ -440,7 +181,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
         cols = cal_years == y
         if not cols.any():
             continue
-        fy_end = _year_day(np.array([y]), np.array([12]), np.array([28]))[0] + 3  # Dec 31
+        fy_end = year_day(np.array([y]), np.array([12]), np.array([28]))[0] + 3  # Dec 31
         revenue = ops["revenue"][:, cols].sum(axis=1) * rng.uniform(0.97, 1.03, n)
         months_alive = np.maximum(ops["alive"][:, cols].sum(axis=1), 1)
         staff_avg = ops["staff"][:, cols].sum(axis=1) / months_alive
@@ -476,7 +217,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
             fin_cols[name].append(arr[r])
         fin_cols["available_date"].append(filing[r])
         # super-deduction: filed March-May of the next year
-        rd_filing = _year_day(np.full(n, y + 1), np.full(n, 3), np.ones(n, dtype=np.int64)) + rng.integers(0, 92, n)
+        rd_filing = year_day(np.full(n, y + 1), np.full(n, 3), np.ones(n, dtype=np.int64)) + rng.integers(0, 92, n)
         overclaim = rng.random(n) < 0.04
         claimed = rnd * np.where(overclaim, rng.uniform(1.1, 1.5, n), rng.uniform(0.75, 1.0, n))
         rate = np.where((y >= 2023) | (sm.IND_MANUFACTURING[ind] & (y >= 2021)), 1.0, 0.75)
@@ -511,7 +252,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     T_["rnd_deductions"] = rd
 
     # ---- certifications
-    fy = _years_of(found)
+    fy = years_of(found)
     end_year = int(cal.end.astype("datetime64[Y]").astype(int) + 1970)
     certs = []  # (type code, firm idx, cycle/year, issue day, validity months)
     # high-tech enterprise: from a year after founding, three-year certificates, renewed or lapsed
@@ -522,7 +263,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     certs.append((0, i, c, d, 36))
     # tech SME (科技型中小企业): evaluated every year since 2017, valid one year
     for y in range(2017, end_year + 1):
-        issue = _year_day(np.full(n, y), rng.integers(4, 12, n), rng.integers(1, 29, n))
+        issue = year_day(np.full(n, y), rng.integers(4, 12, n), rng.integers(1, 29, n))
         p_ts = sigmoid(-0.3 + 1.2 * T)
         ok = (rng.random(n) < p_ts) & (issue > found) & (issue <= snap) & (issue < stop_day) & (issue < def_day)
         r = np.flatnonzero(ok)
@@ -548,8 +289,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     o = np.lexsort((cissue, cf))
     ctype, cf, cc, cissue, cvalid, cavail = (a[o] for a in (ctype, cf, cc, cissue, cvalid, cavail))
     expiry = add_months(cissue, cvalid) - 1
-    prefixes = np.frombuffer(b"GRKJZJXJ", dtype=np.uint8).reshape(4, 2)
-    cert_no = _join(prefixes[ctype], _digits(_years_of(cissue), 4), _digits(gidx[cf], 7), _digits(cc, 2))
+    cert_no = ids.certificate_numbers(ctype, cissue, gidx[cf], cc)
     T_["certifications"] = {
         "firm_id": firm_id[cf], "cert_no": cert_no, "cert_type": _cat(ctype, CERT_TYPES),
         "issue_date": _ts(cissue), "expiry_date": _ts(expiry), "available_date": _ts(cavail),
@@ -596,11 +336,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     ev_av = ev_day + rng.integers(7, 36, (m_, 4))
     ev_ok &= ev_av <= snap
     rows, ev = np.nonzero(ev_ok)  # sorted by patent then event
-    typecode = np.frombuffer(b"1230", dtype=np.uint8)
-    fyear = _years_of(filing)
-    is_sw = pt == 3
-    head = np.where(is_sw[:, None], _const("SR", m_), _const("ZL", m_))
-    pid = _join(head, _digits(fyear, 4), typecode[pt][:, None], _digits(gidx[pf], 7), _digits(seq, 3))
+    pid = ids.patent_ids(pt, filing, gidx[pf], seq)
     T_["patents"] = {
         "firm_id": firm_id[pf[rows]], "patent_id": pid[rows], "patent_type": _cat(pt[rows], PATENT_TYPES),
         "event": _cat(ev, PATENT_EVENTS), "filing_date": _ts(filing[rows]), "event_date": _ts(ev_day[rows, ev]),
@@ -626,7 +362,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     buyer = sm.choice_rows(rng, sm.IND_BUYERS[ind[bf]])
     ok = bav <= snap
     ym = (cal.months[bp].astype("datetime64[Y]").astype(np.int64) + 1970) * 100 + cal.month_of_year[bp]
-    bid_id = _join(_const("ZB", len(bf)), _digits(ym, 6), _digits(gidx[bf], 7), _digits(bj, 2))
+    bid_id = ids.bid_ids(ym, gidx[bf], bj)
     T_["bids"] = {
         "firm_id": firm_id[bf[ok]], "bid_id": bid_id[ok], "award_date": _ts(award[ok]),
         "amount": _money(amount[ok]), "buyer_type": _cat(buyer[ok], BUYER_TYPES), "available_date": _ts(bav[ok]),
@@ -651,8 +387,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     t_av = t_day + rng.integers(14, 61, (q, 2))
     t_ok = (t_av <= snap) & (join < stop_day[tf])[:, None]  # nobody joins a firm that has stopped
     rows, ev = np.nonzero(t_ok)
-    person_src = _join(_const("person-", q), _digits(gidx[tf], 7), _const("-", q), _digits(tk, 3))
-    person = _Take(_pseudonymize(person_src, key, "P"))[rows]
+    person = ids.person_ids(gidx[tf], tk, key)[rows]
     T_["talent"] = {
         "firm_id": firm_id[tf[rows]], "person_id": person, "credential": _cat(cred[rows], CREDENTIALS),
         "event": _cat(ev, TALENT_EVENTS), "event_date": _ts(t_day[rows, ev]), "available_date": _ts(t_av[rows, ev]),
@@ -683,7 +418,7 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     m_app = L["scores"]["m"][af, ak]
     secured = rng.random(na) < np.where(m_app > 0.6, 0.8, 0.3)
     coll = amount * np.where(secured, m_app * rng.uniform(0, 1.3, na) + (1 - m_app) * rng.uniform(0, 0.5, na), 0.0)
-    app_id = _join(_const("A", na), _digits(gidx[af], 7), _digits(ak, 2))
+    app_id = ids.application_ids(gidx[af], ak)
     T_["applications"] = {
         "application_id": app_id, "firm_id": firm_id[af], "application_date": _ts(a_day),
         "amount": _money(amount), "term_months": term.astype(np.int64), "product": _cat(prod, PRODUCTS),
@@ -712,360 +447,3 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     return T_, truth
 
 
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
-
-_ARROW = {"string": pa.string(), "category": pa.string(), "int": pa.int64(), "float": pa.float64(), "date": pa.timestamp("us"), "bool": pa.bool_()}
-
-
-def arrow_schema(table: str) -> pa.Schema:
-    """Arrow schema of a source table, from its declaration in ``features.tables``."""
-    s = SCHEMAS[table]
-    return pa.schema([pa.field(c.name, _ARROW[c.dtype], nullable=True) for c in s.columns])
-
-
-TRUTH_SCHEMA = pa.schema([pa.field(k, v) for k, v in TRUTH_COLUMNS.items()])
-
-
-def _to_arrow(cols: dict, schema: pa.Schema, places: dict[str, int]) -> pa.Table:
-    """Columns -> Arrow table; every float column is rounded to its ``places`` (a float column without
-    declared places is a programming error)."""
-    arrays = []
-    for f in schema:
-        v = cols[f.name]
-        if f.type == pa.float64():
-            v = np.round(np.asarray(v, dtype=np.float64), places[f.name])
-        if isinstance(v, (pa.Array, pa.ChunkedArray)):
-            arrays.append(v if v.type == f.type else v.cast(f.type))
-        else:
-            arrays.append(pa.array(v, type=f.type, from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-class _Writers:
-    """One ParquetWriter per file; chunks append row groups (same settings as ``features.tables.write_table``)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        (directory / "truth").mkdir(parents=True, exist_ok=True)
-        self.schemas = {t: arrow_schema(t) for t in TABLE_NAMES}
-        self.schemas["truth"] = TRUTH_SCHEMA
-        self.paths = {t: directory / f"{t}.parquet" for t in TABLE_NAMES}
-        self.paths["truth"] = directory / "truth" / "truth.parquet"
-        self.writers = {
-            t: pq.ParquetWriter(str(p), self.schemas[t], compression="zstd", write_statistics=True) for t, p in self.paths.items()
-        }
-        self.rows = {t: 0 for t in self.paths}
-
-    def write(self, name: str, cols: dict) -> None:
-        table = _to_arrow(cols, self.schemas[name], FLOAT_PLACES[name])
-        if table.num_rows:
-            self.writers[name].write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self.rows[name] += table.num_rows
-
-    def close(self) -> None:
-        for w in self.writers.values():
-            w.close()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is an existing file; give a directory path (new, empty, or a previous generated dataset)")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise UserError(
-            f"--out {out} is a non-empty directory that is not a generated dataset (no manifest.json); "
-            "give a new or empty directory"
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"--out {out}: parent {parent} is a file; give a path inside a directory")
-
-
-def calibrate(params: GeneratorParams) -> float:
-    """Intercept of the PD model so that labelled applications default at ``params.default_rate``.
-
-    Computed on a fixed calibration sample (its own random stream), so the PD model does not depend on
-    the number of firms generated."""
-    return _calibrate(int(params.seed), params.start, params.end, float(params.default_rate))
-
-
-@functools.lru_cache(maxsize=16)
-def _calibrate(seed: int, start: str, end: str, rate: float) -> float:
-    cal = Calendar(np.datetime64(start, "M"), np.datetime64(end, "M"))
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
-    L = sm.draw_latent(rng, CALIBRATION_FIRMS, cal)
-    return sm.calibrate_intercept(L, cal, rate)
-
-
-def generate(params: GeneratorParams, out: str | Path, key: str | bytes | None = None) -> dict:
-    """Write a synthetic dataset to ``out`` and return its manifest.
-
-    ``key`` is the pseudonymisation key for firm and person ids (default: ``RISKMODEL_ID_KEY`` or the
-    demo key). An existing ``out`` is replaced only if it is a previous generated dataset (has a
-    manifest.json) or empty."""
-    out = Path(out)
-    _check_out(out)
-    k = privacy.id_key(key)
-    cal = params.calendar
-    parent = out.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
-        intercept = calibrate(params)
-        log.info("calibrated intercept %.4f for default rate %.3f", intercept, params.default_rate)
-        seq = np.random.SeedSequence(int(params.seed), spawn_key=(2,))
-        ids_rng = np.random.default_rng(seq)
-        perm = (int(ids_rng.integers(1_000_000, 9_000_000)) * 31 + 1, int(ids_rng.integers(0, 31**9)))
-        writers = _Writers(tmp)
-        n_chunks = -(-params.firms // CHUNK_SIZE)
-        labelled = defaults = 0
-        try:
-            for c in range(n_chunks):
-                n = min(CHUNK_SIZE, params.firms - c * CHUNK_SIZE)
-                rng = np.random.default_rng(np.random.SeedSequence(int(params.seed), spawn_key=(1, c)))
-                tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, k)
-                for name in TABLE_NAMES:
-                    writers.write(name, tables[name])
-                writers.write("truth", truth)
-                labelled += len(tables["outcomes"]["default_12m"])
-                defaults += int(tables["outcomes"]["default_12m"].sum())
-                log.info("chunk %d/%d: %d firms written", c + 1, n_chunks, n)
-                del tables, truth
-        finally:
-            writers.close()
-        files = {}
-        for name, path in writers.paths.items():
-            rel = path.relative_to(tmp).as_posix()
-            files[rel] = {"rows": writers.rows[name], "bytes": path.stat().st_size, "sha256": _sha256(path)}
-        manifest = {
-            "generator": "riskmodel.synthetic",
-            "generator_version": GENERATOR_VERSION,
-            "seed": int(params.seed),
-            "parameters": params.to_dict(),
-            "snapshot_date": str(cal.snapshot),
-            "id_key": "demo" if privacy.is_demo_key(k) else "custom",
-            "pd_intercept": round(float(intercept), 6),
-            "rows": {name: writers.rows[name] for name in TABLE_NAMES},
-            "truth_rows": writers.rows["truth"],
-            "labelled_applications": labelled,
-            "default_rate_observed": round(defaults / labelled, 6) if labelled else None,
-            "files": files,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished dataset into place; an older generated dataset at ``out`` is replaced."""
-    if out.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
-
-
-# --------------------------------------------------------------------------------------------------
-# Reproducibility across machines: value comparison, and emulating another CPU's last bits
-# --------------------------------------------------------------------------------------------------
-
-COMPARE_RTOL = 1e-9
-MANIFEST_PLACES = 6  # floats in manifest.json (pd_intercept, default_rate_observed)
-_MANIFEST_SAME_MACHINE = ("sha256", "bytes")  # depend on the exact float bits: a same-machine promise
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One way in which two datasets differ: a file, a column (or manifest key), and the first differing row."""
-
-    file: str
-    column: str = ""
-    rows: int = 0  # rows that differ (0: not a row-by-row difference)
-    of_rows: int = 0
-    row: int = -1  # first differing row
-    first: object = None  # its value in the first dataset
-    second: object = None
-    note: str = ""
-    firm_id: str | None = None  # of the first differing row, where the table has one
-    exact: bool = True  # False for a float column compared within a tolerance
-
-    def __str__(self) -> str:
-        label = "column " if self.file.endswith(".parquet") else ""  # a manifest key otherwise
-        where = f"{self.file}: {label}{self.column}" if self.column else self.file
-        if self.rows:
-            firm = f" (firm_id {self.firm_id})" if self.firm_id else ""
-            return (f"{where}: {self.rows:,} of {self.of_rows:,} rows differ{self.note}; first at row {self.row}{firm}: "
-                    f"{_show(self.first)} != {_show(self.second)}")
-        return f"{where}: {self.note}"
-
-
-def _dataset_files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts)}
-
-
-def _show(v) -> str:
-    if v is None:
-        return "null"
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return repr(v)
-
-
-def _float_close(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> np.ndarray:
-    both_nan = np.isnan(x) & np.isnan(y)
-    with np.errstate(invalid="ignore"):
-        close = np.abs(x - y) <= atol + rtol * np.maximum(np.abs(x), np.abs(y))
-    return both_nan | (x == y) | close
-
-
-def _compare_file(rel: str, fa: Path, fb: Path, rtol: float, atol: float | None) -> list[Difference]:
-    table = "truth" if rel == "truth/truth.parquet" else rel.removesuffix(".parquet")
-    places = FLOAT_PLACES.get(table, {})
-    sa, sb = pq.read_schema(fa), pq.read_schema(fb)
-    out = []
-    if sa.names != sb.names:
-        only_a = [c for c in sa.names if c not in sb.names]
-        only_b = [c for c in sb.names if c not in sa.names]
-        out.append(Difference(rel, note=f"columns differ: only in the first {only_a}, only in the second {only_b}, "
-                                         f"order {sa.names} vs {sb.names}"))
-    na, nb = pq.ParquetFile(fa).metadata.num_rows, pq.ParquetFile(fb).metadata.num_rows
-    if na != nb:
-        return out + [Difference(rel, note=f"{na:,} rows != {nb:,} rows")]
-    for name in (c for c in sa.names if c in sb.names):
-        ta, tb = sa.field(name).type, sb.field(name).type
-        if ta != tb:
-            out.append(Difference(rel, name, note=f"type {ta} != {tb}"))
-            continue
-        ca = pq.read_table(fa, columns=[name]).column(name).combine_chunks()
-        cb = pq.read_table(fb, columns=[name]).column(name).combine_chunks()
-        is_float = pa.types.is_floating(ta)
-        if is_float:
-            x = ca.to_numpy(zero_copy_only=False).astype(np.float64)
-            y = cb.to_numpy(zero_copy_only=False).astype(np.float64)
-            tol = atol if atol is not None else (1.5 * 10.0 ** -places[name] if name in places else 0.0)
-            bad = ~_float_close(x, y, rtol, tol)
-            note = f" (by more than {tol:g} + {rtol:g} x value)"
-        else:
-            same = pc.or_kleene(pc.equal(ca, cb), pc.and_(pc.is_null(ca), pc.is_null(cb)))
-            bad = ~np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), dtype=bool)
-            note = ""
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            firm = pq.read_table(fa, columns=["firm_id"]).column("firm_id")[i].as_py() if "firm_id" in sa.names and name != "firm_id" else None
-            out.append(Difference(rel, name, int(bad.sum()), na, i, ca[i].as_py(), cb[i].as_py(), note, firm, exact=not is_float))
-    return out
-
-
-def _compare_json(path: str, a, b, rtol: float, atol: float) -> list[Difference]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            if k in _MANIFEST_SAME_MACHINE and path.startswith("files."):
-                continue
-            if k not in a or k not in b:
-                out.append(Difference("manifest.json", f"{path}{k}", note=f"only in the {'first' if k in a else 'second'} dataset"))
-            else:
-                out += _compare_json(f"{path}{k}.", a[k], b[k], rtol, atol)
-        return out
-    if isinstance(a, float) and isinstance(b, float):
-        ok = bool(_float_close(np.array([a]), np.array([b]), rtol, atol)[0])
-    else:
-        ok = a == b and type(a) is type(b)
-    return [] if ok else [Difference("manifest.json", path.rstrip("."), note=f"{a!r} != {b!r}", exact=not isinstance(a, float))]
-
-
-def differences(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, atol: float | None = None) -> list[Difference]:
-    """``compare_datasets`` as records (for code that counts differences, such as the portability benchmark)."""
-    a, b = Path(a), Path(b)
-    out: list[Difference] = []
-    files_a, files_b = _dataset_files(a), _dataset_files(b)
-    for rel in sorted(files_a ^ files_b):
-        out.append(Difference(rel, note=f"only in {a if rel in files_a else b}"))
-    ma, mb = a / "manifest.json", b / "manifest.json"
-    if ma.exists() and mb.exists():
-        matol = 1.5 * 10.0**-MANIFEST_PLACES if atol is None else atol
-        out += _compare_json("", json.loads(ma.read_text()), json.loads(mb.read_text()), rtol, matol)
-    elif ma.exists() or mb.exists():
-        out.append(Difference("manifest.json", note=f"only in {a if ma.exists() else b}"))
-    for rel in sorted(files_a & files_b):
-        out += _compare_file(rel, a / rel, b / rel, rtol, atol)
-    return out
-
-
-def compare_datasets(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, atol: float | None = None) -> list[str]:
-    """Differences between two generated datasets, one readable line each; ``[]`` when they hold the same values.
-
-    This is the cross-machine test of reproducibility (data/synthetic/README.md, "Reproducibility"):
-    the same files and row counts, the same column names, order and types, and the same values
-    row by row. Integers, dates, strings, categories and booleans must be equal (null equals null);
-    a float may differ by ``atol + rtol * |value|``, where ``atol`` defaults to 1.5 units in the last
-    decimal place the column is written with (``FLOAT_PLACES``: a value on a rounding boundary may
-    round the other way on another CPU). The manifest must match too, except the sha256 and byte
-    size of each file, which depend on the exact float bits (a same-machine promise); its floats are
-    written with ``MANIFEST_PLACES`` places. Each line names the file, the column, how many rows
-    differ, and the first of them with both values.
-    """
-    return [str(d) for d in differences(a, b, rtol, atol)]
-
-
-_NOISY = ("exp", "log", "log1p", "expm1", "power")  # what numpy computes with CPU-specific code paths
-
-
-class _NoisyNumpy(types.ModuleType):
-    """``numpy`` as the generator sees it, except that ``_NOISY`` functions perturb their results."""
-
-    def __init__(self, ulps: float, rng: np.random.Generator):
-        super().__init__("numpy")
-        self._numpy = real = np  # the module global is patched while this is in use
-        step = ulps * real.finfo(real.float64).eps
-
-        def noisy(fn):
-            def wrapped(*args, **kwargs):
-                r = fn(*args, **kwargs)
-                return r * (1.0 + step * rng.uniform(-1.0, 1.0, real.shape(r)))
-
-            return wrapped
-
-        for name in _NOISY:
-            setattr(self, name, noisy(getattr(real, name)))
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__["_numpy"], name)
-
-
-@contextlib.contextmanager
-def other_cpu(ulps: float = 4.0, seed: int = 0):
-    """Run the generator as if on another CPU: every ``np.exp``, ``np.log``, ``np.log1p``, ``np.expm1``
-    and ``np.power`` it calls returns its result times ``1 + u * ulps * 2**-52`` with ``u`` uniform in
-    [-1, 1] (about ``ulps`` units in the last place), drawn from a stream of its own so the generator's
-    draws are unchanged. Different CPUs differ by a few units; larger ``ulps`` measure how often a
-    difference reaches the written data (benchmarks/bench_generate_portability.py). Patches module
-    globals, so not thread-safe; for tests and benchmarks only.
-    """
-    noisy = _NoisyNumpy(float(ulps), np.random.default_rng(seed))
-    modules = (sys.modules[__name__], sm)
-    saved = [m.np for m in modules]
-    _calibrate.cache_clear()  # the intercept is recomputed under the noise, and not kept afterwards
-    try:
-        for m in modules:
-            m.np = noisy
-        yield
-    finally:
-        for m, orig in zip(modules, saved):
-            m.np = orig
-        _calibrate.cache_clear()

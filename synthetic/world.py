@@ -215,6 +215,17 @@ def add_months(day_ints: np.ndarray, k) -> np.ndarray:
     return ((m + np.asarray(k)).astype("datetime64[D]")).astype(np.int64) + dom
 
 
+def years_of(day_ints: np.ndarray) -> np.ndarray:
+    """Calendar year of each date (int days)."""
+    return day_ints.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def year_day(year: np.ndarray, month: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    """int days of year-month-dom (dom 1..28)."""
+    m = (np.asarray(year, dtype=np.int64) - 1970) * 12 + (np.asarray(month, dtype=np.int64) - 1)
+    return m.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.asarray(dom, dtype=np.int64) - 1
+
+
 def choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One categorical draw per row of a (n, k) probability matrix."""
     cum = np.cumsum(probs, axis=1)

@@ -8,7 +8,7 @@ import pytest
 from features.errors import UserError
 from synthetic import CHUNK_SIZE, GeneratorParams, calibrate
 from synthetic import world as sm
-from synthetic.sources import legal_rep_ids, registration_ids
+from synthetic.identifiers import legal_rep_ids, registration_ids
 
 _USCC = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _W = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]

@@ -564,7 +564,7 @@ def test_no_partial_output_when_generation_fails(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(synthetic.sources, "simulate_chunk", boom)
+    monkeypatch.setattr(synthetic.writer, "simulate_chunk", boom)
     with pytest.raises(RuntimeError, match="simulated failure"):
         generate(GeneratorParams(firms=10, seed=1), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
