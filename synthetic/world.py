@@ -436,6 +436,15 @@ def run_defaults(rng: np.random.Generator, L: dict, cal: Calendar, intercept: fl
     return L
 
 
+def latent_world(rng: np.random.Generator, n: int, cal: Calendar, intercept: float) -> tuple[dict, dict]:
+    """The latent world of ``n`` firms: hidden state and application schedule (:func:`draw_latent`),
+    scored applications and defaults, which bend the defaulters' health (:func:`run_defaults`), and
+    the monthly operating panel (:func:`operating_panel`). Returns (latent state, operating panel)."""
+    L = draw_latent(rng, n, cal)
+    L = run_defaults(rng, L, cal, intercept)
+    return L, operating_panel(rng, L, cal)
+
+
 # --------------------------------------------------------------------------------------------------
 # Observable data
 # --------------------------------------------------------------------------------------------------
