@@ -16,8 +16,6 @@ import functools
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ import pyarrow.parquet as pq
 
 from features import privacy
 from features.errors import UserError
+from features.files import AtomicOutput, check_outputs
 from features.tables import SCHEMAS, TABLE_NAMES
 from synthetic import world
 from synthetic.params import CHUNK_SIZE, GeneratorParams
@@ -151,16 +150,14 @@ def _sha256(path: Path) -> str:
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is an existing file; give a directory path (new, empty, or a previous generated dataset)")
+    """What ``--out`` may be: a new folder, an empty one, or a dataset generated before (it has a
+    manifest.json); never a file or any other folder, which a run would replace."""
+    check_outputs({"--out": out}, directories={"--out"})
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
         raise UserError(
             f"--out {out} is a non-empty directory that is not a generated dataset (no manifest.json); "
             "give a new or empty directory"
         )
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"--out {out}: parent {parent} is a file; give a path inside a directory")
 
 
 def calibrate(params: GeneratorParams) -> float:
@@ -184,72 +181,62 @@ def generate(params: GeneratorParams, out: str | Path, key: str | bytes | None =
 
     ``key`` is the pseudonymisation key for firm and person ids (default: ``RISKMODEL_ID_KEY`` or the
     demo key). An existing ``out`` is replaced only if it is a previous generated dataset (has a
-    manifest.json) or empty."""
+    manifest.json) or empty; it is checked again just before the new dataset replaces it. The dataset
+    is written into a temporary folder beside ``out`` and moved into place when it is complete
+    (``features.files.AtomicOutput``), so a failed or interrupted run leaves no partial dataset."""
     out = Path(out)
     _check_out(out)
     k = privacy.id_key(key)
-    cal = params.calendar
-    parent = out.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
-        intercept = calibrate(params)
-        log.info("calibrated intercept %.4f for default rate %.3f", intercept, params.default_rate)
-        seq = np.random.SeedSequence(int(params.seed), spawn_key=(2,))
-        ids_rng = np.random.default_rng(seq)
-        perm = (int(ids_rng.integers(1_000_000, 9_000_000)) * 31 + 1, int(ids_rng.integers(0, 31**9)))
-        writers = _Writers(tmp)
-        n_chunks = -(-params.firms // CHUNK_SIZE)
-        labelled = defaults = 0
-        try:
-            for c in range(n_chunks):
-                n = min(CHUNK_SIZE, params.firms - c * CHUNK_SIZE)
-                rng = np.random.default_rng(np.random.SeedSequence(int(params.seed), spawn_key=(1, c)))
-                tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, k)
-                for name in TABLE_NAMES:
-                    writers.write(name, tables[name])
-                writers.write("truth", truth)
-                labelled += len(tables["outcomes"]["default_12m"])
-                defaults += int(tables["outcomes"]["default_12m"].sum())
-                log.info("chunk %d/%d: %d firms written", c + 1, n_chunks, n)
-                del tables, truth
-        finally:
-            writers.close()
-        files = {}
-        for name, path in writers.paths.items():
-            rel = path.relative_to(tmp).as_posix()
-            files[rel] = {"rows": writers.rows[name], "bytes": path.stat().st_size, "sha256": _sha256(path)}
-        manifest = {
-            # the name the generator had when it lived in riskmodel: kept, since reports show it and
-            # compare_datasets compares it, so renaming it would change every dataset's manifest
-            "generator": "riskmodel.synthetic",
-            "generator_version": GENERATOR_VERSION,
-            "seed": int(params.seed),
-            "parameters": params.to_dict(),
-            "snapshot_date": str(cal.snapshot),
-            "id_key": "demo" if privacy.is_demo_key(k) else "custom",
-            "pd_intercept": round(float(intercept), 6),
-            "rows": {name: writers.rows[name] for name in TABLE_NAMES},
-            "truth_rows": writers.rows["truth"],
-            "labelled_applications": labelled,
-            "default_rate_observed": round(defaults / labelled, 6) if labelled else None,
-            "files": files,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with AtomicOutput(out, directory=True) as tmp:
+        manifest = _write_dataset(params, tmp, k)
+        _check_out(out)  # nothing else has appeared at ``out`` while the dataset was being written
     return manifest
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished dataset into place; an older generated dataset at ``out`` is replaced."""
-    if out.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict:
+    """Simulate every chunk into the Parquet files under ``directory``, write manifest.json; return the manifest."""
+    cal = params.calendar
+    intercept = calibrate(params)
+    log.info("calibrated intercept %.4f for default rate %.3f", intercept, params.default_rate)
+    seq = np.random.SeedSequence(int(params.seed), spawn_key=(2,))
+    ids_rng = np.random.default_rng(seq)
+    perm = (int(ids_rng.integers(1_000_000, 9_000_000)) * 31 + 1, int(ids_rng.integers(0, 31**9)))
+    writers = _Writers(directory)
+    n_chunks = -(-params.firms // CHUNK_SIZE)
+    labelled = defaults = 0
+    try:
+        for c in range(n_chunks):
+            n = min(CHUNK_SIZE, params.firms - c * CHUNK_SIZE)
+            rng = np.random.default_rng(np.random.SeedSequence(int(params.seed), spawn_key=(1, c)))
+            tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, key)
+            for name in TABLE_NAMES:
+                writers.write(name, tables[name])
+            writers.write("truth", truth)
+            labelled += len(tables["outcomes"]["default_12m"])
+            defaults += int(tables["outcomes"]["default_12m"].sum())
+            log.info("chunk %d/%d: %d firms written", c + 1, n_chunks, n)
+            del tables, truth
+    finally:
+        writers.close()
+    files = {}
+    for name, path in writers.paths.items():
+        rel = path.relative_to(directory).as_posix()
+        files[rel] = {"rows": writers.rows[name], "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {
+        # the name the generator had when it lived in riskmodel: kept, since reports show it and
+        # compare_datasets compares it, so renaming it would change every dataset's manifest
+        "generator": "riskmodel.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(params.seed),
+        "parameters": params.to_dict(),
+        "snapshot_date": str(cal.snapshot),
+        "id_key": "demo" if privacy.is_demo_key(key) else "custom",
+        "pd_intercept": round(float(intercept), 6),
+        "rows": {name: writers.rows[name] for name in TABLE_NAMES},
+        "truth_rows": writers.rows["truth"],
+        "labelled_applications": labelled,
+        "default_rate_observed": round(defaults / labelled, 6) if labelled else None,
+        "files": files,
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest

@@ -584,6 +584,24 @@ def test_previous_dataset_is_replaced_but_other_directories_are_refused(tmp_path
     assert (other / "keep.txt").read_text() == "mine"
 
 
+def test_a_folder_that_appears_at_out_during_the_run_is_not_replaced(tmp_path, monkeypatch):
+    """--out is checked again just before the new dataset moves in: someone else's folder created
+    there meanwhile stays as it was, and the run leaves nothing of its own behind."""
+    out = tmp_path / "ds"
+    real = synthetic.writer.simulate_chunk
+
+    def meanwhile(*args, **kwargs):
+        out.mkdir(exist_ok=True)
+        (out / "keep.txt").write_text("mine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic.writer, "simulate_chunk", meanwhile)
+    with pytest.raises(UserError, match="not a generated dataset"):
+        generate(GeneratorParams(firms=20, seed=1), out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
 def _run_main(monkeypatch, capsys, *args):
     monkeypatch.setattr(sys, "argv", ["riskmodel", "generate", *args])
     with pytest.raises(SystemExit) as exc:
