@@ -36,7 +36,7 @@ from features.asof import (
 )
 from features.registry import Signal, load_all
 from features.tables import INDUSTRIES, SCHEMAS, TableError, Violation
-from riskmodel.errors import UserError
+from features.errors import UserError
 
 log = logging.getLogger(__name__)
 
