@@ -69,7 +69,7 @@ def column_grades(frame_columns: Iterable[str], grades: Mapping[str, str]) -> di
 def release(frame: pd.DataFrame, max_grade: str, grades: Mapping[str, str]) -> pd.DataFrame:
     """Return ``frame`` if every column is at or below ``max_grade``; otherwise refuse.
 
-    ``grades`` maps column name to grade (``features.build.column_grades()`` gives it for feature
+    ``grades`` maps column name to grade (``features.catalog.column_grades()`` gives it for feature
     matrices). An undeclared column counts as L4: what is not declared is not released.
     """
     if max_grade not in GRADE_ORDER:

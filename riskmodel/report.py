@@ -245,7 +245,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         from features.tables import read_table
 
         # read the training cache when it is there; never write into the data directory
-        from features.build import catalog as build_catalog
+        from features.catalog import catalog as build_catalog
 
         cached = tr.feature_cache_path(data_dir, tr.data_fingerprint(data_dir), tr.catalog_version(build_catalog())).is_file()
         feats, catalog, finfo = tr.load_feature_matrix(data_dir, use_cache=cached)

@@ -189,7 +189,8 @@ def load_feature_matrix(
     Reads ``features_file`` when given, else the cache entry for (manifest hash, catalog version),
     else builds with ``build_features`` and writes the cache (atomically; skipped with a warning if
     the directory is read-only). Returns ``(features, catalog, info)``."""
-    from features.build import build_features, catalog as build_catalog
+    from features.build import build_features
+    from features.catalog import catalog as build_catalog
     from features.tables import load_tables, read_table
 
     catalog = build_catalog()
@@ -261,7 +262,7 @@ def train_generated(
     if not (data_dir / "outcomes.parquet").is_file() and data_dir.is_dir():
         raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications (default_12m)")
     # With a cached (or given) feature matrix only the outcomes table is read; else every table.
-    from features.build import catalog as build_catalog
+    from features.catalog import catalog as build_catalog
 
     cached = features_file is not None or (
         use_cache and feature_cache_path(data_dir, data_fingerprint(data_dir), catalog_version(build_catalog())).is_file()

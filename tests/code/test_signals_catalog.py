@@ -13,17 +13,11 @@ import pytest
 from feature_fixtures import build, company_tables, write_dir
 from features import privacy
 from features.asof import AccessError, Applications, EventTable, EventWindow, FirmIndex
-from features.build import (
-    CATALOG_COLUMNS,
-    DOCS_PATH,
-    _applications,
-    _dry_reads,
-    _run,
-    catalog,
-    catalog_markdown,
-    column_grades,
-)
-from features.registry import FAMILIES, load_all, signal
+from features.build import _applications, _run
+from features.catalog import DOCS_PATH, _dry_reads, catalog, catalog_markdown, column_grades
+from features.contract import CATALOG_COLUMNS
+from features.registry import FAMILIES, signal
+from features.signals import load_all
 from riskmodel import cli
 
 HERE = Path(__file__).resolve().parent
@@ -180,7 +174,7 @@ def test_cli_features_writes_the_matrix(tmp_path, monkeypatch, capsys):
 
 
 def test_feature_code_version_is_stable_and_tracks_the_code():
-    from features.build import feature_code_version
+    from features.catalog import feature_code_version
 
     v = feature_code_version()
     assert v == feature_code_version() and re.fullmatch(r"[0-9a-f]{16}", v)

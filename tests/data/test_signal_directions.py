@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.build import build_features, catalog, feature_directions
+from features.build import build_features
+from features.catalog import catalog, feature_directions
 from features.tables import load_tables
 from riskmodel.synthetic import GeneratorParams, generate
 
