@@ -78,7 +78,7 @@ def _applications(tables: Mapping[str, pd.DataFrame], applications: pd.DataFrame
         )
     if applications is None:
         if "applications" not in tables:
-            raise FileNotFoundError("required table 'applications' is missing: pass applications=... or as_of=... to build one row per firm")
+            raise UserError("required table 'applications' is missing: pass applications=... or as_of=... to build one row per firm")
         applications = tables["applications"]
     _check_columns("applications", applications, ID_COLUMNS)
     frame = pd.DataFrame(
@@ -214,6 +214,10 @@ def _run(
         if out.shape != (apps.n,):
             raise RuntimeError(f"feature {s.name} returned shape {out.shape}, expected ({apps.n},)")
         out = np.where(np.isfinite(out), out, np.nan)
+        below = out < s.lower_bound if s.lower_bound is not None else None
+        if below is not None and below.any():
+            i = int(np.flatnonzero(below)[0])
+            raise RuntimeError(f"feature {s.name} returned {float(out[i])!r} for row {i}, below its declared lower bound {s.lower_bound:g}: fix the formula or the declaration")
         if s.kind == "signal" and s.family != "coverage" and any(p in missing for p in s.params):
             out = np.full(apps.n, np.nan)
         results[s.name] = out
@@ -240,7 +244,7 @@ def build_features(
     modified.
     """
     if "firms" not in tables or tables["firms"] is None:
-        raise FileNotFoundError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
+        raise UserError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
     reg = load_all()
     signals = _resolve(features, reg)
     apps_frame = _applications(tables, applications, as_of)

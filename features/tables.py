@@ -392,7 +392,7 @@ class Violation:
 
 
 class TableError(UserError):
-    """Raised when a source table breaks its schema (exit code 2). ``violations`` lists every rule broken."""
+    """Raised when a source table breaks its schema. ``violations`` lists every rule broken."""
 
     def __init__(self, violations: list[Violation]):
         self.violations = violations
