@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features, catalog
+from features.build import build_features
+from features.catalog import catalog
 from features.tables import SCHEMAS, load_tables
 from synthetic import GeneratorParams, generate
 
