@@ -51,7 +51,7 @@ SEG_MIN_ROWS, SEG_MIN_AUC = 500, 0.65
 
 def ensure_hub(out: Path, firms: int, seed: int) -> dict:
     """Generate the hub unless a complete one with the same parameters is already there."""
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     manifest = out / "manifest.json"
     if manifest.is_file():
@@ -65,13 +65,14 @@ def ensure_hub(out: Path, firms: int, seed: int) -> dict:
 
 def split_rows(data_dir: Path, cut: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labelled train and test rows exactly as ``train_generated`` builds them (features from its cache)."""
+    from features.contract import TARGET
     from features.tables import load_tables
     from riskmodel import train as tr
 
     feats, _, info = tr.load_feature_matrix(data_dir)
     assert info["features_cache"]["status"] == "hit", info
     outcomes, _ = load_tables(data_dir, ["outcomes"])
-    y = outcomes["outcomes"][["application_id", tr.TARGET]].copy()
+    y = outcomes["outcomes"][["application_id", TARGET]].copy()
     y["application_id"] = y["application_id"].astype("string")
     feats = feats.copy()
     feats["application_id"] = feats["application_id"].astype("string")

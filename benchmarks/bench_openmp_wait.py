@@ -35,20 +35,21 @@ def worker(data_dir: Path, model: str) -> dict:
     """Fit ``model`` on the hub's default out-of-time training rows; wall/CPU seconds of the fit."""
     import pandas as pd
 
+    from features.contract import TARGET
     from riskmodel import evaluation as ev
     from riskmodel import train as tr
 
     feats, catalog, _ = tr.load_feature_matrix(data_dir)
-    outcomes = pd.read_parquet(data_dir / "outcomes.parquet", columns=["application_id", tr.TARGET]).astype({"application_id": "string"})
+    outcomes = pd.read_parquet(data_dir / "outcomes.parquet", columns=["application_id", TARGET]).astype({"application_id": "string"})
     lab = feats.astype({"application_id": "string"}).merge(outcomes, on="application_id")
     lab["application_date"] = pd.to_datetime(lab["application_date"])
     train, test, _ = ev.oot_split(lab, "application_date")
     cols = tr.usable_features(train, tr.features_for_model(model, train, catalog))
     est = tr.build_estimator(model, {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in cols}, 42, None)
     t0, c0 = time.perf_counter(), time.process_time()
-    est.fit(train[cols], train[tr.TARGET].to_numpy())
+    est.fit(train[cols], train[TARGET].to_numpy())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    auc = ev.auc(test[tr.TARGET].to_numpy(), est.predict_proba(test[cols])[:, 1])
+    auc = ev.auc(test[TARGET].to_numpy(), est.predict_proba(test[cols])[:, 1])
     return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "rounds": int(est.n_iter_), "test_auc": round(auc, 6)}
 
 

@@ -1,12 +1,13 @@
-"""riskmodel's own user errors. The family's root, :class:`~features.errors.UserError`, lives in the
-bottom layer (``features.errors``) and is imported here for riskmodel's modules; ``riskmodel.cli``
-prints any of them as one line and exits with its ``exit_code``, no traceback."""
+"""riskmodel's own user errors. The root of the family, :class:`features.errors.UserError` (exit code
+2), lives in the bottom layer; it is imported here so riskmodel modules can write
+``from riskmodel.errors import UserError``. The CLI prints a user error's message on one line and
+exits with its ``exit_code``, no traceback."""
 
 from __future__ import annotations
 
-from features.errors import OutputError, UserError
+from features.errors import UserError
 
-__all__ = ["OutputError", "ScoringError", "UserError"]
+__all__ = ["ScoringError", "UserError"]
 
 
 class ScoringError(UserError):

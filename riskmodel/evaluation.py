@@ -31,9 +31,10 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from features.contract import SEGMENT_COLUMNS
+
 log = logging.getLogger(__name__)
 
-SEGMENTS: tuple[str, ...] = ("industry", "region", "lifecycle_stage", "size_band")
 PSI_EPSILON = 1e-4
 MISSING_BIN = "missing"
 
@@ -430,7 +431,7 @@ def segment_metrics(
     frame: pd.DataFrame,
     y,
     p,
-    segments: Sequence[str] = SEGMENTS,
+    segments: Sequence[str] = SEGMENT_COLUMNS,
     min_rows: int = 500,
     min_auc: float = 0.65,
 ) -> pd.DataFrame:

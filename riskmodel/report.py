@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract import SEGMENT_COLUMNS, TARGET
 from riskmodel import evaluation as ev
 from riskmodel import explain
 from riskmodel.errors import UserError
@@ -226,7 +227,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         raise UserError(f"run {run_id} is {info['status']}, not FINISHED; report on a finished run (`riskmodel compare --experiment {info['experiment']}`)")
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
     source = params.get("source", "generated")
-    target = params.get("target", tr.TARGET)
+    target = params.get("target", TARGET)
     manifest = truth = None
     if source == "byo":
         if data is not None:
@@ -245,7 +246,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         from features.tables import read_table
 
         # read the training cache when it is there; never write into the data directory
-        from features.build import catalog as build_catalog
+        from features.catalog import catalog as build_catalog
 
         cached = tr.feature_cache_path(data_dir, tr.data_fingerprint(data_dir), tr.catalog_version(build_catalog())).is_file()
         feats, catalog, finfo = tr.load_feature_matrix(data_dir, use_cache=cached)
@@ -447,7 +448,7 @@ def _analyse(run_id: str, data: str | Path | None, n_shapes: int) -> _Analysis:
             return pd.DataFrame({"pd": p, "score": cm.scaling.score(p), "grade": cm.master_scale.grade(p)}, index=X.index)
 
     p_tr, p_te = pdsg(X_tr), pdsg(X_te)
-    seg_cols = [c for c in ev.SEGMENTS if c in rd.test.columns]
+    seg_cols = [c for c in SEGMENT_COLUMNS if c in rd.test.columns]
     labels = getattr(cm.master_scale, "labels", None)
     result = ev.evaluate(
         y_tr, p_tr["pd"].to_numpy(), y_te, p_te["pd"].to_numpy(), X_tr, X_te, feats,

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.contract import DATE, FIRM, KEY
 from features.files import AtomicOutput, check_outputs, output_format
 from features.tables import hub_paths
 from riskmodel.errors import ScoringError, UserError
@@ -43,8 +44,8 @@ from riskmodel.ids import DuplicateRows, IdLedger, empty_ids, find_duplicates, i
 
 log = logging.getLogger(__name__)
 
-ID_COLUMN = "application_id"
-PASS_THROUGH = ("firm_id", "application_date")
+ID_COLUMN = KEY  # the row key of a features file and of its scores
+PASS_THROUGH = (FIRM, DATE)  # copied from the features file to the scores when present
 OUTPUT_SUFFIXES = (".parquet", ".csv")  # formats of the scores and rejects files, decided by the suffix
 MAX_ABS = 1e12  # larger magnitudes are data errors in any feature we compute
 

@@ -27,22 +27,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, SEGMENT_COLUMNS, TARGET
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
 
 log = logging.getLogger(__name__)
 
 MODEL_NAMES: tuple[str, ...] = ("financial_baseline", "scorecard", "gbm_monotone", "gbm_additive")
-BASELINE_FAMILIES: frozenset[str] = frozenset({"finance", "firm"})
-ID_COLUMNS: tuple[str, ...] = ("application_id", "firm_id", "application_date")
-SEGMENT_COLUMNS: tuple[str, ...] = ev.SEGMENTS
-TARGET = "default_12m"
 DEFAULT_EXPERIMENT = "riskmodel"
 DEFAULT_BYO_EXPERIMENT = "riskmodel-byo"
-CATALOG_COLUMNS = (
-    "name", "name_zh", "name_en", "family", "kind", "tables", "lookback_months", "direction",
-    "grade", "unit", "description", "reason_en", "reason_zh", "actionable",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +182,8 @@ def load_feature_matrix(
     Reads ``features_file`` when given, else the cache entry for (manifest hash, catalog version),
     else builds with ``build_features`` and writes the cache (atomically; skipped with a warning if
     the directory is read-only). Returns ``(features, catalog, info)``."""
-    from features.build import build_features, catalog as build_catalog
+    from features.build import build_features
+    from features.catalog import catalog as build_catalog
     from features.tables import load_tables, read_table
 
     catalog = build_catalog()
@@ -261,7 +255,7 @@ def train_generated(
     if not (data_dir / "outcomes.parquet").is_file() and data_dir.is_dir():
         raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications (default_12m)")
     # With a cached (or given) feature matrix only the outcomes table is read; else every table.
-    from features.build import catalog as build_catalog
+    from features.catalog import catalog as build_catalog
 
     cached = features_file is not None or (
         use_cache and feature_cache_path(data_dir, data_fingerprint(data_dir), catalog_version(build_catalog())).is_file()
@@ -328,7 +322,8 @@ def train_generated(
 
 def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
     """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
-    ``unit`` column: units are unknown, so scoring derives value bounds from the training range."""
+    ``unit`` or ``lower_bound`` column: both are unknown, so scoring derives value bounds from the
+    training range."""
     rows = []
     for f in features:
         rows.append(
@@ -339,7 +334,7 @@ def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.Da
                 "reason_zh": f"{f} 推高风险", "actionable": True,
             }
         )
-    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c != "unit"])
+    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
 
 
 def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

@@ -27,7 +27,7 @@ def setup(_migrated_store, small_hub, tmp_path_factory):
     from features.tables import load_tables
     from riskmodel import tracking
     from riskmodel.stress import apply_shocks, parse_scenario
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
     from riskmodel.train import train_generated
 
     mp = pytest.MonkeyPatch()

@@ -67,7 +67,8 @@ def hub_models(small_hub):
     """Each exportable model trained on the small generated hub the way `riskmodel train` builds it
     (catalog features and directions, CreditModel with the catalog rows), and the feature matrix."""
     from features.tables import load_tables
-    from riskmodel.train import TARGET, build_estimator, features_for_model, load_feature_matrix, make_credit_model, usable_features
+    from features.contract import TARGET
+    from riskmodel.train import build_estimator, features_for_model, load_feature_matrix, make_credit_model, usable_features
 
     matrix, catalog, _ = load_feature_matrix(small_hub, use_cache=False)
     outcomes = load_tables(small_hub, ["outcomes"])[0]["outcomes"][["application_id", TARGET]]
