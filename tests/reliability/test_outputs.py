@@ -286,10 +286,10 @@ def test_an_unexpected_exception_in_the_console_script_is_one_line_and_a_log_fil
     code = textwrap.dedent(
         """
         import sys
-        import features.build
+        import features.catalog
         def broken(*a, **k):
             raise KeyError("a bug")
-        features.build.catalog_markdown = broken
+        features.catalog.catalog_markdown = broken
         from riskmodel.cli import main
         sys.argv = ["riskmodel", "catalog"]
         main()
