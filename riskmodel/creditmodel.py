@@ -14,7 +14,7 @@ A CreditModel holds everything scoring needs and nothing else:
 ``reason_1_zh..3_zh``, ``reason_1_en..3_en``. PD, score and reasons all come from one
 ``contributions`` call: ``pd = sigmoid(base_value_ + sum of contributions)``, so the reasons always
 explain exactly the PD that is reported. It pickles with pickle and cloudpickle (the MLflow pyfunc
-in ``riskmodel/tracking.py`` stores it as its artifact).
+in ``riskmodel/tracking/pyfunc.py`` stores it as its artifact).
 """
 
 from __future__ import annotations
