@@ -47,15 +47,6 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
 FINGERPRINT_MEMO = "fingerprints.json"
-#: what ``MatrixInfo.cache_status`` says about the feature matrix
-CACHE_STATUSES = {
-    "hit": "read from the cache",
-    "written": "built and written to the cache",
-    "given": "read from the --features-file given",
-    "disabled": "built; the cache was neither read nor written (use_cache=False)",
-    "not_written": "built; the cache was not there and was not written (write_cache=False)",
-    "unwritable": "built; the cache could not be written",
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +136,7 @@ class MatrixInfo:
     manifest_hash: str  # sha256 of manifest.json ("none" without one): the generator's record
     code_version: str  # feature_code_version() of the code that reads it now
     catalog_version: str  # catalog_version() of the catalog
-    cache_status: str  # one of CACHE_STATUSES
+    cache_status: str  # hit | written | given | disabled (use_cache=False) | not_written (write_cache=False) | unwritable
     cache_path: str
     seconds_build: float | None = None  # when built here
 
@@ -179,7 +170,7 @@ def _write_cache(frame: pd.DataFrame, path: Path) -> str:
         with AtomicOutput(path) as tmp:
             frame.to_parquet(tmp, index=False)
     except (OutputError, OSError) as exc:
-        log.warning("features: could not write the cache %s (%s); building again next time", path, exc)
+        log.warning("features: built but not cached (%s)", exc)
         return "unwritable"
     return "written"
 

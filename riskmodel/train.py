@@ -30,7 +30,7 @@ import pandas as pd
 from riskmodel import dataset
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
-from riskmodel.models import MODEL_NAMES, Scorecard
+from riskmodel.models import MODEL_NAMES, Scorecard, make_model
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +357,6 @@ def train(
 
 def build_estimator(model: str, directions: Mapping[str, int], seed: int, params: Mapping[str, Any] | None):
     """``make_model(model, directions, **params)`` with ``random_state=seed`` when the estimator has one."""
-    from riskmodel.models import make_model
-
     try:
         est = make_model(model, directions=dict(directions), **dict(params or {}))
     except TypeError as exc:
