@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from features.build import build_features, catalog
+    from features.build import build_features
+    from features.catalog import catalog
     from features.tables import TABLE_NAMES, load_tables
 
     tables_used = [t for t in TABLE_NAMES if t != "outcomes"]

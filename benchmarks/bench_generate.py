@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     import pyarrow.parquet as pq
     from sklearn.metrics import roc_auc_score
 
-    from riskmodel.synthetic import CHUNK_SIZE, GENERATOR_VERSION, GeneratorParams, generate
+    from synthetic import CHUNK_SIZE, GENERATOR_VERSION, GeneratorParams, generate
 
     params = GeneratorParams(firms=args.firms, seed=args.seed, start=args.start, end=args.end)
     load_start = round(os.getloadavg()[0], 2)  # the machine is shared: record how busy it was

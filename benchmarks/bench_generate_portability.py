@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/bench_generate_portability.py --firms 20000 # -> results/generate_portability_20000.json
 
 numpy's exp, log and power give different last bits on different CPUs. This benchmark generates one
-dataset normally and then again under ``riskmodel.synthetic.other_cpu(ulps)``, which perturbs every
+dataset normally and then again under ``synthetic.other_cpu(ulps)``, which perturbs every
 np.exp/log/log1p/expm1/power the generator calls by up to ``ulps`` units in the last place, for a
-ladder of ``ulps``. For each it counts, with ``riskmodel.synthetic.differences``:
+ladder of ``ulps``. For each it counts, with ``synthetic.differences``:
 
 - float values whose written (rounded) value changed at all, and those beyond the tolerance of
   ``compare_datasets`` (1.5 units in the last written place + 1e-9 relative);
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from riskmodel.synthetic import GENERATOR_VERSION, GeneratorParams, differences, generate, other_cpu
+    from synthetic import GENERATOR_VERSION, GeneratorParams, differences, generate, other_cpu
 
     params = GeneratorParams(firms=args.firms, seed=args.seed)
     key = b"portability-benchmark"

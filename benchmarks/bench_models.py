@@ -51,7 +51,7 @@ SEG_MIN_ROWS, SEG_MIN_AUC = 500, 0.65
 
 def ensure_hub(out: Path, firms: int, seed: int) -> dict:
     """Generate the hub unless a complete one with the same parameters is already there."""
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     manifest = out / "manifest.json"
     if manifest.is_file():

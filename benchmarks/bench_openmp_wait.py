@@ -33,6 +33,7 @@ POLICIES = ("default", "active", "passive")
 
 def worker(data_dir: Path, model: str) -> dict:
     """Fit ``model`` on the hub's default out-of-time training rows; wall/CPU seconds of the fit."""
+    from features.contract import TARGET
     from riskmodel import dataset
     from riskmodel import evaluation as ev
     from riskmodel import train as tr
@@ -42,9 +43,9 @@ def worker(data_dir: Path, model: str) -> dict:
     cols = tr.usable_features(train, tr.features_for_model(model, train, catalog))
     est = tr.build_estimator(model, {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in cols}, 42, None)
     t0, c0 = time.perf_counter(), time.process_time()
-    est.fit(train[cols], train[tr.TARGET].to_numpy())
+    est.fit(train[cols], train[TARGET].to_numpy())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    auc = ev.auc(test[tr.TARGET].to_numpy(), est.predict_proba(test[cols])[:, 1])
+    auc = ev.auc(test[TARGET].to_numpy(), est.predict_proba(test[cols])[:, 1])
     return {"wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "rounds": int(est.n_iter_), "test_auc": round(auc, 6)}
 
 

@@ -164,7 +164,7 @@ def main() -> None:
     os.environ.update(env)
     from riskmodel import tracking
     from riskmodel.scoring import columns_read, iter_chunks
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
     from riskmodel.train import train_generated
 
     try:

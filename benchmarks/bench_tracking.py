@@ -35,7 +35,7 @@ def part1(tmp: Path, firms: int, repeat: int) -> list[dict]:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'bench.db'}"
     from riskmodel import tracking
     from riskmodel.datasets import GERMAN_TARGET, german_credit, split_stratified
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
     from riskmodel.train import train
 
     tracking.configure()  # migrate the fresh store outside the timings

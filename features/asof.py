@@ -503,23 +503,6 @@ class MonthlyWindow:
             sel = (apps.month == m) & (app_ind >= 0)
             out[sel] = norm[app_ind[sel]]
         return out
-        all_firms = np.arange(len(firms), dtype=np.int64)
-        col = t.column(column)
-        for m in np.unique(apps.month):
-            start_day = np.int64(np.datetime64(int(m), "M").astype("datetime64[D]").astype(np.int64))
-            eligible = (firms.industry_code >= 0) & (firms.available_day < start_day)
-            f = all_firms[eligible]
-            p = t.gather_block(f, int(m), start_day, self.length)
-            s = stat(col[p])
-            ok = ~np.isnan(s)
-            if not ok.any():
-                continue
-            med = pd.Series(s[ok]).groupby(firms.industry_code[f][ok]).median()
-            norm = np.full(len(firms.industries), np.nan)
-            norm[med.index.to_numpy()] = med.to_numpy()
-            sel = (apps.month == m) & (app_ind >= 0)
-            out[sel] = norm[app_ind[sel]]
-        return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from features.errors import UserError
+
 log = logging.getLogger(__name__)
 
 KEY_ENV = "RISKMODEL_ID_KEY"
@@ -27,8 +29,8 @@ GRADE_ORDER = {"L1": 1, "L2": 2, "L3": 3, "L4": 4}
 ID_LENGTH = 16  # hex characters of the HMAC kept in a pseudonymous id (64 bits)
 
 
-class ReleaseError(PermissionError):
-    """A frame holds columns above the grade the recipient may receive."""
+class ReleaseError(UserError):
+    """A frame holds columns above the grade the recipient may receive (exit code 2)."""
 
 
 def id_key(key: str | bytes | None = None) -> bytes:
@@ -67,7 +69,7 @@ def column_grades(frame_columns: Iterable[str], grades: Mapping[str, str]) -> di
 def release(frame: pd.DataFrame, max_grade: str, grades: Mapping[str, str]) -> pd.DataFrame:
     """Return ``frame`` if every column is at or below ``max_grade``; otherwise refuse.
 
-    ``grades`` maps column name to grade (``features.build.column_grades()`` gives it for feature
+    ``grades`` maps column name to grade (``features.catalog.column_grades()`` gives it for feature
     matrices). An undeclared column counts as L4: what is not declared is not released.
     """
     if max_grade not in GRADE_ORDER:

@@ -63,6 +63,7 @@ def _unit(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     name_en="R&D intensity band against the high-tech threshold",
     direction=-1,
     unit="band (0, 1, 2)",
+    lower_bound=0.0,
     description="Three-year R&D intensity graded against the high-tech enterprise threshold of the firm's revenue band "
     "(latest revenue <= CNY 50M: 5%; 50M-200M: 4%; > 200M: 3%): 2 meets the threshold, 1 reaches at least half of "
     "it, 0 less than half. The band, not the raw ratio, is the product: beyond the threshold more R&D per unit of "
@@ -80,6 +81,7 @@ def rnd_intensity_band(rnd_intensity_3y: np.ndarray, revenue_latest: np.ndarray)
     name_en="Technology maturity index",
     direction=-1,
     unit="points (0-100)",
+    lower_bound=0.0,
     description="0-100: invention patents in force (30 points at 10 or more, linear), Class II IP (10 at 20), "
     "valid high-tech certificate (15), 专精特新 certificate (5) and little giant (5), high-tech revenue share "
     "(20 at 60% or more, linear), firm age (15 at 10 years, linear).",
@@ -114,6 +116,7 @@ def tech_maturity_index(
     name_en="Sci-tech growth score",
     direction=-1,
     unit="points (0-100)",
+    lower_bound=0.0,
     description="0-100: weighted mean over the available components, each mapped linearly to 0-100: revenue growth "
     "(weight 25, -30%..+50%), invoiced sales growth (25, -30%..+50%), 12-month headcount growth (20, -20%..+30%), "
     "electricity growth (15, -30%..+50%), R&D growth (15, -30%..+50%).",
@@ -147,6 +150,7 @@ def growth_score(
     name_en="Innovation points",
     direction=-1,
     unit="points (0-100)",
+    lower_bound=0.0,
     description="Points in three groups after the national enterprise innovation-points scheme. Technological "
     "innovation (50): R&D intensity >=6% 15, >=4% 10, >=2% 5; R&D growth >=20% 10, >=0 5; invention patents >=5 15, "
     ">=1 10; Class II IP >=5 5; a patent granted in 24 months 5. Growth and operation (30): revenue growth >=20% 10, "
@@ -192,6 +196,7 @@ def innovation_points(
     name_en="Tech SME evaluation score",
     direction=-1,
     unit="points (0-100)",
+    lower_bound=0.0,
     description="The tech-SME (科技型中小企业) evaluation tables. Tech staff share (20): >=30% 20, >=25% 16, >=20% 12, "
     ">=15% 8, >=10% 4. R&D (50), the better of R&D/revenue >=6% 50, >=5% 40, >=4% 30, >=3% 20, >=2% 10 and R&D/total "
     "costs >=30% 50, >=25% 40, >=20% 30, >=15% 20, >=10% 10. IP (30): an invention patent in force 30, else Class II "

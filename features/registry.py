@@ -12,16 +12,20 @@ reads. ``features.build`` injects each parameter by name:
 
 No signal sees a table any other way, so no signal can look past the application date.
 
-The catalog (``features.build.catalog()``) is generated from this registry.
+This module only records what the feature modules register; it imports none of them.
+``features.signals.load_all()`` imports every feature module and returns the complete registry, and
+the catalog (``features.catalog.catalog()``) is generated from it.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-FAMILIES: tuple[str, ...] = (
+#: the signal families, one module ``features.signals.<family>`` each, in catalog order
+SIGNAL_FAMILIES: tuple[str, ...] = (
     "innovation",
     "certification",
     "energy",
@@ -33,8 +37,9 @@ FAMILIES: tuple[str, ...] = (
     "finance",
     "firm",
     "coverage",
-    "product",
 )
+#: every family a feature can belong to: the signal families, then the data products
+FAMILIES: tuple[str, ...] = (*SIGNAL_FAMILIES, "product")
 KINDS = ("signal", "product")
 GRADES = ("L1", "L2", "L3", "L4")
 
@@ -57,6 +62,7 @@ class Signal:
     reason_zh: str
     actionable: bool
     grade: str | None  # declared grade; None means "max grade of the source columns read"
+    lower_bound: float | None  # the value can never fall below it; None = no bound (signed quantities)
     params: tuple[str, ...]
     module: str
 
@@ -81,6 +87,7 @@ def signal(
     reason_zh: str,
     actionable: bool = True,
     grade: str | None = None,
+    lower_bound: float | None = None,
     kind: str = "signal",
 ) -> Callable[[Callable], Callable]:
     """Register a feature function. The function's ``__name__`` is the feature's column name.
@@ -89,7 +96,10 @@ def signal(
     static registry rows and stocks such as granted patents, which still only see rows known before
     the application date). ``direction`` is the expected effect on the probability of default:
     +1 raises it, -1 lowers it, 0 unknown. ``reason_en``/``reason_zh`` are what a credit officer
-    reads when this feature pushes the risk up.
+    reads when this feature pushes the risk up. ``lower_bound`` is the smallest value the feature can
+    take by construction (0.0 for counts, amounts, shares, durations, scores and flags; None for signed
+    quantities such as growth rates and margins): the catalog publishes it and scoring refuses an input
+    below it.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
@@ -101,6 +111,8 @@ def signal(
         raise ValueError(f"unknown grade {grade!r}; use one of {', '.join(GRADES)}")
     if not isinstance(lookback_months, int) or lookback_months < 0:
         raise ValueError(f"lookback_months must be a non-negative int, got {lookback_months!r}")
+    if lower_bound is not None and (isinstance(lower_bound, bool) or not isinstance(lower_bound, (int, float)) or not math.isfinite(lower_bound)):
+        raise ValueError(f"lower_bound must be a finite number or None, got {lower_bound!r}")
 
     def decorate(func: Callable) -> Callable:
         name = func.__name__
@@ -124,6 +136,7 @@ def signal(
             reason_zh=reason_zh,
             actionable=actionable,
             grade=grade,
+            lower_bound=None if lower_bound is None else float(lower_bound),
             params=params,
             module=func.__module__,
         )
@@ -139,17 +152,9 @@ def product(**kwargs) -> Callable[[Callable], Callable]:
     return signal(kind="product", **kwargs)
 
 
-def load_all() -> dict[str, Signal]:
-    """Import every signal module and the products so the registry is complete; return it (ordered)."""
-    import features.products  # noqa: F401
-    import features.signals  # noqa: F401
-
-    features.signals.import_all()
-    return registry()
-
-
 def registry() -> dict[str, Signal]:
-    """Registered features in registration order: signals first (by family module), then products."""
-    sigs = [s for s in _REGISTRY.values() if s.kind == "signal"]
-    prods = [s for s in _REGISTRY.values() if s.kind == "product"]
-    return {s.name: s for s in [*sigs, *prods]}
+    """Registered features in catalog order: signals by family (``SIGNAL_FAMILIES``), then products;
+    within a family, in registration order. The order does not depend on which module was imported
+    first."""
+    ordered = sorted(_REGISTRY.values(), key=lambda s: (s.kind == "product", FAMILIES.index(s.family)))
+    return {s.name: s for s in ordered}

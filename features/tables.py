@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from features.errors import UserError
+
 log = logging.getLogger(__name__)
 
 Grade = Literal["L1", "L2", "L3", "L4"]
@@ -389,7 +391,7 @@ class Violation:
         return f"{self.file}: column '{self.column}': {self.rule}: {self.n_rows} row(s), {where}{ex}"
 
 
-class TableError(ValueError):
+class TableError(UserError):
     """Raised when a source table breaks its schema. ``violations`` lists every rule broken."""
 
     def __init__(self, violations: list[Violation]):

@@ -54,7 +54,7 @@ def generate_cmd(
     default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of labelled applications, 0.01 to 0.08"),
 ) -> None:
     """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate)
     manifest = generate(params, out)
@@ -129,13 +129,13 @@ def catalog(
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of printing (md regenerates docs/features.md)"),
 ) -> None:
     """The feature catalog: every signal and data product with its metadata."""
-    from features.build import catalog as feature_catalog
-    from features.build import catalog_markdown
+    from features.catalog import catalog as feature_catalog
+    from features.catalog import catalog_markdown, catalog_records
 
     if fmt == "md":
         text = catalog_markdown()
     elif fmt == "json":
-        text = json.dumps(feature_catalog().to_dict("records"), ensure_ascii=False, indent=2)
+        text = json.dumps(catalog_records(), ensure_ascii=False, indent=2)
     elif fmt == "csv":
         text = feature_catalog().to_csv(index=False)
     else:

@@ -5,8 +5,8 @@ A CreditModel holds everything scoring needs and nothing else:
     ``base_value_`` and ``feature_names_in_``);
   * ``features`` and ``dtypes``: the columns it reads, ``"float64"`` or ``"category"``;
   * ``master_scale`` (:class:`riskmodel.grades.MasterScale`) and ``scaling`` (PDO);
-  * ``catalog``: the catalog rows of its features (name, name_zh, name_en, reason_en, reason_zh,
-    actionable, direction), so reason texts travel with the model;
+  * ``catalog``: the catalog rows of its features (``MODEL_CATALOG_COLUMNS``: names, reason texts,
+    direction, unit, declared lower bound), so reason texts and bounds travel with the model;
   * ``suppress``: features never reported as reasons (non-actionable factors);
   * ``name`` / ``version``: for the record (the tracking layer fills ``version`` when registering).
 
@@ -29,12 +29,10 @@ from riskmodel.errors import ScoringError, UserError
 from riskmodel.grades import MasterScale, PDOScaling
 from riskmodel.reasons import reason_codes, reason_columns
 
-CATALOG_COLUMNS = ("name", "name_zh", "name_en", "family", "direction", "unit", "reason_en", "reason_zh", "actionable")
-#: catalog units whose values are never negative (counts, amounts, durations, shares, flags, scores)
-NON_NEGATIVE_UNITS = frozenset(
-    {"months", "days", "years", "patents", "people", "employees", "rights", "registrations", "buyers", "bills",
-     "awards", "filings", "statements", "per 100 staff", "band (0, 1, 2)", "std of log ratio",
-     "CNY 10k (万元)", "0/1", "points (0-100)"}
+#: the catalog columns a CreditModel keeps for its features (of ``features.contract.CATALOG_COLUMNS``):
+#: reason texts, directions and declared lower bounds travel with the model
+MODEL_CATALOG_COLUMNS: tuple[str, ...] = (
+    "name", "name_zh", "name_en", "family", "direction", "unit", "lower_bound", "reason_en", "reason_zh", "actionable",
 )
 
 
@@ -81,7 +79,7 @@ class CreditModel:
         if catalog is not None:
             if "name" not in catalog.columns:
                 raise UserError("the catalog needs a 'name' column (one row per feature)")
-            keep = [c for c in CATALOG_COLUMNS if c in catalog.columns]
+            keep = [c for c in MODEL_CATALOG_COLUMNS if c in catalog.columns]
             rows = catalog.loc[catalog["name"].isin(features), keep].reset_index(drop=True)
         if suppress is None:
             if rows is not None and "actionable" in rows.columns:
@@ -180,28 +178,26 @@ class CreditModel:
     def input_spec(self) -> dict:
         """What scoring validates before calling ``predict``: ``numeric`` and ``categorical`` feature
         columns (of ``used_features``: a value the model ignores never rejects a row), and
-        ``lower_bounds`` (feature -> 0.0) for features that cannot be negative.
+        ``lower_bounds`` (feature -> smallest valid value).
 
-        A feature gets the bound 0 only when both the catalog and the training data say it cannot be
-        negative: its catalog unit is a count, amount, duration, score, flag or share
-        (``NON_NEGATIVE_UNITS``, or a unit starting with "share") *and* every training value was >= 0.
-        Requiring both keeps signed ratios that happen to be stated as shares (a net margin is a
-        "share of revenue" and can be negative) from rejecting valid rows. Features without a catalog
-        row (bring-your-own data) get the bound when every training value was >= 0.
+        A feature of the data hub has the bound its signal declares (the catalog's ``lower_bound``;
+        NaN: a signed quantity, no bound). A feature without a declaration (bring-your-own data, whose
+        catalog rows have no ``lower_bound`` column, or a model saved before catalogs carried one)
+        gets the bound 0 when every training value was >= 0.
         """
         used = self.used_features
         numeric = [c for c in used if self.dtypes[c] != "category"]
         categorical = [c for c in used if self.dtypes[c] == "category"]
-        units = {}
-        if self.catalog is not None and "unit" in self.catalog.columns:
-            units = dict(zip(self.catalog["name"], self.catalog["unit"].astype(str)))
-        ranges = getattr(self.estimator, "feature_range_", {}) or {}
+        declared: dict[str, float] = {}
+        if self.catalog is not None and "lower_bound" in self.catalog.columns:
+            declared = dict(zip(self.catalog["name"], self.catalog["lower_bound"].astype("float64")))
+        ranges = getattr(self.estimator, "feature_range_", {}) or {}  # absent on scorecards assembled from parts
         bounds = {}
         for c in numeric:
-            non_negative_in_training = c in ranges and ranges[c][0] >= 0
-            unit = units.get(c)
-            unit_allows = unit is None or unit in NON_NEGATIVE_UNITS or unit.startswith("share")
-            if non_negative_in_training and unit_allows:
+            if c in declared:
+                if not np.isnan(declared[c]):
+                    bounds[c] = float(declared[c])
+            elif c in ranges and ranges[c][0] >= 0:
                 bounds[c] = 0.0
         return {"numeric": numeric, "categorical": categorical, "lower_bounds": bounds}
 

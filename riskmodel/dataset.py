@@ -35,7 +35,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from features.build import build_features, catalog as build_catalog, feature_code_version
+from features.build import build_features
+from features.catalog import catalog as build_catalog, feature_code_version
 from features.contract import DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, TARGET
 from features.errors import OutputError
 from features.files import AtomicOutput, write_text

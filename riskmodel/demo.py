@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from features.contract import STARTUP, TARGET
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -32,12 +34,11 @@ BASELINE = "financial_baseline"
 DEFAULT_FIRMS = 50_000
 N_BOOT = 1000
 FEW_DEFAULTS = 250  # below this many test defaults the demo says its intervals are wide
-YOUNG = "startup"  # lifecycle_stage of firms under three years old
 
 
 def _manifest_matches(out: Path, firms: int, seed: int) -> bool:
     """True when ``out`` holds data this generator version wrote with these parameters (reuse it)."""
-    from riskmodel.synthetic import GENERATOR_VERSION, GeneratorParams
+    from synthetic import GENERATOR_VERSION, GeneratorParams
 
     manifest = out / "manifest.json"
     if not manifest.is_file():
@@ -58,7 +59,7 @@ def _verdict(r: dict) -> str:
     return "beats" if lo > 0 else ("worse" if hi < 0 else "not_shown")
 
 
-def uplift_table(runs: list[dict], test: pd.DataFrame, target: str = "default_12m", n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def uplift_table(runs: list[dict], test: pd.DataFrame, target: str = TARGET, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Each model's out-of-time AUC and its uplift over the baseline, overall and for young firms.
 
     ``runs``: training summaries (``model``, ``model_uri``, ``metrics.test_auc``). Each model is
@@ -71,7 +72,7 @@ def uplift_table(runs: list[dict], test: pd.DataFrame, target: str = "default_12
     from riskmodel import tracking
 
     y = test[target].to_numpy(dtype="int64")
-    young = (test["lifecycle_stage"].astype("string") == YOUNG).to_numpy(dtype=bool)
+    young = (test["lifecycle_stage"].astype("string") == STARTUP).to_numpy(dtype=bool)
     preds = {}
     for r in runs:
         cm, _, _ = tracking.load_credit_model(r["model_uri"])
@@ -95,7 +96,7 @@ def uplift_table(runs: list[dict], test: pd.DataFrame, target: str = "default_12
         "test_defaults": int(y.sum()),
         "n_test_young": int(young.sum()),
         "test_defaults_young": int(y[young].sum()),
-        "young": f"lifecycle_stage == {YOUNG!r} (firms under three years)",
+        "young": f"lifecycle_stage == {STARTUP!r} (firms under three years)",
         "bootstrap": {"n_boot": n_boot, "seed": seed, "interval": "percentile 95%, paired: both models on the same resampled test rows"},
         "models": rows,
     }
@@ -117,7 +118,7 @@ def run_demo(
     from riskmodel import dataset, tracking
     from riskmodel import train as tr
     from riskmodel.scoring import score
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     if BASELINE not in models or len(models) < 2:
         raise ValueError(f"the demo compares models with {BASELINE}; got {models}")
@@ -165,8 +166,8 @@ def run_demo(
     # The same out-of-time test rows the runs were evaluated on.
     _, test, cut_ts = dataset.split(ls.labelled, cuts.pop())
     echo(f"[4/6] compare: each model against {BASELINE} on {len(test):,} out-of-time applications "
-         f"({int(test[tr.TARGET].sum())} defaults), paired bootstrap of the AUC difference ({n_boot} resamples)")
-    uplift = uplift_table(runs, test.reset_index(drop=True), tr.TARGET, n_boot=n_boot)
+         f"({int(test[TARGET].sum())} defaults), paired bootstrap of the AUC difference ({n_boot} resamples)")
+    uplift = uplift_table(runs, test.reset_index(drop=True), TARGET, n_boot=n_boot)
     uplift["cut_date"] = str(cut_ts.date())
     oracle = [r["oracle_auc"] for r in runs if r.get("oracle_auc") is not None]
     uplift["oracle_auc"] = oracle[0] if oracle else None

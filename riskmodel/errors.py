@@ -1,12 +1,13 @@
-"""User-facing errors: the CLI prints their message on one line and exits with their code, no traceback."""
+"""riskmodel's own user errors. The root of the family, :class:`features.errors.UserError` (exit code
+2), lives in the bottom layer; it is imported here so riskmodel modules can write
+``from riskmodel.errors import UserError``. The CLI prints a user error's message on one line and
+exits with its ``exit_code``, no traceback."""
 
 from __future__ import annotations
 
+from features.errors import UserError
 
-class UserError(Exception):
-    """A problem with the user's input or options; ``exit_code`` 2 means 'change what you asked for'."""
-
-    exit_code = 2
+__all__ = ["ScoringError", "UserError"]
 
 
 class ScoringError(UserError):

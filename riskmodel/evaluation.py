@@ -27,9 +27,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from features.contract import SEGMENT_COLUMNS
+
 log = logging.getLogger(__name__)
 
-SEGMENTS: tuple[str, ...] = ("industry", "region", "lifecycle_stage", "size_band")
 PSI_EPSILON = 1e-4
 MISSING_BIN = "missing"
 
@@ -419,7 +420,7 @@ def segment_metrics(
     frame: pd.DataFrame,
     y,
     p,
-    segments: Sequence[str] = SEGMENTS,
+    segments: Sequence[str] = SEGMENT_COLUMNS,
     min_rows: int = 500,
     min_auc: float = 0.65,
 ) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.contract import SEGMENT_COLUMNS, TARGET
 from riskmodel import evaluation as ev
 from riskmodel import explain, plots
 from riskmodel.errors import UserError
@@ -87,7 +88,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         raise UserError(f"run {run_id} is {info['status']}, not FINISHED; report on a finished run (`riskmodel compare --experiment {info['experiment']}`)")
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
     source = params.get("source", "generated")
-    target = params.get("target", tr.TARGET)
+    target = params.get("target", TARGET)
     manifest = truth = None
     if source == "byo":
         if data is not None:
@@ -278,7 +279,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     X_tr, X_te = rd.train[feats], rd.test[feats]
 
     p_tr, p_te = cm.predict_grades(X_tr), cm.predict_grades(X_te)
-    seg_cols = [c for c in ev.SEGMENTS if c in rd.test.columns]
+    seg_cols = [c for c in SEGMENT_COLUMNS if c in rd.test.columns]
     result = ev.evaluate(
         y_tr, p_tr["pd"].to_numpy(), y_te, p_te["pd"].to_numpy(), X_tr, X_te, feats,
         segments_test=rd.test[seg_cols], score_train=p_tr["score"].to_numpy(), score_test=p_te["score"].to_numpy(),

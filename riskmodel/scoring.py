@@ -31,13 +31,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.contract import DATE, FIRM, KEY
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.ids import DuplicateRows, IdLedger, empty_ids, find_duplicates, id_strings
 
 log = logging.getLogger(__name__)
 
-ID_COLUMN = "application_id"
-PASS_THROUGH = ("firm_id", "application_date")
+ID_COLUMN = KEY  # the row key of a features file and of its scores
+PASS_THROUGH = (FIRM, DATE)  # copied from the features file to the scores when present
 MAX_ABS = 1e12  # larger magnitudes are data errors in any feature we compute
 
 # Reject reason codes and their texts (a credit operations team reads these).

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.contract import ID_COLUMNS
 from riskmodel.creditmodel import output_columns
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.reasons import _texts
@@ -70,8 +71,6 @@ from riskmodel.reasons import _texts
 DIALECTS = ("duckdb", "spark", "ansi")
 #: the models ``export_sql`` accepts (registry names of :mod:`riskmodel.models`)
 EXPORTABLE_MODELS = ("scorecard", "gbm_additive", "financial_baseline")
-#: key columns passed through when present: the id and the pass-through columns of batch scoring
-KEY_COLUMNS = ("application_id", "firm_id", "application_date")
 
 
 # ---- dialects ---------------------------------------------------------------------------------
@@ -319,7 +318,7 @@ def export_sql(
     credit_model,
     table: str = "features",
     dialect: str = "duckdb",
-    key_columns: Sequence[str] = KEY_COLUMNS,
+    key_columns: Sequence[str] = ID_COLUMNS,
     columns: Sequence[str] | None = None,
 ) -> str:
     """SQL text of one ``SELECT`` over ``table`` returning ``key_columns``, ``pd``, ``score``,

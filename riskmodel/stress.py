@@ -37,6 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from features.contract import FIRM, KEY, SEGMENT_COLUMNS
 from riskmodel.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 MANUFACTURING: tuple[str, ...] = ("integrated_circuits", "new_energy", "new_materials", "high_end_equipment", "biomedicine")
 SCENARIO_KEYS = ("name", "description", "lgd", "book_months", "as_of", "shock")
 SHOCK_KEYS = ("table", "columns", "factor", "months", "industries", "regions", "lapse", "share")
-SEGMENTS = ("industry", "region", "lifecycle_stage", "size_band", "product")
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 
@@ -306,7 +306,7 @@ def _predict(credit_model, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _segment_table(frame: pd.DataFrame) -> pd.DataFrame:
     parts = []
-    for seg in ["all", *SEGMENTS]:
+    for seg in ["all", *SEGMENT_COLUMNS]:
         if seg != "all" and seg not in frame.columns:
             continue
         g = frame.assign(all="all").groupby(seg, observed=True, sort=True)
@@ -412,7 +412,7 @@ def stress_book(credit_model, tables: Mapping[str, pd.DataFrame], sc: Scenario, 
     labels = list(credit_model.master_scale.labels)
     rank = {g: i for i, g in enumerate(labels)}
     ead = apps["amount"].to_numpy(dtype="float64", na_value=0.0)
-    rows = base[["application_id", "firm_id", *[c for c in SEGMENTS if c in base.columns]]].copy()
+    rows = base[[KEY, FIRM, *[c for c in SEGMENT_COLUMNS if c in base.columns]]].copy()
     rows["ead"] = ead
     rows["pd_base"], rows["pd_stress"] = pd_b, pd_s
     rows["grade_base"], rows["grade_stress"] = g_b, g_s

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, SEGMENT_COLUMNS, TARGET
 from riskmodel import dataset
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
@@ -34,16 +35,8 @@ from riskmodel.models import MODEL_NAMES, Scorecard, make_model
 
 log = logging.getLogger(__name__)
 
-BASELINE_FAMILIES: frozenset[str] = frozenset({"finance", "firm"})
-ID_COLUMNS: tuple[str, ...] = ("application_id", "firm_id", "application_date")
-SEGMENT_COLUMNS: tuple[str, ...] = ev.SEGMENTS
-TARGET = "default_12m"
 DEFAULT_EXPERIMENT = "riskmodel"
 DEFAULT_BYO_EXPERIMENT = "riskmodel-byo"
-CATALOG_COLUMNS = (
-    "name", "name_zh", "name_en", "family", "kind", "tables", "lookback_months", "direction",
-    "grade", "unit", "description", "reason_en", "reason_zh", "actionable",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +212,8 @@ def train_generated(
 
 def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
     """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
-    ``unit`` column: units are unknown, so scoring derives value bounds from the training range."""
+    ``unit`` or ``lower_bound`` column: both are unknown, so scoring derives value bounds from the
+    training range."""
     rows = []
     for f in features:
         rows.append(
@@ -230,7 +224,7 @@ def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.Da
                 "reason_zh": f"{f} 推高风险", "actionable": True,
             }
         )
-    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c != "unit"])
+    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
 
 
 def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

@@ -75,7 +75,7 @@ def mlflow_store(_migrated_store, tmp_path, monkeypatch, request) -> Store:
 def small_hub(tmp_path_factory) -> Path:
     """A small generated data hub (1,500 firms, seed 11), generated once per session. Treat as read-only;
     copy it before writing into it."""
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     out = tmp_path_factory.mktemp("hub") / "small"
     generate(GeneratorParams(firms=1500, seed=11), out)

@@ -71,6 +71,7 @@ def _founded(firms: EventWindow) -> np.ndarray:
     lookback_months=MONTHS,
     direction=0,
     unit="share",
+    lower_bound=0.0,
     grade="L2",
     description="Share of the observable months among the 12 before the application month with an electricity reading "
     "of the firm known before the application date. Observable: the hub held the month (readings of any firm known "
@@ -93,6 +94,7 @@ def coverage_electricity_share_12m(electricity: MonthlyWindow, firms: EventWindo
     lookback_months=MONTHS,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     grade="L2",
     description="Share of the observable months among the 12 before the application month with a social-security "
     "record of the firm known before the application date (observable as for coverage_electricity_share_12m); 0 "
@@ -113,6 +115,7 @@ def coverage_social_security_share_12m(social_security: MonthlyWindow, firms: Ev
     lookback_months=MONTHS,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     grade="L2",
     description="Share of the observable months among the 12 before the application month with a VAT invoice filing "
     "of the firm known before the application date (observable as for coverage_electricity_share_12m); 0 when no "
@@ -132,6 +135,7 @@ def coverage_invoices_share_12m(invoices: MonthlyWindow, firms: EventWindow) -> 
     lookback_months=MONTHS,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     grade="L2",
     description="Share of the observable months among the 12 before the application month with a commercial-bill "
     "disclosure of the firm known before the application date, counted from the firm's first such disclosure in "
@@ -153,6 +157,7 @@ def coverage_bills_share_12m(bills: MonthlyWindow, firms: EventWindow) -> np.nda
     lookback_months=YEARS_MONTHS,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     description="Share of the observable fiscal years with an annual statement of the firm known before the application "
     "date. Observable: the fiscal year ended in the 24 months before the application, the hub held it (statements "
     "of any firm known before that date, at least half as many as for the year before) and the firm was founded by "
@@ -172,6 +177,7 @@ def coverage_financials_share_24m(financials: EventWindow, firms: EventWindow) -
     lookback_months=YEARS_MONTHS,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     description="Share of the observable tax years with an R&D super-deduction filing of the firm known before the "
     "application date. Observable: the hub held the tax year (filings of any firm known before that date, at least "
     "half as many as for the year before, the earliest made in the 24 months before the application) and the firm "

@@ -56,6 +56,7 @@ def energy_momentum_3m(electricity: MonthlyWindow) -> np.ndarray:
     lookback_months=24,
     direction=1,
     unit="std of log ratio",
+    lower_bound=0.0,
     description="Standard deviation over the last 12 months of the log ratio of each month's kWh to the same month a "
     "year earlier (at least 6 such pairs). Comparing each month with the same calendar month removes the seasonal "
     "pattern (Spring Festival dip, summer peak) that a plain coefficient of variation would mistake for instability.",
@@ -77,6 +78,7 @@ def energy_volatility_12m(electricity: MonthlyWindow) -> np.ndarray:
     lookback_months=12,
     direction=1,
     unit="months",
+    lower_bound=0.0,
     description="Known months with zero kWh among the last 12; NaN when no month is known.",
     reason_en="Months with no electricity use (possible shutdown)",
     reason_zh="存在零用电月份,可能停产",

@@ -33,6 +33,7 @@ def _stock(patents: EventWindow, types: tuple[str, ...]) -> np.ndarray:
     lookback_months=24,
     direction=0,
     unit="share of revenue",
+    lower_bound=0.0,
     description="R&D expense divided by revenue in the latest annual statement known before the application. "
     "Not monotone in risk: too little R&D marks a weak innovator, a very high ratio a pre-revenue firm burning cash "
     "(rnd_intensity_band grades it against the high-tech threshold instead).",
@@ -51,6 +52,7 @@ def rnd_intensity_1y(financials: EventWindow) -> np.ndarray:
     lookback_months=48,
     direction=0,
     unit="share of revenue",
+    lower_bound=0.0,
     description="Sum of R&D expense over the latest three known annual statements divided by their summed "
     "revenue (fewer years for younger firms), as in the high-tech enterprise test. Not monotone in risk (see "
     "rnd_intensity_1y).",
@@ -86,6 +88,7 @@ def rnd_growth(financials: EventWindow) -> np.ndarray:
     lookback_months=36,
     direction=0,
     unit="share",
+    lower_bound=0.0,
     description="|reported - claimed| / max(reported, claimed) between the R&D expense in the statement and the R&D "
     "super-deduction claim of the same (latest claimed) year; 0 is perfectly consistent. A bookkeeping-quality "
     "check for reviewers; no direction is imposed on models.",
@@ -109,6 +112,7 @@ def rnd_claim_gap(rnd_deductions: EventWindow, financials: EventWindow) -> np.nd
     lookback_months=0,
     direction=-1,
     unit="patents",
+    lower_bound=0.0,
     description="Invention patents granted and not lapsed, as published before the application.",
     reason_en="Few invention patents in force",
     reason_zh="有效发明专利较少",
@@ -124,6 +128,7 @@ def invention_patent_stock(patents: EventWindow) -> np.ndarray:
     lookback_months=0,
     direction=-1,
     unit="rights",
+    lower_bound=0.0,
     description="Utility models, designs and software copyrights granted and not lapsed (Class II IP in the tech-SME evaluation).",
     reason_en="Little secondary intellectual property",
     reason_zh="实用新型、外观设计及软件著作权较少",
@@ -139,6 +144,7 @@ def class2_ip_stock(patents: EventWindow) -> np.ndarray:
     lookback_months=24,
     direction=-1,
     unit="patents",
+    lower_bound=0.0,
     description="Patents (invention, utility model, design) granted in the 24 months before the application: grant velocity.",
     reason_en="No recent patent grants",
     reason_zh="近两年专利授权较少",
@@ -154,6 +160,7 @@ def patent_grants_24m(patents: EventWindow) -> np.ndarray:
     lookback_months=0,
     direction=0,
     unit="share",
+    lower_bound=0.0,
     description="Patents lapsed in the 36 months before the application divided by all patents ever granted to the firm. "
     "Ambiguous: unpaid fees can mean distress, but mature portfolios are also pruned on purpose.",
     reason_en="Patents are being abandoned (fees unpaid)",
@@ -174,6 +181,7 @@ def patent_lapse_rate_36m(patents: EventWindow) -> np.ndarray:
     lookback_months=0,
     direction=-1,
     unit="registrations",
+    lower_bound=0.0,
     description="Software copyrights registered before the application.",
     reason_en="Few software copyrights",
     reason_zh="软件著作权较少",
@@ -189,6 +197,7 @@ def software_copyrights(patents: EventWindow) -> np.ndarray:
     lookback_months=0,
     direction=-1,
     unit="patents",
+    lower_bound=0.0,
     description="Patents currently pledged as collateral (pledges registered minus pledges released). Lenders accept "
     "only valuable, enforceable patents as collateral, so a pledge is evidence that the IP is bankable.",
     reason_en="No patent has been accepted as loan collateral",
@@ -206,6 +215,7 @@ def pledged_patents(patents: EventWindow) -> np.ndarray:
     lookback_months=0,
     direction=-1,
     unit="share",
+    lower_bound=0.0,
     description="Invention patents in force divided by all patents in force (invention, utility model, design).",
     reason_en="Patent portfolio is mostly minor (utility model/design) rights",
     reason_zh="专利以实用新型和外观设计为主,发明专利占比低",
@@ -221,6 +231,7 @@ def invention_share(patents: EventWindow) -> np.ndarray:
     lookback_months=24,
     direction=-1,
     unit="share of revenue",
+    lower_bound=0.0,
     description="Revenue from high-tech products and services divided by revenue, latest known statement.",
     reason_en="Little revenue from high-tech products",
     reason_zh="高新技术产品收入占比低",
@@ -237,6 +248,7 @@ def high_tech_revenue_share(financials: EventWindow) -> np.ndarray:
     lookback_months=24,
     direction=-1,
     unit="share of staff",
+    lower_bound=0.0,
     description="R&D staff declared in the latest super-deduction filing divided by the latest insured headcount "
     "(last 12 months).",
     reason_en="Few R&D staff relative to the workforce",
@@ -254,6 +266,7 @@ def rnd_staff_share(rnd_deductions: EventWindow, firm_size_headcount: np.ndarray
     lookback_months=24,
     direction=0,
     unit="share of costs",
+    lower_bound=0.0,
     description="R&D expense divided by total costs and expenses (revenue minus net profit) in the latest known statement. "
     "Not monotone in risk, like rnd_intensity_1y.",
     reason_en="Low R&D spending relative to total costs",

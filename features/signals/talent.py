@@ -29,6 +29,7 @@ def _on_staff(talent: EventWindow, credentials: tuple[str, ...]) -> np.ndarray:
     lookback_months=LOOKBACK,
     direction=-1,
     unit="people",
+    lower_bound=0.0,
     description="Staff selected for national or provincial talent programmes, joins minus departures.",
     reason_en="No recognised high-level talent on staff",
     reason_zh="缺少国家或省级人才计划入选者",
@@ -44,6 +45,7 @@ def high_level_talent(talent: EventWindow) -> np.ndarray:
     lookback_months=LOOKBACK,
     direction=-1,
     unit="per 100 staff",
+    lower_bound=0.0,
     description="Staff with a senior professional title (joins minus departures) per 100 insured employees "
     "(latest headcount of the last 12 months).",
     reason_en="Few senior engineers relative to the workforce",
@@ -60,6 +62,7 @@ def senior_titles_per_100(talent: EventWindow, firm_size_headcount: np.ndarray) 
     lookback_months=LOOKBACK,
     direction=-1,
     unit="people",
+    lower_bound=0.0,
     description="Staff holding a doctorate, joins minus departures.",
     reason_en="No doctorates on staff",
     reason_zh="缺少博士研发人员",
@@ -75,6 +78,7 @@ def doctorates(talent: EventWindow) -> np.ndarray:
     lookback_months=LOOKBACK,
     direction=0,
     unit="share",
+    lower_bound=0.0,
     description="Departures of credentialed key staff in the 24 months before the application divided by those "
     "departures plus the credentialed staff still on the books; NaN for a firm without credentialed staff. A rate, "
     "not a count, so that talent-rich firms are not penalised for ordinary turnover. No direction is imposed: "

@@ -50,6 +50,7 @@ def headcount_growth_12m(social_security: MonthlyWindow) -> np.ndarray:
     lookback_months=12,
     direction=1,
     unit="share",
+    lower_bound=0.0,
     description="1 minus the latest known headcount over the highest monthly headcount of the last 12 months.",
     reason_en="Workforce shrank from its recent peak",
     reason_zh="员工人数较近一年峰值明显减少",

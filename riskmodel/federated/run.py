@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contract import BASELINE_FAMILIES, TARGET
 from riskmodel import evaluation as ev
 from riskmodel.binning import MonotonicBinner
 from riskmodel.errors import UserError
@@ -34,18 +35,18 @@ from riskmodel.federated.parties import Arbiter, Guest, Host
 
 log = logging.getLogger(__name__)
 
-BANK_FAMILIES = frozenset({"finance", "firm"})
 DEFAULTS = dict(max_prebins=20, min_bin_share=0.05, smoothing=0.5, unknown_direction="auto", min_iv=0.02, max_corr=0.7, C=1.0)
 
 
 def split_roles(catalog: pd.DataFrame, features) -> tuple[list[str], list[str]]:
-    """(bank features, hub features): bank = catalog families finance and firm, hub = the rest."""
+    """(bank features, hub features): bank = the families a bank holds itself (statements and the
+    firm record, ``features.contract.BASELINE_FAMILIES``), hub = the rest."""
     fam = catalog.set_index("name")["family"]
     unknown = [f for f in features if f not in fam.index]
     if unknown:
         raise UserError(f"features not in the catalog, so no role can be assigned: {unknown[:10]}")
-    bank = [f for f in features if fam[f] in BANK_FAMILIES]
-    hub = [f for f in features if fam[f] not in BANK_FAMILIES]
+    bank = [f for f in features if fam[f] in BASELINE_FAMILIES]
+    hub = [f for f in features if fam[f] not in BASELINE_FAMILIES]
     if not bank or not hub:
         raise UserError(f"federated training needs features on both sides; bank has {len(bank)}, hub has {len(hub)}")
     return bank, hub
@@ -159,7 +160,7 @@ def federated_train(data_dir, *, key_bits: int = 2048, mode: str = "exact", batc
     a data-hub directory; logs the federated model to MLflow like any other training run."""
     from riskmodel import dataset
     from riskmodel.federated.alignment import row_keys
-    from riskmodel.train import TARGET, features_for_model, make_credit_model, usable_features
+    from riskmodel.train import features_for_model, make_credit_model, usable_features
 
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
@@ -217,7 +218,7 @@ def federated_train(data_dir, *, key_bits: int = 2048, mode: str = "exact", batc
 def _log_run(fed, cen, summary, credit_model, train_df, test_df, pred_test, catalog, experiment, registered_name, info) -> dict:
     from riskmodel import tracking
 
-    y_test = test_df[[c for c in test_df.columns if c == "default_12m"][0]].to_numpy(dtype="int64")
+    y_test = test_df[TARGET].to_numpy(dtype="int64")
     tags = {"riskmodel.model": "federated_scorecard", "riskmodel.source": "federated", "riskmodel.registered_name": registered_name or ""}
     with tracking.training_run(experiment, run_name="federated_scorecard", tags=tags) as run:
         run.log_params({

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riskmodel import synthetic_model as sm
-from riskmodel.errors import UserError
-from riskmodel.synthetic import CHUNK_SIZE, GeneratorParams, calibrate, legal_rep_ids, registration_ids
+from features.errors import UserError
+from synthetic import CHUNK_SIZE, GeneratorParams, calibrate
+from synthetic import world as sm
+from synthetic.identifiers import legal_rep_ids, registration_ids
 
 _USCC = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _W = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]

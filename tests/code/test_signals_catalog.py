@@ -13,17 +13,11 @@ import pytest
 from feature_fixtures import build, company_tables, write_dir
 from features import privacy
 from features.asof import AccessError, Applications, EventTable, EventWindow, FirmIndex
-from features.build import (
-    CATALOG_COLUMNS,
-    DOCS_PATH,
-    _applications,
-    _dry_reads,
-    _run,
-    catalog,
-    catalog_markdown,
-    column_grades,
-)
-from features.registry import FAMILIES, load_all, signal
+from features.build import _applications, _run
+from features.catalog import DOCS_PATH, _dry_reads, catalog, catalog_markdown, column_grades
+from features.contract import CATALOG_COLUMNS
+from features.registry import FAMILIES, signal
+from features.signals import load_all
 from riskmodel import cli
 
 HERE = Path(__file__).resolve().parent
@@ -64,6 +58,38 @@ def test_grades_and_tables_come_from_the_columns_read():
     assert cat.loc["senior_titles_per_100", "tables"] == "social_security,talent"  # through firm_size_headcount
     assert cat.loc["tech_sme_score", ["tables", "grade", "lookback_months"]].tolist() == ["financials,patents,rnd_deductions,social_security", "L3", 0]
     assert cat.loc["growth_score", "lookback_months"] == 36
+
+
+#: features whose value can be negative: growth rates, margins, return on assets, an industry-relative change
+SIGNED = {
+    "rnd_growth", "energy_yoy_12m", "energy_momentum_3m", "energy_yoy_vs_industry", "headcount_growth_6m",
+    "headcount_growth_12m", "sales_growth_yoy", "sales_momentum_3m", "net_margin", "return_on_assets", "gross_margin",
+    "ocf_margin", "revenue_growth",
+}
+
+
+def test_lower_bounds_are_declared_on_the_signals():
+    cat = catalog().set_index("name")
+    assert cat["lower_bound"].dtype == np.float64
+    assert set(cat.index[cat["lower_bound"].isna()]) == SIGNED
+    assert (cat.loc[~cat.index.isin(SIGNED), "lower_bound"] == 0.0).all()
+    # every count, amount, share, duration, score and flag is bounded, whatever its unit says
+    assert cat.loc[["purchase_to_sales", "leverage", "rnd_intensity_band", "high_tech_valid", "firm_age_years"], "lower_bound"].tolist() == [0.0] * 5
+
+
+def test_build_refuses_a_feature_below_its_declared_bound():
+    from features.registry import Signal
+
+    t = company_tables()
+    frame = _applications(t, None, None)
+    kw = dict(name_zh="测试", name_en="t", family="finance", kind="signal", lookback_months=0, direction=0, unit="", description="",
+              reason_en="", reason_zh="", actionable=True, grade=None, params=("applications",), module=__name__)
+    minus = Signal(name="minus_one", func=lambda applications: np.where(np.arange(applications.n) == 1, -1.0, 2.0), lower_bound=0.0, **kw)
+    with pytest.raises(RuntimeError, match=r"feature minus_one returned -1\.0 for row 1, below its declared lower bound 0"):
+        _run(t, frame, [minus], None)
+    signed = Signal(name="minus_one", func=minus.func, lower_bound=None, **kw)
+    results, *_ = _run(t, frame, [signed], None)
+    assert results["minus_one"].min() == -1.0
 
 
 def test_dry_run_reads_match_a_real_build():
@@ -123,6 +149,9 @@ def test_registry_rejects_bad_declarations():
         signal(family="energy", direction=2, **kw)
     with pytest.raises(ValueError, match="lookback_months must be a non-negative int"):
         signal(family="energy", direction=1, **{**kw, "lookback_months": -3})
+    for bad in (float("nan"), float("inf"), "0", True):
+        with pytest.raises(ValueError, match="lower_bound must be a finite number or None"):
+            signal(family="energy", direction=1, lower_bound=bad, **kw)
 
 
 def test_signal_outputs_are_float64_and_segments_are_strings():
@@ -143,8 +172,11 @@ def test_cli_catalog_formats(tmp_path, monkeypatch, capsys):
             assert e.code in (0, None)
         return capsys.readouterr().out
 
-    records = json.loads(run("--format", "json"))
+    text = run("--format", "json")
+    records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert len(records) == len(catalog()) and records[0]["name"] == catalog()["name"][0]
+    bounds = {r["name"]: r["lower_bound"] for r in records}
+    assert bounds["net_margin"] is None and bounds["leverage"] == 0.0
     csv = tmp_path / "c.csv"
     run("--format", "csv", "--out", str(csv))
     assert pd.read_csv(csv)["name"].tolist() == catalog()["name"].tolist()
@@ -180,7 +212,7 @@ def test_cli_features_writes_the_matrix(tmp_path, monkeypatch, capsys):
 
 
 def test_feature_code_version_is_stable_and_tracks_the_code():
-    from features.build import feature_code_version
+    from features.catalog import feature_code_version
 
     v = feature_code_version()
     assert v == feature_code_version() and re.fullmatch(r"[0-9a-f]{16}", v)

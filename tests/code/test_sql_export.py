@@ -22,13 +22,14 @@ from sql_fixtures import (
     write_parquet,
 )
 
+from features.contract import ID_COLUMNS
 from riskmodel.binning import VariableBinning
 from riskmodel.creditmodel import CreditModel, output_columns
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.models import LGB_ZERO_THRESHOLD, GBMMonotone, Scorecard
-from riskmodel.sql import KEY_COLUMNS, _num, duckdb_parquet_view, export_sql
+from riskmodel.sql import _num, duckdb_parquet_view, export_sql
 
-KEYS = list(KEY_COLUMNS)
+KEYS = list(ID_COLUMNS)
 # financial_baseline at x = 1e12: log-odds in the billions, exp overflows to inf and PD is 0 or 1 (in SQL too)
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
 

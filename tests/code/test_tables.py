@@ -11,6 +11,7 @@ import pytest
 
 from feature_fixtures import applications, build, firms, monthly
 from features.build import build_features
+from features.errors import UserError
 from features.tables import TableError, load_tables, validate_frame, write_table, SCHEMAS
 from riskmodel import cli
 
@@ -181,7 +182,7 @@ def test_applications_and_as_of_are_exclusive():
         build_features(t, applications=t["applications"], as_of="2024-01-01")
     with pytest.raises(UserError, match="is not a date"):
         build_features(t, as_of="soon")
-    with pytest.raises(FileNotFoundError, match="required table 'firms' is missing"):
+    with pytest.raises(UserError, match="required table 'firms' is missing"):
         build_features({"applications": t["applications"]})
 
 

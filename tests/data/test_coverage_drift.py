@@ -30,7 +30,7 @@ import pytest
 from features.asof import Applications, EventTable, EventWindow, FirmIndex, MonthlyTable, MonthlyWindow
 from features.build import _applications, build_features
 from features.tables import load_tables
-from riskmodel.synthetic import GeneratorParams, generate
+from synthetic import GeneratorParams, generate
 
 pytestmark = pytest.mark.slow  # generates a 20,000-firm hub (about 5 s) and builds its coverage features
 

@@ -18,12 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
+import synthetic
 from features import privacy
+from features.errors import UserError
 from features.tables import SCHEMAS, TABLE_NAMES, load_tables
-from riskmodel import cli, synthetic
-from riskmodel import synthetic_model as sm
-from riskmodel.synthetic import GeneratorParams, generate
-from riskmodel.synthetic_model import SPRING_FESTIVAL_MONTH
+from riskmodel import cli
+from synthetic import GeneratorParams, generate
+from synthetic import world as sm
+from synthetic.world import SPRING_FESTIVAL_MONTH
 
 N_FIRMS = 3000
 SEED = 11
@@ -562,7 +564,7 @@ def test_no_partial_output_when_generation_fails(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(synthetic, "simulate_chunk", boom)
+    monkeypatch.setattr(synthetic.writer, "simulate_chunk", boom)
     with pytest.raises(RuntimeError, match="simulated failure"):
         generate(GeneratorParams(firms=10, seed=1), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -577,9 +579,27 @@ def test_previous_dataset_is_replaced_but_other_directories_are_refused(tmp_path
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(synthetic.UserError, match="not a generated dataset"):
+    with pytest.raises(UserError, match="not a generated dataset"):
         generate(GeneratorParams(firms=20, seed=1), other)
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_a_folder_that_appears_at_out_during_the_run_is_not_replaced(tmp_path, monkeypatch):
+    """--out is checked again just before the new dataset moves in: someone else's folder created
+    there meanwhile stays as it was, and the run leaves nothing of its own behind."""
+    out = tmp_path / "ds"
+    real = synthetic.writer.simulate_chunk
+
+    def meanwhile(*args, **kwargs):
+        out.mkdir(exist_ok=True)
+        (out / "keep.txt").write_text("mine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic.writer, "simulate_chunk", meanwhile)
+    with pytest.raises(UserError, match="not a generated dataset"):
+        generate(GeneratorParams(firms=20, seed=1), out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def _run_main(monkeypatch, capsys, *args):

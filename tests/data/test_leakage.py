@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features, catalog
+from features.build import build_features
+from features.catalog import catalog
 from features.tables import SCHEMAS, load_tables
-from riskmodel.synthetic import GeneratorParams, generate
+from synthetic import GeneratorParams, generate
 
 # Generating and building the module dataset takes several seconds.
 pytestmark = pytest.mark.slow

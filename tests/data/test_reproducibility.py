@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from riskmodel import synthetic
-from riskmodel.synthetic import FLOAT_PLACES, GeneratorParams, compare_datasets, differences, generate, other_cpu
+from features.tables import TABLE_NAMES
+from synthetic import FLOAT_PLACES, GeneratorParams, compare_datasets, differences, generate, other_cpu
 
 PARAMS = GeneratorParams(firms=400, seed=8)
 KEY = b"reproducibility-test-key"
@@ -159,7 +159,7 @@ def test_every_written_float_column_has_declared_places_and_is_rounded_to_them(b
             v = pq.read_table(base / rel, columns=[col]).column(col).to_numpy(zero_copy_only=False).astype(float)
             v = v[~np.isnan(v)]
             assert len(v) > 0 and np.array_equal(np.round(v, k), v), f"{table}.{col} is not rounded to {k} places"
-    assert set(FLOAT_PLACES) == set(synthetic.TABLE_NAMES) | {"truth"}
+    assert set(FLOAT_PLACES) == set(TABLE_NAMES) | {"truth"}
 
 
 def test_the_generator_gives_the_same_values_when_exp_log_and_power_differ_in_the_last_bits(base, tmp_path):
@@ -185,7 +185,7 @@ def test_the_generator_gives_the_same_values_with_numpy_simd_code_paths_switched
 
     env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(__cpu_dispatch__), RISKMODEL_THREADS="1")
     code = (
-        "import sys; from riskmodel.synthetic import GeneratorParams, generate; "
+        "import sys; from synthetic import GeneratorParams, generate; "
         f"generate(GeneratorParams(firms={PARAMS.firms}, seed={PARAMS.seed}), sys.argv[1], key={KEY!r})"
     )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "baseline")], env=env, capture_output=True, text=True, timeout=300)

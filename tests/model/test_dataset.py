@@ -173,7 +173,7 @@ def test_a_feature_file_must_be_the_hubs_own(hub, tmp_path):
     assert ls.info.cache_status == "given" and len(ls.labelled) == len(pd.read_parquet(hub / "outcomes.parquet"))
 
     # the same application ids, but other firms and dates: a hub generated with another seed
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     other = tmp_path / "other"
     generate(GeneratorParams(firms=1500, seed=12), other)

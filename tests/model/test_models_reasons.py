@@ -217,6 +217,29 @@ def test_input_spec_tells_scoring_what_to_validate(fitted):
     assert spec["numeric"] == [f"x{j}" for j in range(6)]
     # no catalog: non-negative in training (lognormal draws) -> lower bound 0
     assert spec["lower_bounds"] == {f"x{j}": 0.0 for j in range(6)}
-    units = catalog.assign(unit=["relative change", "CNY 10k (万元)", "share of revenue", "ratio", "months", "people", ""])
-    spec = CreditModel.from_estimator(models["gbm_additive"], catalog=units).input_spec()
-    assert spec["lower_bounds"] == {"x1": 0.0, "x2": 0.0, "x4": 0.0, "x5": 0.0}
+    # the catalog's declared lower_bound decides; NaN (a signed quantity) means none, whatever the training range
+    declared = catalog.assign(
+        unit=["relative change", "CNY 10k (万元)", "share of revenue", "ratio", "months", "people", ""],
+        lower_bound=[np.nan, 0.0, np.nan, 1.0, 0.0, np.nan, np.nan],
+    )
+    spec = CreditModel.from_estimator(models["gbm_additive"], catalog=declared).input_spec()
+    assert spec["lower_bounds"] == {"x1": 0.0, "x3": 1.0, "x4": 0.0}
+    # a unit is only text: renaming units changes no bound
+    renamed = declared.assign(unit=["months", "ratio to revenue (signed)", "0/1", "share", "relative change", "", "people"])
+    assert CreditModel.from_estimator(models["gbm_additive"], catalog=renamed).input_spec()["lower_bounds"] == spec["lower_bounds"]
+    # catalog rows without a lower_bound column (bring-your-own, or a model saved before catalogs had one):
+    # the training-range rule, units ignored
+    old = declared.drop(columns=["lower_bound"])
+    assert CreditModel.from_estimator(models["gbm_additive"], catalog=old).input_spec()["lower_bounds"] == {f"x{j}": 0.0 for j in range(6)}
+
+
+def test_a_model_saved_before_lower_bounds_loads_and_scores(fitted):
+    """A CreditModel pickled when catalogs had no lower_bound column still scores and validates."""
+    models, catalog, Xt = fitted
+    cm = CreditModel.from_estimator(models["scorecard"], catalog=catalog.assign(unit="ratio"))
+    assert "lower_bound" not in cm.catalog.columns
+    loaded = pickle.loads(pickle.dumps(cm))
+    spec = loaded.input_spec()
+    ranges = models["scorecard"].feature_range_
+    assert spec["lower_bounds"] == {c: 0.0 for c in spec["numeric"] if ranges[c][0] >= 0} and spec["lower_bounds"]
+    pd.testing.assert_frame_equal(loaded.predict(Xt), cm.predict(Xt))

@@ -25,7 +25,7 @@ def setup(trained_model, tmp_path_factory):
     from features.build import build_features
     from features.tables import load_tables
     from riskmodel.stress import apply_shocks, parse_scenario
-    from riskmodel.synthetic import GeneratorParams, generate
+    from synthetic import GeneratorParams, generate
 
     model = trained_model("gbm_monotone", experiment="mon", promote=False)
     summary = model.summary

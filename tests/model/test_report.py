@@ -98,7 +98,7 @@ def test_report_errors_are_one_line(cli, mlflow_store, tmp_path):
 def test_catalog_chinese_is_covered_by_the_shipped_font():
     from fontTools.ttLib import TTFont
 
-    from features.build import catalog
+    from features.catalog import catalog
 
     cmap = TTFont(str(plots.font_path())).getBestCmap()
     cat = catalog()

@@ -66,8 +66,9 @@ def test_spark_sql_scores_equal_python_row_for_row(spark, tmp_path):
 def hub_models(small_hub):
     """Each exportable model trained on the small generated hub the way `riskmodel train` builds it
     (catalog features and directions, CreditModel with the catalog rows), and the feature matrix."""
+    from features.contract import TARGET
     from riskmodel.dataset import load_labelled
-    from riskmodel.train import TARGET, build_estimator, features_for_model, make_credit_model, usable_features
+    from riskmodel.train import build_estimator, features_for_model, make_credit_model, usable_features
 
     ls = load_labelled(small_hub, use_cache=False)
     matrix, catalog, labelled = ls.features.assign(application_id=ls.features["application_id"].astype(str)), ls.catalog, ls.labelled

@@ -8,9 +8,10 @@ import shutil
 import pandas as pd
 import pytest
 
+from features.contract import BASELINE_FAMILIES, SEGMENT_COLUMNS
 from riskmodel import dataset, tracking
 from riskmodel.errors import UserError
-from riskmodel.train import BASELINE_FAMILIES, train, train_generated
+from riskmodel.train import train, train_generated
 
 pytestmark = pytest.mark.slow  # each test fits and logs at least one model on generated data
 
@@ -59,7 +60,7 @@ def test_train_generated_oot_cache_oracle_and_artifacts(mlflow_store, hub, tmp_p
     mon = {a.path for a in tracking.client().list_artifacts(s["run_id"], "monitoring")}
     assert mon == {"monitoring/feature_profile.csv", "monitoring/score_profile.csv", "monitoring/reference.json"}
     seg = pd.read_csv(tracking.client().download_artifacts(s["run_id"], "segments.csv", str(tmp_path)))
-    assert set(seg["segment"]) == {"industry", "region", "lifecycle_stage", "size_band"}
+    assert set(seg["segment"]) == set(SEGMENT_COLUMNS)  # industry, region, lifecycle stage, size band and product
     psi = pd.read_csv(tracking.client().download_artifacts(s["run_id"], "psi.csv", str(tmp_path)))
     assert psi["variable"].iloc[0] == "score" and len(psi) == s["n_features"] + 1
 

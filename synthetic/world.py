@@ -215,6 +215,17 @@ def add_months(day_ints: np.ndarray, k) -> np.ndarray:
     return ((m + np.asarray(k)).astype("datetime64[D]")).astype(np.int64) + dom
 
 
+def years_of(day_ints: np.ndarray) -> np.ndarray:
+    """Calendar year of each date (int days)."""
+    return day_ints.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def year_day(year: np.ndarray, month: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    """int days of year-month-dom (dom 1..28)."""
+    m = (np.asarray(year, dtype=np.int64) - 1970) * 12 + (np.asarray(month, dtype=np.int64) - 1)
+    return m.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.asarray(dom, dtype=np.int64) - 1
+
+
 def choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One categorical draw per row of a (n, k) probability matrix."""
     cum = np.cumsum(probs, axis=1)
@@ -423,6 +434,15 @@ def run_defaults(rng: np.random.Generator, L: dict, cal: Calendar, intercept: fl
     L["intercept"] = intercept
     L["scores"] = out
     return L
+
+
+def latent_world(rng: np.random.Generator, n: int, cal: Calendar, intercept: float) -> tuple[dict, dict]:
+    """The latent world of ``n`` firms: hidden state and application schedule (:func:`draw_latent`),
+    scored applications and defaults, which bend the defaulters' health (:func:`run_defaults`), and
+    the monthly operating panel (:func:`operating_panel`). Returns (latent state, operating panel)."""
+    L = draw_latent(rng, n, cal)
+    L = run_defaults(rng, L, cal, intercept)
+    return L, operating_panel(rng, L, cal)
 
 
 # --------------------------------------------------------------------------------------------------
