@@ -65,21 +65,11 @@ def ensure_hub(out: Path, firms: int, seed: int) -> dict:
 
 def split_rows(data_dir: Path, cut: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labelled train and test rows exactly as ``train_generated`` builds them (features from its cache)."""
-    from features.contract import TARGET
-    from features.tables import load_tables
-    from riskmodel import train as tr
+    from riskmodel import dataset
 
-    feats, _, info = tr.load_feature_matrix(data_dir)
-    assert info["features_cache"]["status"] == "hit", info
-    outcomes, _ = load_tables(data_dir, ["outcomes"])
-    y = outcomes["outcomes"][["application_id", TARGET]].copy()
-    y["application_id"] = y["application_id"].astype("string")
-    feats = feats.copy()
-    feats["application_id"] = feats["application_id"].astype("string")
-    lab = feats.merge(y, on="application_id", how="inner")
-    lab["application_date"] = pd.to_datetime(lab["application_date"])
-    train, test, _ = tr.ev.oot_split(lab, "application_date", pd.Timestamp(cut))
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    ls = dataset.load_labelled(data_dir, cut=pd.Timestamp(cut))
+    assert ls.info.cache_status == "hit", ls.info
+    return ls.train.reset_index(drop=True), ls.test.reset_index(drop=True)
 
 
 def feature_ceiling(train: pd.DataFrame, test: pd.DataFrame, features: list[str], truth: pd.Series) -> dict:

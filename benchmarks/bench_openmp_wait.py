@@ -33,17 +33,13 @@ POLICIES = ("default", "active", "passive")
 
 def worker(data_dir: Path, model: str) -> dict:
     """Fit ``model`` on the hub's default out-of-time training rows; wall/CPU seconds of the fit."""
-    import pandas as pd
-
     from features.contract import TARGET
+    from riskmodel import dataset
     from riskmodel import evaluation as ev
     from riskmodel import train as tr
 
-    feats, catalog, _ = tr.load_feature_matrix(data_dir)
-    outcomes = pd.read_parquet(data_dir / "outcomes.parquet", columns=["application_id", TARGET]).astype({"application_id": "string"})
-    lab = feats.astype({"application_id": "string"}).merge(outcomes, on="application_id")
-    lab["application_date"] = pd.to_datetime(lab["application_date"])
-    train, test, _ = ev.oot_split(lab, "application_date")
+    ls = dataset.load_labelled(data_dir)
+    train, test, catalog = ls.train, ls.test, ls.catalog
     cols = tr.usable_features(train, tr.features_for_model(model, train, catalog))
     est = tr.build_estimator(model, {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in cols}, 42, None)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -75,10 +71,10 @@ def main() -> None:
         return
     from bench_models import ensure_hub
 
-    from riskmodel import train as tr
+    from riskmodel import dataset
 
     ensure_hub(data_dir, args.firms, 0)
-    tr.load_feature_matrix(data_dir)  # build the feature cache outside the timings
+    dataset.feature_matrix(data_dir)  # build the feature cache outside the timings
     load_start = os.getloadavg()
     runs = []
     for n_busy in (0, 1, 2):

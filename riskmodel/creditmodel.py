@@ -14,7 +14,7 @@ A CreditModel holds everything scoring needs and nothing else:
 ``reason_1_zh..3_zh``, ``reason_1_en..3_en``. PD, score and reasons all come from one
 ``contributions`` call: ``pd = sigmoid(base_value_ + sum of contributions)``, so the reasons always
 explain exactly the PD that is reported. It pickles with pickle and cloudpickle (the MLflow pyfunc
-in ``riskmodel/tracking.py`` stores it as its artifact).
+in ``riskmodel/tracking/pyfunc.py`` stores it as its artifact).
 """
 
 from __future__ import annotations
@@ -150,6 +150,14 @@ class CreditModel:
     def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
         """Bare PD (no reasons): the estimator's ``predict_proba`` on the model's columns."""
         return self.estimator.predict_proba(self.select(X))[:, 1]
+
+    def predict_grades(self, X: pd.DataFrame) -> pd.DataFrame:
+        """PD, score and grade without reason codes, index of X kept. ``grade`` is an object column
+        of labels (None for a NaN PD). Evaluation, monitoring and stress testing need no reasons:
+        the bare PD path is much cheaper than the contributions behind :meth:`predict` for tree
+        models (TreeSHAP)."""
+        p = np.asarray(self.predict_pd(X), dtype="float64")
+        return pd.DataFrame({"pd": p, "score": self.scaling.score(p), "grade": self.master_scale.grade(p)}, index=X.index)
 
     def predict(self, X: pd.DataFrame, check_input: bool = True) -> pd.DataFrame:
         """PD, score, grade and reason codes (see ``output_columns``), index of X kept. ``grade``

@@ -116,12 +116,9 @@ def run_demo(
     echo: Callable[[str], None] = log.info,
 ) -> dict:
     """Run the demo; returns a summary dict (paths, uplift table, champion, score counts, seconds per step)."""
-    import pandas as pd
-
     from features.files import atomic_output, check_outputs
-    from features.tables import hub_paths, load_tables, write_table
-    from riskmodel import evaluation as ev
-    from riskmodel import tracking
+    from features.tables import hub_paths, write_table
+    from riskmodel import dataset, tracking
     from riskmodel import train as tr
     from riskmodel.scoring import score
     from synthetic import GeneratorParams, generate
@@ -151,13 +148,13 @@ def run_demo(
     t = lap("data", t)
 
     echo("[2/6] features: building the feature matrix point-in-time for every application")
-    tables, _ = load_tables(out)
     # Built once into the training cache: every training run and the report read it from there.
-    matrix, _, finfo = tr.load_feature_matrix(out, tables)
+    ls = dataset.load_labelled(out)
+    matrix = ls.features
     features_path = outputs["features.parquet"]
     with atomic_output(features_path) as tmp:
         write_table(matrix, tmp)
-    labelled = matrix["application_id"].isin(tables["outcomes"]["application_id"])
+    labelled = matrix["application_id"].astype("string").isin(ls.labelled["application_id"])
     to_score_path = outputs["applications_to_score.parquet"]
     with atomic_output(to_score_path) as tmp:
         write_table(matrix.loc[~labelled], tmp)
@@ -165,7 +162,7 @@ def run_demo(
     t = lap("features", t)
 
     # Without a writable cache (read-only data directory) each run reads the matrix written above.
-    given = None if finfo["features_cache"]["status"] in ("hit", "written") else features_path
+    given = None if ls.info.cache_status in ("hit", "written") else features_path
     runs = []
     for i, model in enumerate(models):
         echo(f"[3/6] train {model} ({i + 1}/{len(models)}): out-of-time split, MLflow run, registered model")
@@ -177,10 +174,7 @@ def run_demo(
     summary["runs"] = [{k: r.get(k) for k in ("run_id", "model", "registered_name", "registered_version", "oracle_auc")} | {"test_auc": r["metrics"].get("test_auc")} for r in runs]
 
     # The same out-of-time test rows the runs were evaluated on.
-    outcomes = tables["outcomes"][["application_id", TARGET]].astype({"application_id": "string"})
-    lab = matrix.astype({"application_id": "string"}).merge(outcomes, on="application_id", how="inner")
-    lab["application_date"] = pd.to_datetime(lab["application_date"])
-    _, test, cut_ts = ev.oot_split(lab, "application_date", cuts.pop())
+    _, test, cut_ts = dataset.split(ls.labelled, cuts.pop())
     echo(f"[4/6] compare: each model against {BASELINE} on {len(test):,} out-of-time applications "
          f"({int(test[TARGET].sum())} defaults), paired bootstrap of the AUC difference ({n_boot} resamples)")
     uplift = uplift_table(runs, test.reset_index(drop=True), TARGET, n_boot=n_boot)
@@ -213,7 +207,7 @@ def run_demo(
     lap("report", t)
     summary["seconds_by_step"] = steps
     summary["seconds"] = round(time.perf_counter() - t0, 1)
-    summary["features_cache"] = finfo["features_cache"]["status"]
+    summary["features_cache"] = ls.info.cache_status
     return summary
 
 

@@ -18,6 +18,10 @@ per-feature bins and shares, score bins, grade shares) and returns a JSON-able d
 * ``migration``: when ``previous`` scores are given, the grade migration matrix of the firms
   (``firm_id``) scored in both (the latest row per firm on each side).
 
+The reference is built here too: :func:`training_reference` summarises the training population
+and :func:`log_training_reference` stores it with the training run (``riskmodel.train`` calls it);
+:func:`load_training_reference` reads it back for a model URI.
+
 PSI = sum over bins (cur - ref) * ln(cur / ref) (``riskmodel.evaluation.psi_against_profile``, empty
 bins floored at 1e-4). Bands: < 0.1 stable, 0.1-0.25 watch, > 0.25 act (``evaluation.psi_band``);
 ``status`` is the worst band of score, features and families. ``riskmodel monitor`` exits 1
@@ -28,7 +32,9 @@ training run id.
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,82 @@ from riskmodel.errors import ScoringError, UserError
 log = logging.getLogger(__name__)
 
 BAND_ORDER = {"n/a": -1, "stable": 0, "watch": 1, "act": 2}
+#: folder of a training run's artifacts that holds the reference, and the files in it
+REFERENCE_DIR = "monitoring"
+REFERENCE_FILES = ("feature_profile.csv", "score_profile.csv", "reference.json")
+SCORE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+# --------------------------------------------------------------------------------------------
+# The training reference: built at training time, read back for monitoring
+# --------------------------------------------------------------------------------------------
+
+
+def training_reference(X_train: pd.DataFrame, features: list[str], pred_train: pd.DataFrame, y_train: np.ndarray, cut_date: str | None) -> dict[str, Any]:
+    """The training population a model is monitored against, one entry per file of
+    ``REFERENCE_FILES``: ``feature_profile.csv`` (bins at the training deciles and their shares, per
+    feature), ``score_profile.csv`` (the same for the score) and ``reference.json`` (size, bad rate,
+    mean PD, score quantiles, grade shares, the out-of-time cut). ``pred_train`` holds the training
+    rows' ``pd``, ``score`` and ``grade`` (``CreditModel.predict_grades``)."""
+    score_bins = ev.psi_table(pred_train["score"], pred_train["score"])
+    return {
+        "feature_profile.csv": ev.reference_profile(X_train, features),
+        "score_profile.csv": score_bins.drop(columns=["cur_count", "cur_share", "psi"]),
+        "reference.json": {
+            "features": features,
+            "n_train": len(X_train),
+            "train_bad_rate": float(np.mean(y_train)),
+            "train_mean_pd": float(pred_train["pd"].mean()),
+            "score_quantiles": {str(q): float(pred_train["score"].quantile(q)) for q in SCORE_QUANTILES},
+            "grade_shares": pred_train["grade"].astype("string").value_counts(normalize=True).sort_index().to_dict(),
+            "cut_date": cut_date,
+        },
+    }
+
+
+def log_training_reference(run, reference: dict[str, Any]) -> None:
+    """Store a :func:`training_reference` with a training run (a ``tracking.TrainingRun``)."""
+    for name in REFERENCE_FILES:
+        obj = reference[name]
+        if isinstance(obj, pd.DataFrame):
+            run.log_table(obj, f"{REFERENCE_DIR}/{name}")
+        else:
+            run.log_dict(obj, f"{REFERENCE_DIR}/{name}")
+
+
+def load_training_reference(uri: str) -> dict:
+    """The population summary the training run of model ``uri`` logged under ``monitoring/``:
+    ``feature_profile`` and ``score_profile`` (DataFrames: bins and training shares), ``reference``
+    (dict from reference.json), plus ``run_id``, ``experiment`` and ``artifact_location`` of that run's
+    experiment (monitoring runs go to the experiment ``<experiment>-monitoring`` beside it)."""
+    from riskmodel import tracking
+
+    run_id = tracking.run_of_model(uri)
+    info = tracking.run_info(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = tracking.download_artifacts(run_id, REFERENCE_DIR, tmp)
+        except UserError as exc:
+            raise UserError(f"model {uri!r} (run {run_id}) has no monitoring reference: {exc}; retrain it with `riskmodel train`") from None
+        missing = [f for f in REFERENCE_FILES if not (local / f).is_file()]
+        if missing:
+            raise UserError(f"model {uri!r} (run {run_id}) lacks monitoring/{', monitoring/'.join(missing)}; retrain it with `riskmodel train`")
+        feature_profile = pd.read_csv(local / "feature_profile.csv", keep_default_na=False, na_values=[""])
+        score_profile = pd.read_csv(local / "score_profile.csv", keep_default_na=False, na_values=[""])
+        reference = json.loads((local / "reference.json").read_text(encoding="utf-8"))
+    return {
+        "run_id": run_id,
+        "experiment": info["experiment"],
+        "artifact_location": info["artifact_location"],
+        "feature_profile": feature_profile,
+        "score_profile": score_profile,
+        "reference": reference,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing a batch with the reference
+# --------------------------------------------------------------------------------------------
 
 
 def worst_band(bands) -> str:
@@ -174,14 +256,14 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
         raise UserError(f"--features {features} has no rows")
     prev = read_frame(previous, "--previous") if previous is not None else None
     credit_model, name, version = tracking.load_credit_model(model_uri)
-    ref = tracking.load_training_reference(model_uri)
+    ref = load_training_reference(model_uri)
     feats = credit_model.used_features  # a scorecard's unselected features cannot move its score
     missing = [c for c in feats if c not in batch.columns]
     if missing:
         raise ScoringError(f"--features {features}: {len(missing)} model feature column(s) missing: {missing[:10]}; build them with `riskmodel features`")
-    p = np.asarray(credit_model.predict_pd(batch), dtype="float64")
-    score = credit_model.scaling.score(p)
-    grades = np.asarray(credit_model.master_scale.grade(p), dtype=object)
+    pred = credit_model.predict_grades(batch)
+    p, score = pred["pd"].to_numpy(), pred["score"].to_numpy()
+    grades = pred["grade"].to_numpy(dtype=object)
     labels = list(credit_model.master_scale.labels)
 
     sp = ref["score_profile"].rename(columns={"ref_share": "share"})

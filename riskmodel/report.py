@@ -10,7 +10,9 @@ it directly and the HTML embeds a further subset holding only the characters the
 Sections (``SECTIONS``): data summary and manifest, signals used (catalog), scorecard table with
 points, importance three ways, monotonicity check, shapes of the top signals, ROC/KS,
 calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, five example firms
-with reason codes. The finished report is logged to the run under ``report/``.
+with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
+that returns plain data; the page is rendered from ``riskmodel/templates/report.html.j2`` (Jinja2,
+autoescape on). The finished report is logged to the run under ``report/``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import io
 import json
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pandas as pd
 
 from features.contract import SEGMENT_COLUMNS, TARGET
 from riskmodel import evaluation as ev
-from riskmodel import explain
+from riskmodel import explain, plots
 from riskmodel.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -52,145 +52,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("psi", "Population stability (PSI)"),
     ("examples", "Example firms with reason codes"),
 )
-FONT_FILE = "NotoSansCJKsc-Regular-gb2312.otf"
-FONT_FAMILY = "Noto Sans CJK SC"
 N_SHAPES = 6
 N_EXAMPLES = 5
-
-
-# --------------------------------------------------------------------------------------------
-# Fonts and plotting
-# --------------------------------------------------------------------------------------------
-
-
-def font_path() -> Path:
-    """The shipped CJK font (GB2312 subset of Noto Sans CJK SC)."""
-    return Path(str(resources.files("riskmodel") / "assets" / FONT_FILE))
-
-
-@contextmanager
-def _plotting():
-    """matplotlib (Agg) with the shipped CJK font as a fallback after DejaVu Sans, for this block only."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from matplotlib import font_manager
-
-    path = font_path()
-    if path.is_file() and FONT_FAMILY not in {f.name for f in font_manager.fontManager.ttflist}:
-        font_manager.fontManager.addfont(str(path))
-    with plt.rc_context({"font.family": ["DejaVu Sans", FONT_FAMILY], "axes.unicode_minus": False, "font.size": 9}):
-        yield plt
-
-
-def _png(fig, dpi: int = 110) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _label(zh: str, en: str, width: int = 44) -> str:
-    text = f"{zh}  {en}" if zh and zh != en else str(en)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def plot_importance_views(views: dict[str, pd.DataFrame], top: int = 15):
-    """Three panels sharing one y axis: the top features (by mean rank) in each importance view."""
-    with _plotting() as plt:
-        summary = explain.importance_summary(views).head(top)
-        feats = summary["feature"].tolist()[::-1]
-        labels = [_label(z, e) for z, e in zip(summary["name_zh"], summary["name_en"])][::-1]
-        height = 0.32 * len(feats) + 1.4
-        fig, axes = plt.subplots(1, 3, figsize=(12.5, height), sharey=True)
-        for ax, m in zip(axes, explain.METHODS):
-            v = views[m].set_index("feature").reindex(feats)
-            ax.barh(np.arange(len(feats)), v["share"].fillna(0).to_numpy() * 100, color={"model": "#4C72B0", "contribution": "#55A868", "permutation": "#C44E52"}[m])
-            ax.set_title(explain.METHOD_LABELS[m], fontsize=9)
-            ax.set_xlabel("share of the total, %")
-            ax.grid(axis="x", alpha=0.3)
-        axes[0].set_yticks(np.arange(len(feats)))
-        axes[0].set_yticklabels(labels)
-        fig.tight_layout(w_pad=0.6)  # room for the longest bilingual label, nothing clipped
-        return _png(fig)
-
-
-def _short_bin(label: str, upper_only: bool = False) -> str:
-    """A compact tick label for an interval, numbers to 3 significant digits: "(-inf, 0.0350985]" ->
-    "≤0.0351", "[0.1, inf)" -> "≥0.1"; with ``upper_only`` inner bins show only their upper bound."""
-    import re
-
-    m = re.fullmatch(r"\s*([\[(])\s*([^,]+),\s*([^\])]+)([\])])\s*", label)
-    if not m:
-        return label if len(label) <= 16 else label[:15] + "…"
-    left, lo, hi, right = (g.strip() for g in m.groups())
-
-    def num(v: str) -> str:
-        try:
-            return f"{float(v):.3g}"
-        except ValueError:
-            return v
-
-    if hi in ("inf", "+inf") or (hi.startswith("1e+") and float(hi) >= 1e100):
-        return (">" if left == "(" else "≥") + num(lo)
-    if lo == "-inf" or upper_only:
-        return ("≤" if right == "]" else "<") + num(hi)
-    return f"{left}{num(lo)}, {num(hi)}{right}"
-
-
-def plot_shapes(shapes: list[tuple[str, str, pd.DataFrame]]):
-    """A grid of points-per-bin bar charts (two per row), one per (name_zh, name_en, shape table)."""
-    with _plotting() as plt:
-        n = len(shapes)
-        rows = (n + 1) // 2
-        fig, axes = plt.subplots(rows, 2, figsize=(12.5, 3.3 * rows), squeeze=False)
-        for ax, (zh, en, t) in zip(axes.ravel(), shapes):
-            pts = t["points"].to_numpy(dtype="float64")
-            colors = np.where(pts >= 0, "#55A868", "#C44E52")
-            x = np.arange(len(t))
-            ax.bar(x, pts, color=colors)
-            ax.axhline(0, color="grey", lw=0.8)
-            bins = [_short_bin(b, upper_only=len(t) > 8) for b in t["bin"].astype(str)]
-            step = max(1, int(np.ceil(len(bins) / 12)))  # at most ~12 labels: step functions have dozens of bins
-            keep = sorted(set(range(0, len(bins), step)) | {len(bins) - 1})
-            ax.set_xticks(x[keep])
-            ax.set_xticklabels([bins[i] for i in keep], rotation=30, ha="right", fontsize=7.5)
-            ax.set_ylabel("points (+ = safer)")
-            kind = str(t["kind"].iloc[0]).replace("_", " ") if len(t) else ""
-            ax.set_title(f"{_label(zh, en, 60)}\n({kind})", fontsize=9)
-        for ax in axes.ravel()[n:]:
-            ax.axis("off")
-        fig.tight_layout(h_pad=1.2)
-        return _png(fig)
-
-
-def plot_grades(grades: pd.DataFrame):
-    """Observed bad rate and mean PD per grade, counts above the bars."""
-    with _plotting() as plt:
-        fig, ax = plt.subplots(figsize=(7.5, 3.6))
-        x = np.arange(len(grades))
-        ax.bar(x, grades["bad_rate"] * 100, color="#4C72B0", label="observed bad rate")
-        ax.plot(x, grades["mean_pd"] * 100, "o-", color="#DD8452", label="mean predicted PD")
-        ax.set_xticks(x)  # counts under the grade names: labels on the bars collide with the PD line
-        ax.set_xticklabels([f"{g}\nn={int(c)}" for g, c in zip(grades["grade"].astype(str), grades["count"])], fontsize=8)
-        ax.set_ylabel("%")
-        ax.set_xlabel("grade, best to worst")
-        ax.legend(loc="upper left")
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        return _png(fig)
-
-
-def _roc_calibration_pngs(result: ev.Evaluation, model: str) -> tuple[str, str]:
-    from riskmodel import tracking
-
-    with _plotting():
-        roc = _png(tracking.plot_roc_ks(result.roc, result.metrics["test_auc"], result.metrics["test_ks"], title=f"{model}, out-of-time test"))
-        cal = _png(tracking.plot_calibration(result.calibration))
-    return roc, cal
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,25 +103,19 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         if credit_model.catalog is not None:
             catalog = credit_model.catalog.copy()
     else:
+        from riskmodel import dataset
+
         data_dir = Path(data) if data is not None else Path(params.get("data", ""))
         if not (data_dir / "outcomes.parquet").is_file():
             raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
-        from features.tables import read_table
-
         # read the training cache when it is there; never write into the data directory
-        from features.catalog import catalog as build_catalog
-
-        cached = tr.feature_cache_path(data_dir, tr.data_fingerprint(data_dir), tr.catalog_version(build_catalog())).is_file()
-        feats, catalog, finfo = tr.load_feature_matrix(data_dir, use_cache=cached)
-        if params.get("manifest_hash") and finfo["manifest_hash"] != params["manifest_hash"]:
-            raise UserError(f"{data_dir} is not the data run {run_id} was trained on (manifest hash {finfo['manifest_hash']} != {params['manifest_hash']})")
-        outcomes = read_table(data_dir / "outcomes.parquet")[["application_id", target]].copy()
-        outcomes["application_id"] = outcomes["application_id"].astype("string")
-        feats = feats.copy()
-        feats["application_id"] = feats["application_id"].astype("string")
-        labelled = feats.merge(outcomes, on="application_id", how="inner", validate="one_to_one")
-        labelled["application_date"] = pd.to_datetime(labelled["application_date"])
-        train_df, test_df, _ = ev.oot_split(labelled, "application_date", params.get("cut_date"), float(params.get("test_share", 0.3)))
+        ls = dataset.load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
+        # runs logged before the data fingerprint existed recorded the manifest hash only
+        key = "data_fingerprint" if params.get("data_fingerprint") else "manifest_hash"
+        now = getattr(ls.info, key)
+        if params.get(key) and now != params[key]:
+            raise UserError(f"{data_dir} is not the data run {run_id} was trained on ({key.replace('_', ' ')} {now} != {params[key]})")
+        train_df, test_df, catalog = ls.train, ls.test, ls.catalog
         manifest_file = data_dir / "manifest.json"
         manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
         truth = ev.load_truth(data_dir)
@@ -334,7 +191,7 @@ def _font_face(page_text: str) -> str:
     to the next fonts. (With a Latin font first, Chromium drew some mixed runs such as
     "强度(近一年)" as empty boxes even though the embedded font has every glyph.)"""
     chars = {ch for ch in page_text if ord(ch) >= 0x2E80}
-    path = font_path()
+    path = plots.font_path()
     if not chars or not path.is_file():
         return ""
     from fontTools import subset
@@ -429,7 +286,7 @@ class _Analysis:
     @functools.cached_property
     def roc_calibration_pngs(self) -> tuple[str, str]:
         """The ROC/KS and calibration plots (drawn together, once)."""
-        return _roc_calibration_pngs(self.result, self.model_name)
+        return plots.roc_calibration_pngs(self.result, self.model_name)
 
 
 def _analyse(run_id: str, data: str | Path | None, n_shapes: int) -> _Analysis:
@@ -442,18 +299,12 @@ def _analyse(run_id: str, data: str | Path | None, n_shapes: int) -> _Analysis:
     y_te = rd.test[rd.target].to_numpy(dtype="int64")
     X_tr, X_te = rd.train[feats], rd.test[feats]
 
-    def pdsg(X):
-        p = np.asarray(cm.predict_pd(X), dtype="float64")
-        with np.errstate(divide="ignore"):
-            return pd.DataFrame({"pd": p, "score": cm.scaling.score(p), "grade": cm.master_scale.grade(p)}, index=X.index)
-
-    p_tr, p_te = pdsg(X_tr), pdsg(X_te)
+    p_tr, p_te = cm.predict_grades(X_tr), cm.predict_grades(X_te)
     seg_cols = [c for c in SEGMENT_COLUMNS if c in rd.test.columns]
-    labels = getattr(cm.master_scale, "labels", None)
     result = ev.evaluate(
         y_tr, p_tr["pd"].to_numpy(), y_te, p_te["pd"].to_numpy(), X_tr, X_te, feats,
         segments_test=rd.test[seg_cols], score_train=p_tr["score"].to_numpy(), score_test=p_te["score"].to_numpy(),
-        grades_test=p_te["grade"].to_numpy(), grade_order=list(labels) if labels is not None else None,
+        grades_test=p_te["grade"].to_numpy(), grade_order=list(cm.master_scale.labels),
         truth=rd.truth, test_ids=rd.test["application_id"].to_numpy() if "application_id" in rd.test.columns else None,
     )
     t_eval = time.perf_counter()
@@ -555,7 +406,7 @@ def importance_section(a: _Analysis) -> dict:
     for mth in explain.METHODS:
         sh[f"share_{mth}"] = sh[f"share_{mth}"] * 100
     sh = sh.rename(columns={f"share_{mth}": f"% {mth}" for mth in explain.METHODS})
-    return {"plot": plot_importance_views(a.views), "table": table_data(sh, digits={"mean_rank": 1, **{f"% {mth}": 2 for mth in explain.METHODS}}, scroll=True)}
+    return {"plot": plots.plot_importance_views(a.views), "table": table_data(sh, digits={"mean_rank": 1, **{f"% {mth}": 2 for mth in explain.METHODS}}, scroll=True)}
 
 
 def monotonicity_section(a: _Analysis) -> dict:
@@ -573,7 +424,7 @@ def monotonicity_section(a: _Analysis) -> dict:
 
 def shapes_section(a: _Analysis) -> dict:
     """Points per bin of the signals with the largest mean contribution (None: no feature has weight)."""
-    return {"n": len(a.shapes), "plot": plot_shapes(a.shapes) if a.shapes else None}
+    return {"n": len(a.shapes), "plot": plots.plot_shapes(a.shapes) if a.shapes else None}
 
 
 def roc_section(a: _Analysis) -> dict:
@@ -596,7 +447,7 @@ def grades_section(a: _Analysis) -> dict:
     g = a.result.grades
     if g is None or not len(g):
         return {"table": None}
-    return {"monotone": bool(a.result.grades_monotone), "plot": plot_grades(g),
+    return {"monotone": bool(a.result.grades_monotone), "plot": plots.plot_grades(g),
             "table": table_data(_percent(g, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2})}
 
 

@@ -461,7 +461,7 @@ def _empty_scores(credit_model, columns: list[str]) -> pd.DataFrame:
     from riskmodel.creditmodel import output_columns
 
     keep = [c for c in (ID_COLUMN, *PASS_THROUGH) if c in columns or c == ID_COLUMN]
-    names = [*keep, *output_columns(getattr(credit_model, "n_reasons", 3)), "model_name", "model_version"]
+    names = [*keep, *output_columns(credit_model.n_reasons), "model_name", "model_version"]
     dtypes = {"pd": "float64", "score": "float64", "application_date": "datetime64[ns]"}
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "string")) for c in names})
 

@@ -300,8 +300,8 @@ def book(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, months: int) -
 
 
 def _predict(credit_model, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(credit_model.predict_pd(X), dtype="float64")
-    return p, np.asarray(credit_model.master_scale.grade(p), dtype=object)
+    pred = credit_model.predict_grades(X)
+    return pred["pd"].to_numpy(), pred["grade"].to_numpy(dtype=object)
 
 
 def _segment_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -440,7 +440,7 @@ def stress_book(credit_model, tables: Mapping[str, pd.DataFrame], sc: Scenario, 
     }
     return StressResult(
         scenario=sc.to_dict(), as_of=str(as_of.date()),
-        model={"name": getattr(credit_model, "name", ""), "version": getattr(credit_model, "version", None)},
+        model={"name": credit_model.name, "version": credit_model.version},
         shocks=counts, summary=summary, segments=_segment_table(rows),
         migration=migration_matrix(g_b, g_s, labels), features=feats, rows=rows,
         base_features=base, stress_features=stress,

@@ -1,13 +1,13 @@
-"""Training orchestration: data -> features -> out-of-time split -> fit -> evaluate -> MLflow.
+"""Training orchestration: data -> features -> out-of-time split -> fit -> evaluate -> log to MLflow.
 
-Two entry points share one core (:func:`fit_evaluate_log`):
+Two entry points share one core, :func:`run_training`, which opens an MLflow run and calls
+:func:`fit`, :func:`evaluate` and :func:`log_to_run` in turn:
 
 * :func:`train_generated` (``riskmodel train --data DIR``): a data-hub directory of source tables.
-  Features come from ``features.build.build_features``; the feature matrix is cached in
-  ``DIR/cache/features-<manifest hash>-<catalog version>.parquet`` so the next model trained on the
-  same data and the same feature code skips the build (the summary says ``hit`` or ``written``).
-  Only labelled applications (those with a row in ``outcomes``) are used; they are split out of time
-  by application date. Feature directions (+1 raises PD, -1 lowers it) come from the catalog.
+  The labelled set (feature matrix, outcomes, out-of-time split by application date) comes from
+  :mod:`riskmodel.dataset`, which caches the feature matrix by the content of the tables and the
+  feature code, so the next model trained on the same data and code skips the build (the summary
+  says ``hit`` or ``written``). Feature directions (+1 raises PD, -1 lowers it) come from the catalog.
 * :func:`train_byo` (``riskmodel train --features TRAIN --test TEST --target COL``): real data from
   elsewhere, already split. String columns are categorical; directions are unknown (0) unless a
   TOML/YAML file gives them.
@@ -18,9 +18,9 @@ Nothing here imports mlflow; ``riskmodel.tracking`` does the logging.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, SEGMENT_COLUMNS, TARGET
+from riskmodel import dataset
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
+from riskmodel.models import MODEL_NAMES, Scorecard, make_model
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES: tuple[str, ...] = ("financial_baseline", "scorecard", "gbm_monotone", "gbm_additive")
 DEFAULT_EXPERIMENT = "riskmodel"
 DEFAULT_BYO_EXPERIMENT = "riskmodel-byo"
 
@@ -45,22 +46,9 @@ DEFAULT_BYO_EXPERIMENT = "riskmodel-byo"
 
 def check_model_name(model: str) -> str:
     """The model name if known, else a UserError listing the choices."""
-    known = _known_models()
-    if model not in known:
-        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(known)} (e.g. --model gbm_monotone)")
+    if model not in MODEL_NAMES:
+        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(MODEL_NAMES)} (e.g. --model gbm_monotone)")
     return model
-
-
-def _known_models() -> tuple[str, ...]:
-    try:
-        from riskmodel import models
-
-        names = getattr(models, "MODEL_NAMES", None) or getattr(models, "MODELS", None)
-        if names:
-            return tuple(names)
-    except ImportError:
-        pass
-    return MODEL_NAMES
 
 
 def default_registered_name(model: str, byo_stem: str | None = None) -> str:
@@ -144,80 +132,9 @@ def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
     return vals.to_numpy(dtype="int64")
 
 
-def _atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------------------------
 # Data-hub path
 # --------------------------------------------------------------------------------------------
-
-
-def data_fingerprint(data_dir: Path) -> str:
-    """Hash of ``manifest.json`` (which lists every table's sha256), else of the table files."""
-    from features.tables import TABLE_NAMES
-    from riskmodel.tracking import file_hash
-
-    manifest = data_dir / "manifest.json"
-    if manifest.is_file():
-        return file_hash(manifest)
-    files = [data_dir / f"{t}.parquet" for t in TABLE_NAMES if (data_dir / f"{t}.parquet").is_file()]
-    return file_hash(files) if files else "none"
-
-
-def catalog_version(catalog: pd.DataFrame) -> str:
-    """Hash of the feature catalog: changes whenever a feature, its direction or its text changes."""
-    from riskmodel.tracking import frame_hash
-
-    return frame_hash(catalog.sort_values("name").reset_index(drop=True).astype(str))
-
-
-def load_feature_matrix(
-    data_dir: Path, tables: dict | None = None, features_file: str | Path | None = None, use_cache: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The feature matrix of all applications in ``data_dir`` and the catalog.
-
-    Reads ``features_file`` when given, else the cache entry for (manifest hash, catalog version),
-    else builds with ``build_features`` and writes the cache (atomically; skipped with a warning if
-    the directory is read-only). Returns ``(features, catalog, info)``."""
-    from features.build import build_features
-    from features.catalog import catalog as build_catalog
-    from features.tables import load_tables, read_table
-
-    catalog = build_catalog()
-    info: dict[str, Any] = {"manifest_hash": data_fingerprint(data_dir), "catalog_version": catalog_version(catalog)}
-    if features_file is not None:
-        info["features_cache"] = {"status": "given", "path": str(Path(features_file).resolve())}
-        return read_table(Path(features_file)), catalog, info
-    cache = feature_cache_path(data_dir, info["manifest_hash"], info["catalog_version"])
-    if use_cache and cache.is_file():
-        log.info("features: read from cache %s", cache)
-        info["features_cache"] = {"status": "hit", "path": str(cache)}
-        return pd.read_parquet(cache), catalog, info
-    if tables is None:
-        tables, _ = load_tables(data_dir)
-    t0 = time.perf_counter()
-    feats = build_features(tables)
-    info["seconds_features"] = round(time.perf_counter() - t0, 3)
-    status = "disabled"
-    if use_cache:
-        try:
-            cache.parent.mkdir(exist_ok=True)
-            _atomic_write_parquet(feats, cache)
-            status = "written"
-            log.info("features: built in %.1fs and cached at %s", info["seconds_features"], cache)
-        except OSError as exc:
-            status = "unwritable"
-            log.warning("features: could not write the cache %s (%s); building again next time", cache, exc)
-    info["features_cache"] = {"status": status, "path": str(cache)}
-    return feats, catalog, info
-
-
-def feature_cache_path(data_dir: Path, manifest_hash: str, catalog_ver: str) -> Path:
-    """Where the feature matrix of ``data_dir`` is cached for this data and this feature code."""
-    return (Path(data_dir) / "cache" / f"features-{manifest_hash}-{catalog_ver}.parquet").resolve()
 
 
 def features_for_model(model: str, frame: pd.DataFrame, catalog: pd.DataFrame) -> list[str]:
@@ -246,61 +163,34 @@ def train_generated(
     use_cache: bool = True,
     artifact_location: str | None = None,
 ) -> dict:
-    """Train ``model`` on a data-hub directory, evaluate out of time, log and register it."""
-    from features.tables import load_tables
-
+    """Train ``model`` on a data-hub directory, evaluate it out of time, log and register it."""
     t_start = time.perf_counter()
     check_model_name(model)
     data_dir = Path(data_dir)
-    if not (data_dir / "outcomes.parquet").is_file() and data_dir.is_dir():
-        raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications (default_12m)")
-    # With a cached (or given) feature matrix only the outcomes table is read; else every table.
-    from features.catalog import catalog as build_catalog
-
-    cached = features_file is not None or (
-        use_cache and feature_cache_path(data_dir, data_fingerprint(data_dir), catalog_version(build_catalog())).is_file()
-    )
-    tables, _report = load_tables(data_dir, ["outcomes"] if cached else None)
-    feats, catalog, info = load_feature_matrix(data_dir, None if cached else tables, features_file, use_cache)
-    missing = [c for c in ("application_id", "application_date") if c not in feats.columns]
-    if missing:
-        raise UserError(f"feature matrix lacks {missing}; rebuild it with `riskmodel features --data {data_dir}`")
-    outcomes = tables["outcomes"][["application_id", TARGET]].copy()
-    outcomes["application_id"] = outcomes["application_id"].astype("string")
-    feats = feats.copy()
-    feats["application_id"] = feats["application_id"].astype("string")
-    dup = feats["application_id"].duplicated()
-    if dup.any():
-        raise UserError(f"feature matrix has {int(dup.sum())} duplicate application_id(s) (first: {feats.loc[dup, 'application_id'].iloc[0]}); rebuild it with `riskmodel features --data {data_dir}`")
-    labelled = feats.merge(outcomes, on="application_id", how="inner")
-    if labelled.empty:
-        raise UserError(f"{data_dir}: no application has an outcome yet; nothing to train on")
-    labelled["application_date"] = pd.to_datetime(labelled["application_date"])
-    try:
-        train_df, test_df, cut_ts = ev.oot_split(labelled, "application_date", cut, test_share)
-    except ValueError as exc:
-        raise UserError(f"out-of-time split: {exc}") from None
-    features = features_for_model(model, train_df, catalog)
-    features = usable_features(train_df, features, "training rows (before the cut)")
-    directions = {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in features}
+    ls = dataset.load_labelled(data_dir, cut=cut, test_share=test_share, features_file=features_file, use_cache=use_cache)
+    features = features_for_model(model, ls.train, ls.catalog)
+    features = usable_features(ls.train, features, "training rows (before the cut)")
+    directions = {str(r.name): int(r.direction) for r in ls.catalog.itertuples() if r.name in features}
     meta = {
         "source": "data_hub",
         "data": str(data_dir.resolve()),
-        "manifest_hash": info["manifest_hash"],
-        "catalog_version": info["catalog_version"],
-        "cut_date": str(cut_ts.date()),
+        "data_fingerprint": ls.info.data_fingerprint,
+        "manifest_hash": ls.info.manifest_hash,
+        "feature_code_version": ls.info.code_version,
+        "catalog_version": ls.info.catalog_version,
+        "cut_date": str(ls.cut.date()),
         "test_share": test_share,
-        "n_labelled": len(labelled),
-        "features_cache": info["features_cache"]["status"],
+        "n_labelled": len(ls.labelled),
+        "features_cache": ls.info.cache_status,
     }
-    summary = fit_evaluate_log(
+    summary = run_training(
         model=model,
-        train_df=train_df,
-        test_df=test_df,
+        train_df=ls.train,
+        test_df=ls.test,
         features=features,
         target=TARGET,
         directions=directions,
-        catalog=catalog,
+        catalog=ls.catalog,
         experiment=experiment,
         registered_name=registered_name or default_registered_name(model),
         seed=seed,
@@ -309,7 +199,7 @@ def train_generated(
         truth=ev.load_truth(data_dir),
         artifact_location=artifact_location,
     )
-    summary["features_cache"] = info["features_cache"]
+    summary["features_cache"] = ls.info.cache
     summary["cut_date"] = meta["cut_date"]
     summary["seconds_total"] = round(time.perf_counter() - t_start, 3)
     return summary
@@ -397,8 +287,6 @@ def train_byo(
     artifact_location: str | None = None,
 ) -> dict:
     """Train ``model`` on a user's train/test tables (already split), log and register it."""
-    from riskmodel.tracking import file_hash
-
     t_start = time.perf_counter()
     check_model_name(model)
     train_df, test_df, cols = prepare_byo(features, test, target)
@@ -408,11 +296,11 @@ def train_byo(
     meta = {
         "source": "byo",
         "data": f"{Path(features).resolve()} | {Path(test).resolve()}",
-        "manifest_hash": file_hash([features, test]),
-        "catalog_version": catalog_version(catalog),
+        "manifest_hash": dataset.file_hash([features, test]),
+        "catalog_version": dataset.catalog_version(catalog),
         "directions_file": str(directions_file) if directions_file else "",
     }
-    summary = fit_evaluate_log(
+    summary = run_training(
         model=model,
         train_df=train_df,
         test_df=test_df,
@@ -449,7 +337,7 @@ def train(
         if features is not None or test is not None:
             raise UserError("give either --data (a data-hub directory) or --features/--test/--target (your own tables), not both")
         if model is None:
-            raise UserError(f"--model is required with --data; choose one of: {', '.join(_known_models())}")
+            raise UserError(f"--model is required with --data; choose one of: {', '.join(MODEL_NAMES)}")
         return train_generated(data_dir, model, experiment or DEFAULT_EXPERIMENT, features_file=features_file, **kwargs)
     if features is None or test is None or target is None:
         raise UserError("bring-your-own training needs --features TRAIN.parquet, --test TEST.parquet and --target COL (or use --data DIR)")
@@ -457,14 +345,12 @@ def train(
 
 
 # --------------------------------------------------------------------------------------------
-# The shared core
+# The shared core: fit -> evaluate -> log, inside one MLflow run
 # --------------------------------------------------------------------------------------------
 
 
 def build_estimator(model: str, directions: Mapping[str, int], seed: int, params: Mapping[str, Any] | None):
     """``make_model(model, directions, **params)`` with ``random_state=seed`` when the estimator has one."""
-    from riskmodel.models import make_model
-
     try:
         est = make_model(model, directions=dict(directions), **dict(params or {}))
     except TypeError as exc:
@@ -498,40 +384,96 @@ def importance_table(credit_model, estimator, X: pd.DataFrame, catalog: pd.DataF
     return t.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
-def _scorecard_table(credit_model, estimator) -> pd.DataFrame | None:
-    for obj in (estimator, credit_model):
-        fn = getattr(obj, "table", None) or getattr(obj, "scorecard_table", None)
-        if callable(fn):
-            try:
-                t = fn()
-            except Exception as exc:  # not every estimator has a points table; never fail the run for it
-                log.info("no scorecard table from %s: %s", type(obj).__name__, exc)
-                continue
-            if isinstance(t, pd.DataFrame):
-                return t
-    return None
+@dataclass
+class Fitted:
+    """A fitted model and its predictions (PD, score, grade; no reasons) on the train and test rows."""
+
+    model: str
+    estimator: Any
+    credit_model: Any  # riskmodel.creditmodel.CreditModel
+    features: list[str]
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+    pred_train: pd.DataFrame
+    pred_test: pd.DataFrame
+    seconds: dict[str, float]  # seconds_fit, seconds_predict
 
 
-def _pd_score_grade(credit_model, X: pd.DataFrame) -> pd.DataFrame:
-    """PD, score and grade without reason codes (evaluation needs no reasons): the bare PD path is
-    much cheaper than contributions for tree models (TreeSHAP)."""
-    predict_pd = getattr(credit_model, "predict_pd", None)
-    scaling = getattr(credit_model, "scaling", None)
-    scale = getattr(credit_model, "master_scale", None)
-    if callable(predict_pd) and scaling is not None and scale is not None:
-        p = np.asarray(predict_pd(X), dtype="float64")
-        with np.errstate(divide="ignore"):
-            return pd.DataFrame({"pd": p, "score": scaling.score(p), "grade": scale.grade(p)}, index=X.index)
-    return credit_model.predict(X)[["pd", "score", "grade"]]
+def fit(estimator, model: str, train_df: pd.DataFrame, test_df: pd.DataFrame, features: list[str], target: str, catalog: pd.DataFrame) -> Fitted:
+    """Fit ``estimator`` on the training rows, wrap it as a CreditModel and predict both sets."""
+    X_train, X_test = train_df[features], test_df[features]
+    y_train = train_df[target].to_numpy(dtype="int64")
+    y_test = test_df[target].to_numpy(dtype="int64")
+    t0 = time.perf_counter()
+    estimator.fit(X_train, y_train)
+    t1 = time.perf_counter()
+    credit_model = make_credit_model(estimator, features, catalog, model)
+    pred_train = credit_model.predict_grades(X_train)
+    pred_test = credit_model.predict_grades(X_test)
+    seconds = {"seconds_fit": t1 - t0, "seconds_predict": time.perf_counter() - t1}
+    return Fitted(model, estimator, credit_model, features, X_train, X_test, y_train, y_test, pred_train, pred_test, seconds)
 
 
-def _grade_order(credit_model) -> list[str] | None:
-    scale = getattr(credit_model, "master_scale", None) or getattr(credit_model, "master_scale_", None)
-    labels = getattr(scale, "labels", None)
-    return list(labels) if labels is not None else None
+def evaluate(fitted: Fitted, test_df: pd.DataFrame, truth: pd.DataFrame | None) -> tuple[ev.Evaluation, dict[str, float]]:
+    """The out-of-time evaluation of a fitted model and its metrics (with the AUC on start-ups, the
+    borrowers technology-flow lending is for, and the seconds each step took)."""
+    t0 = time.perf_counter()
+    f = fitted
+    seg_cols = [c for c in SEGMENT_COLUMNS if c in test_df.columns]
+    result = ev.evaluate(
+        f.y_train, f.pred_train["pd"].to_numpy(), f.y_test, f.pred_test["pd"].to_numpy(),
+        f.X_train, f.X_test, f.features,
+        segments_test=test_df[seg_cols].reset_index(drop=True),
+        score_train=f.pred_train["score"].to_numpy(), score_test=f.pred_test["score"].to_numpy(),
+        grades_test=f.pred_test["grade"].to_numpy(), grade_order=list(f.credit_model.master_scale.labels),
+        truth=truth, test_ids=test_df["application_id"].to_numpy() if "application_id" in test_df.columns else None,
+    )
+    metrics = dict(result.metrics)
+    if "lifecycle_stage" in test_df.columns:
+        young = (test_df["lifecycle_stage"].astype("string") == "startup").to_numpy()
+        if young.any():
+            metrics["test_auc_startup"] = ev.auc(f.y_test[young], f.pred_test["pd"].to_numpy()[young])
+    metrics.update(f.seconds)
+    metrics["seconds_evaluate"] = time.perf_counter() - t0
+    return result, metrics
 
 
-def fit_evaluate_log(
+def log_to_run(run, fitted: Fitted, result: ev.Evaluation, metrics: Mapping[str, float], catalog: pd.DataFrame,
+        directions: Mapping[str, int], registered_name: str | None, cut_date: str | None) -> tuple[str | None, str | None, dict[str, float]]:
+    """Log metrics, tables, figures, the monitoring reference and the model to ``run`` (a
+    ``tracking.TrainingRun``) and register the model; returns ``(name, version, seconds)``."""
+    from riskmodel import monitoring, plots
+
+    f = fitted
+    run.log_metrics(metrics)
+    t0 = time.perf_counter()
+    imp = importance_table(f.credit_model, f.estimator, f.X_train, catalog)
+    run.log_table(catalog, "catalog.csv")
+    run.log_dict({"features": f.features, "directions": {c: int(directions.get(c, 0)) for c in f.features}}, "features.json")
+    run.log_dict(f.credit_model.config(), "credit_model.json")
+    run.log_table(imp, "importance.csv")
+    run.log_figure(plots.plot_importance(imp), "importance.png")
+    if isinstance(f.estimator, Scorecard):
+        run.log_table(f.estimator.table(), "scorecard_table.csv")
+    run.log_table(result.calibration, "calibration.csv")
+    run.log_figure(plots.plot_calibration(result.calibration), "calibration.png")
+    run.log_figure(plots.plot_roc_ks(result.roc, metrics["test_auc"], metrics["test_ks"], title=f.model), "roc_ks.png")
+    run.log_table(result.segments, "segments.csv")
+    run.log_table(result.psi, "psi.csv")
+    if result.grades is not None:
+        run.log_table(result.grades, "bad_rate_by_grade.csv")
+    monitoring.log_training_reference(run, monitoring.training_reference(f.X_train, f.features, f.pred_train, f.y_train, cut_date))
+    t1 = time.perf_counter()
+    name, version = run.log_model(f.credit_model, f.X_train, registered_name)
+    return name, version, {"seconds_artifacts": t1 - t0, "seconds_log_model": time.perf_counter() - t1}
+
+
+SUMMARY_METRICS = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_auc_startup", "train_auc", "psi_score", "grades_monotone", "segments_low_auc")
+
+
+def run_training(
     *,
     model: str,
     train_df: pd.DataFrame,
@@ -548,17 +490,15 @@ def fit_evaluate_log(
     truth: pd.DataFrame | None,
     artifact_location: str | None = None,
 ) -> dict:
-    """Fit, evaluate and log one model inside one MLflow run (FAILED if anything raises)."""
+    """:func:`fit`, :func:`evaluate` and :func:`log_to_run` one model inside one MLflow run (FAILED if
+    anything raises); returns the training summary."""
     from riskmodel import tracking
 
     estimator = build_estimator(model, directions, seed, params)  # bad parameters fail before a run exists
-    X_train, X_test = train_df[features], test_df[features]
     y_train = train_df[target].to_numpy(dtype="int64")
-    y_test = test_df[target].to_numpy(dtype="int64")
     if y_train.min() == y_train.max():
         raise UserError(f"the training rows have only one class ({int(y_train[0])}) in {target!r}; a model needs both defaults and non-defaults")
     tags = {"riskmodel.model": model, "riskmodel.source": meta.get("source", ""), "riskmodel.registered_name": registered_name or ""}
-    timings: dict[str, float] = {}
     lock0 = dict(tracking.lock_stats)
     with tracking.training_run(experiment, run_name=f"{model}", tags=tags, artifact_location=artifact_location) as run:
         t0 = time.perf_counter()
@@ -574,76 +514,14 @@ def fit_evaluate_log(
                 **{k: v for k, v in meta.items()},
             }
         )
-        t1 = time.perf_counter()
-        estimator.fit(X_train, y_train)
-        timings["seconds_fit"] = time.perf_counter() - t1
-        credit_model = make_credit_model(estimator, features, catalog, model)
-        t1 = time.perf_counter()
-        pred_train = _pd_score_grade(credit_model, X_train)
-        pred_test = _pd_score_grade(credit_model, X_test)
-        timings["seconds_predict"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        seg_cols = [c for c in SEGMENT_COLUMNS if c in test_df.columns]
-        result = ev.evaluate(
-            y_train, pred_train["pd"].to_numpy(), y_test, pred_test["pd"].to_numpy(),
-            X_train, X_test, features,
-            segments_test=test_df[seg_cols].reset_index(drop=True),
-            score_train=pred_train["score"].to_numpy(), score_test=pred_test["score"].to_numpy(),
-            grades_test=pred_test["grade"].to_numpy(), grade_order=_grade_order(credit_model),
-            truth=truth, test_ids=test_df["application_id"].to_numpy() if "application_id" in test_df.columns else None,
-        )
-        metrics = dict(result.metrics)
-        if "lifecycle_stage" in test_df.columns:  # young firms are the point of tech-flow lending
-            young = (test_df["lifecycle_stage"].astype("string") == "startup").to_numpy()
-            if young.any():
-                metrics["test_auc_startup"] = ev.auc(y_test[young], pred_test["pd"].to_numpy()[young])
-        timings["seconds_evaluate"] = time.perf_counter() - t1
-        metrics.update(timings)
-        run.log_metrics(metrics)
-        t1 = time.perf_counter()
-
-        # Tables, plots and the monitoring reference.
-        imp = importance_table(credit_model, estimator, X_train, catalog)
-        run.log_table(catalog, "catalog.csv")
-        run.log_dict({"features": features, "directions": {f: int(directions.get(f, 0)) for f in features}}, "features.json")
-        if callable(getattr(credit_model, "config", None)):
-            run.log_dict(credit_model.config(), "credit_model.json")
-        run.log_table(imp, "importance.csv")
-        run.log_figure(tracking.plot_importance(imp), "importance.png")
-        sc = _scorecard_table(credit_model, estimator)
-        if sc is not None:
-            run.log_table(sc, "scorecard_table.csv")
-        run.log_table(result.calibration, "calibration.csv")
-        run.log_figure(tracking.plot_calibration(result.calibration), "calibration.png")
-        run.log_figure(tracking.plot_roc_ks(result.roc, metrics["test_auc"], metrics["test_ks"], title=model), "roc_ks.png")
-        run.log_table(result.segments, "segments.csv")
-        run.log_table(result.psi, "psi.csv")
-        if result.grades is not None:
-            run.log_table(result.grades, "bad_rate_by_grade.csv")
-        run.log_table(ev.reference_profile(X_train, features), "monitoring/feature_profile.csv")
-        score_bins = ev.psi_table(pred_train["score"], pred_train["score"])
-        run.log_table(score_bins.drop(columns=["cur_count", "cur_share", "psi"]), "monitoring/score_profile.csv")
-        run.log_dict(
-            {
-                "features": features,
-                "n_train": len(train_df),
-                "train_bad_rate": float(y_train.mean()),
-                "train_mean_pd": float(pred_train["pd"].mean()),
-                "score_quantiles": {str(q): float(pred_train["score"].quantile(q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)},
-                "grade_shares": pred_train["grade"].astype("string").value_counts(normalize=True).sort_index().to_dict(),
-                "cut_date": meta.get("cut_date"),
-            },
-            "monitoring/reference.json",
-        )
-        timings["seconds_artifacts"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        name, version = run.log_model(credit_model, X_train, registered_name)
-        timings["seconds_log_model"] = time.perf_counter() - t1
+        fitted = fit(estimator, model, train_df, test_df, features, target, catalog)
+        result, metrics = evaluate(fitted, test_df, truth)
+        name, version, seconds = log_to_run(run, fitted, result, metrics, catalog, directions, registered_name, meta.get("cut_date"))
         run.set_tags({"riskmodel.registered_name": name or "", "riskmodel.registered_version": version or ""})
-        timings["seconds_run"] = time.perf_counter() - t0
-        run.log_metrics({k: v for k, v in timings.items() if k in ("seconds_artifacts", "seconds_log_model", "seconds_run")})
-    key = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_auc_startup", "train_auc", "psi_score", "grades_monotone", "segments_low_auc")
-    summary = {
+        seconds["seconds_run"] = time.perf_counter() - t0
+        run.log_metrics(seconds)
+    timings = {**fitted.seconds, "seconds_evaluate": metrics["seconds_evaluate"], **seconds}
+    return {
         "run_id": run.run_id,
         "experiment": experiment,
         "model": model,
@@ -653,7 +531,7 @@ def fit_evaluate_log(
         "n_train": len(train_df),
         "n_test": len(test_df),
         "n_features": len(features),
-        "metrics": {k: round(float(metrics[k]), 6) for k in key if k in metrics and np.isfinite(metrics[k])},
+        "metrics": {k: round(float(metrics[k]), 6) for k in SUMMARY_METRICS if k in metrics and np.isfinite(metrics[k])},
         "oracle_auc": round(float(result.oracle_auc), 6) if result.oracle_auc is not None else None,
         "low_auc_segments": result.segments.loc[result.segments["flag"] == "low_auc", ["segment", "value", "count", "auc"]].to_dict("records"),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -663,4 +541,3 @@ def fit_evaluate_log(
             "retries": int(tracking.lock_stats["retries"] - lock0["retries"]),
         },
     }
-    return summary

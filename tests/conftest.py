@@ -3,14 +3,18 @@
 MLflow: migrating a fresh SQLite tracking store takes seconds, so one store is migrated per test
 session and its file is copied for every test that asks for ``mlflow_store``; the test gets its own
 ``MLFLOW_TRACKING_URI`` and an experiment whose artifacts live in the test's tmp dir.
+``trained_model(...)`` gives a model trained once per session on a copy of the small hub, in a
+private store of its own.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 os.environ.setdefault("RISKMODEL_THREADS", "1")
@@ -76,6 +80,57 @@ def small_hub(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hub") / "small"
     generate(GeneratorParams(firms=1500, seed=11), out)
     return out
+
+
+@dataclass
+class TrainedModel:
+    """A model trained on a copy of the session's small hub, in a private MLflow store of its own."""
+
+    uri: str  # models:/NAME@champion when promoted, else the registered version (models:/NAME/1)
+    store: str  # sqlite:///.../mlruns.db: set it as MLFLOW_TRACKING_URI to reach the model
+    root: Path  # holds the store, the artifacts and the hub copy
+    hub: Path  # the hub copy, with the feature cache training wrote
+    matrix: pd.DataFrame  # the hub's feature matrix (a valid scoring input)
+    summary: dict  # the training summary
+
+
+@pytest.fixture(scope="session")
+def trained_model(small_hub, _migrated_store, tmp_path_factory):
+    """``trained_model(model="scorecard", *, name=None, experiment="trained", promote=True)``: the
+    :class:`TrainedModel` for these arguments, trained on the first call and reused by every later
+    call in the session (``name``: the registered name, default ``riskmodel-<model>``; ``promote``:
+    set the champion alias). Each distinct set of arguments gets its own store, so a test module
+    that writes to its store (monitoring runs, new versions) does not disturb another's. Treat the
+    hub copy as read-only."""
+    from riskmodel import tracking
+    from riskmodel.train import train_generated
+
+    made: dict[tuple, TrainedModel] = {}
+
+    def make(model: str = "scorecard", *, name: str | None = None, experiment: str = "trained", promote: bool = True) -> TrainedModel:
+        key = (model, name, experiment, promote)
+        if key not in made:
+            root = tmp_path_factory.mktemp(f"trained-{name or model}")
+            db = root / "mlruns.db"
+            shutil.copyfile(_migrated_store, db)
+            store = f"sqlite:///{db}"
+            hub = root / "hub"
+            shutil.copytree(small_hub, hub)
+            mp = pytest.MonkeyPatch()
+            mp.setenv("MLFLOW_TRACKING_URI", store)
+            try:
+                tracking.get_or_create_experiment(experiment, artifact_location=(root / "artifacts").as_uri())
+                summary = train_generated(hub, model, experiment, registered_name=name)
+                uri = summary["model_uri"]
+                if promote:
+                    uri = tracking.promote(summary["registered_name"], summary["registered_version"], "champion")["uri"]
+            finally:
+                mp.undo()
+            matrix = pd.read_parquet(summary["features_cache"]["path"])
+            made[key] = TrainedModel(uri, store, root, hub, matrix, summary)
+        return made[key]
+
+    return make
 
 
 @pytest.fixture

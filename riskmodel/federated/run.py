@@ -158,27 +158,17 @@ def federated_train(data_dir, *, key_bits: int = 2048, mode: str = "exact", batc
                     seed: int = 42, plaintext: bool = False) -> dict:
     """``riskmodel federated-train``: federated vs centralized scorecard on the out-of-time split of
     a data-hub directory; logs the federated model to MLflow like any other training run."""
-    from features.tables import load_tables
+    from riskmodel import dataset
     from riskmodel.federated.alignment import row_keys
-    from riskmodel.train import features_for_model, load_feature_matrix, make_credit_model, usable_features
+    from riskmodel.train import features_for_model, make_credit_model, usable_features
 
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
     if key_bits not in (512, 1024, 2048, 3072, 4096) and not plaintext:
         raise UserError(f"--key-bits must be one of 512 (tests only), 1024, 2048, 3072, 4096; got {key_bits}")
-    tables, _ = load_tables(data_dir)
-    if "outcomes" not in tables:
-        raise UserError(f"{data_dir}: outcomes.parquet is missing; federated training needs the bank's labels (default_12m)")
-    feats, catalog, info = load_feature_matrix(data_dir, tables)
-    outcomes = tables["outcomes"][["application_id", TARGET]].copy()
-    outcomes["application_id"] = outcomes["application_id"].astype("string")
-    feats = feats.copy()
-    feats["application_id"] = feats["application_id"].astype("string")
-    labelled = feats.merge(outcomes, on="application_id", how="inner", validate="one_to_one")
-    if labelled.empty:
-        raise UserError(f"{data_dir}: no application has an outcome yet; nothing to train on")
-    labelled["application_date"] = pd.to_datetime(labelled["application_date"])
-    train_df, test_df, cut = ev.oot_split(labelled, "application_date", None, test_share)
+    ls = dataset.load_labelled(data_dir, test_share=test_share)
+    feats, catalog, info = ls.features, ls.catalog, ls.info
+    train_df, test_df, cut = ls.train, ls.test, ls.cut
     features = usable_features(train_df, features_for_model("scorecard", train_df, catalog), "training rows (before the cut)")
     bank_f, hub_f = split_roles(catalog, features)
     directions = {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in features}
@@ -234,8 +224,8 @@ def _log_run(fed, cen, summary, credit_model, train_df, test_df, pred_test, cata
         run.log_params({
             "model": "federated_scorecard", "mode": summary["mode"], "key_bits": summary["key_bits"],
             "batch_size": summary["batch_size"], "n_train": summary["n_train"], "n_test": summary["n_test"],
-            "cut_date": summary["cut_date"], "manifest_hash": info.get("manifest_hash"),
-            "catalog_version": info.get("catalog_version"), "bank_features": fed["own_features"],
+            "cut_date": summary["cut_date"], "data_fingerprint": info.data_fingerprint, "manifest_hash": info.manifest_hash,
+            "feature_code_version": info.code_version, "catalog_version": info.catalog_version, "bank_features": fed["own_features"],
             "hub_features": fed["host_features"], "rounds": summary["rounds"], "epochs": summary["epochs"],
         })
         metrics = {

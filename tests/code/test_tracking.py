@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from riskmodel import tracking
+from riskmodel.tracking.store import _retry
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.models import make_model
 
@@ -164,13 +165,13 @@ def test_retry_helper_retries_locked_errors_only(tmp_path, monkeypatch):
             raise RuntimeError("(sqlite3.OperationalError) database is locked")
         return "ok"
 
-    assert tracking._retry(flaky) == "ok" and len(calls) == 3
+    assert _retry(flaky) == "ok" and len(calls) == 3
 
     def broken():
         raise RuntimeError("something else")
 
     with pytest.raises(RuntimeError, match="something else"):
-        tracking._retry(broken)
+        _retry(broken)
 
 
 def test_input_example_is_synthetic_not_a_real_row():

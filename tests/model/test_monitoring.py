@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pandas as pd
 import pytest
@@ -22,25 +21,18 @@ pytestmark = pytest.mark.slow  # one model fit and two generated hubs for the mo
 
 
 @pytest.fixture(scope="module")
-def setup(_migrated_store, small_hub, tmp_path_factory):
+def setup(trained_model, tmp_path_factory):
     from features.build import build_features
     from features.tables import load_tables
-    from riskmodel import tracking
     from riskmodel.stress import apply_shocks, parse_scenario
     from synthetic import GeneratorParams, generate
-    from riskmodel.train import train_generated
 
+    model = trained_model("gbm_monotone", experiment="mon", promote=False)
+    summary = model.summary
     mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", model.store)
     d = tmp_path_factory.mktemp("monitoring")
-    db = d / "mlruns.db"
-    shutil.copyfile(_migrated_store, db)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
     mp.chdir(d)
-    hub = d / "hub"
-    shutil.copytree(small_hub, hub)
-    (d / "artifacts").mkdir()
-    tracking.get_or_create_experiment("mon", artifact_location=(d / "artifacts").as_uri())
-    summary = train_generated(hub, "gbm_monotone", "mon")
 
     other = d / "other"
     generate(GeneratorParams(firms=1500, seed=12), other)
@@ -59,7 +51,7 @@ def setup(_migrated_store, small_hub, tmp_path_factory):
     shocked, _ = apply_shocks(tables, shock, pd.Timestamp("2026-01-01"))
     shifted = build_features(shocked, apps)
     shifted.to_parquet(d / "shifted.parquet", index=False)
-    yield {"dir": d, "summary": summary, "uri": summary["model_uri"], "same": d / "same.parquet", "shifted": d / "shifted.parquet"}
+    yield {"dir": d, "hub": model.hub, "summary": summary, "uri": model.uri, "same": d / "same.parquet", "shifted": d / "shifted.parquet"}
     mp.undo()
 
 
@@ -70,7 +62,7 @@ def own_hub(setup):
     from features.build import build_features
     from features.tables import load_tables
 
-    tables, _ = load_tables(setup["dir"] / "hub")
+    tables, _ = load_tables(setup["hub"])
     X = build_features(tables)
     day = pd.to_datetime(X["application_date"])
     train_day = day[day < pd.Timestamp(setup["summary"]["cut_date"])]

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from riskmodel import report, tracking
+from riskmodel import plots, report, tracking
 from riskmodel.train import train_generated
 
 
@@ -65,9 +65,9 @@ def test_scorecard_report_has_every_section_embedded_images_and_is_logged(cli, m
 
     # explain one firm of the test rows through the CLI, and an unknown id
     feats = tmp_path / "features.parquet"
-    from riskmodel.train import load_feature_matrix
+    from riskmodel.dataset import feature_matrix
 
-    matrix, _, _ = load_feature_matrix(small_hub, use_cache=False)
+    matrix, _, _ = feature_matrix(small_hub, use_cache=False)
     matrix.to_parquet(feats, index=False)
     app_id = str(matrix["application_id"].iloc[-1])
     code, out, err = cli("explain", "--model", f"runs:/{s['run_id']}/model", "--features", feats, "--id", app_id)
@@ -100,7 +100,7 @@ def test_catalog_chinese_is_covered_by_the_shipped_font():
 
     from features.catalog import catalog
 
-    cmap = TTFont(str(report.font_path())).getBestCmap()
+    cmap = TTFont(str(plots.font_path())).getBestCmap()
     cat = catalog()
     text = "".join(cat["name_zh"].astype(str)) + "".join(cat["reason_zh"].astype(str)) + "技术流"
     missing = sorted({ch for ch in text if ord(ch) > 0x7F and ord(ch) not in cmap})
@@ -120,5 +120,5 @@ def test_plots_draw_chinese_without_missing_glyphs(recwarn):
                           "points": [-3.0, 6.0, 0.0], "count": [5.0, 5.0, 1.0], "kind": "step_function"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for tofu
-        pngs = [report.plot_importance_views(views), report.plot_shapes([("用电量同比变化", "Electricity use", shape)])]
+        pngs = [plots.plot_importance_views(views), plots.plot_shapes([("用电量同比变化", "Electricity use", shape)])]
     assert all(base64.b64decode(p)[:4] == b"\x89PNG" for p in pngs)

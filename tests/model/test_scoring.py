@@ -1,14 +1,13 @@
 """Batch scoring: outputs, row accounting, row-level rejects, whole-batch errors, atomic writes.
 
-One scorecard is trained per module on the session's small generated hub; each test scores a
-feature file derived from that hub's feature matrix.
+One scorecard is trained on the session's small generated hub (the ``trained_model`` fixture); each
+test scores a feature file derived from that hub's feature matrix.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -21,33 +20,16 @@ from riskmodel.scoring import AtomicParquetWriter, score
 OUT_COLUMNS = ["application_id", "firm_id", "application_date", *output_columns(3), "model_name", "model_version"]
 
 
-@pytest.fixture(scope="module")
-def trained(small_hub, _migrated_store, tmp_path_factory):
-    """(model URI, feature matrix) for a scorecard trained and promoted to champion in a private store."""
-    from riskmodel import tracking
-    from riskmodel.train import train_generated
-
-    root = tmp_path_factory.mktemp("scoring")
-    db = root / "mlruns.db"
-    shutil.copyfile(_migrated_store, db)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    data = root / "hub"
-    shutil.copytree(small_hub, data)
-    tracking.get_or_create_experiment("scoring", artifact_location=(root / "artifacts").as_uri())
-    result = train_generated(data, "scorecard", "scoring", registered_name="scoring-scorecard")
-    tracking.promote("scoring-scorecard", result["registered_version"], "champion")
-    features = next((data / "cache").glob("features-*.parquet"))
-    matrix = pd.read_parquet(features)
-    yield "models:/scoring-scorecard@champion", matrix, root
-    mp.undo()
+@pytest.fixture
+def model(trained_model):
+    """A scorecard trained and promoted to champion in a private store (once per session)."""
+    return trained_model("scorecard", name="scoring-scorecard", experiment="scoring")
 
 
 @pytest.fixture
-def env(trained, monkeypatch, tmp_path):
-    uri, matrix, root = trained
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
-    return uri, matrix.copy(), tmp_path
+def env(model, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model.store)
+    return model.uri, model.matrix.copy(), tmp_path
 
 
 def test_scores_every_row_with_reasons(env):
@@ -294,9 +276,9 @@ def test_cli_input_errors_are_one_line_without_traceback(cli, env):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_cli_scores_a_data_directory_point_in_time(cli, trained, env):
+def test_cli_scores_a_data_directory_point_in_time(cli, model, env):
     uri, matrix, tmp = env
-    hub = trained[2] / "hub"
+    hub = model.hub
     code, out, err = cli("score", "--model", uri, "--data", str(hub), "--out", str(tmp / "s.parquet"), "--json")
     assert code == 0, err
     summary = json.loads(out)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,32 +24,17 @@ from riskmodel.scoring import score
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model(small_hub, _migrated_store, tmp_path_factory):
-    """(URI, feature matrix, store root) for a scorecard trained and promoted in a private store."""
-    from riskmodel import tracking
-    from riskmodel.train import train_generated
-
-    root = tmp_path_factory.mktemp("spark-serve")
-    db = root / "mlruns.db"
-    shutil.copyfile(_migrated_store, db)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    data = root / "hub"
-    shutil.copytree(small_hub, data)
-    tracking.get_or_create_experiment("serve", artifact_location=(root / "artifacts").as_uri())
-    result = train_generated(data, "scorecard", "serve", registered_name="serve-scorecard")
-    tracking.promote("serve-scorecard", result["registered_version"], "champion")
-    matrix = pd.read_parquet(next((data / "cache").glob("features-*.parquet")))
-    yield "models:/serve-scorecard@champion", matrix, root
-    mp.undo()
+@pytest.fixture
+def model(trained_model):
+    """A scorecard trained and promoted to champion in a private store (once per session)."""
+    return trained_model("scorecard", name="serve-scorecard", experiment="serve")
 
 
 def test_spark_and_pandas_paths_give_identical_outputs(model, tmp_path, monkeypatch):
     from riskmodel.spark import score_spark
 
-    uri, matrix, root = model
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    uri, matrix = model.uri, model.matrix
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model.store)
     m = pd.concat([matrix, matrix.head(2)], ignore_index=True)  # two duplicate ids
     m["firm_size_headcount"] = m["firm_size_headcount"].astype(object)
     m.loc[5, "firm_size_headcount"] = "n/a"  # a string in a numeric column
@@ -79,8 +63,8 @@ def test_spark_path_with_every_row_rejected(model, tmp_path, monkeypatch):
     """No row left to score: an empty scores file with the scoring columns, every row a reject."""
     from riskmodel.spark import score_spark
 
-    uri, matrix, root = model
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    uri, matrix = model.uri, model.matrix
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model.store)
     m = matrix.head(40).copy()
     m["firm_size_headcount"] = -1.0  # cannot be negative
     m.to_parquet(tmp_path / "in.parquet")
@@ -98,11 +82,11 @@ def _free_port() -> int:
 
 
 def test_mlflow_models_serve_answers_two_rows(model, tmp_path):
-    uri, matrix, root = model
+    uri, matrix = model.uri, model.matrix
     from riskmodel import tracking
 
     bindir = str(Path(sys.executable).parent)  # mlflow execs uvicorn from PATH: use the venv's
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns.db'}", "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": model.store, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     try:
         cm, name, version = tracking.load_credit_model(uri)

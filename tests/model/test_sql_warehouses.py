@@ -66,14 +66,12 @@ def test_spark_sql_scores_equal_python_row_for_row(spark, tmp_path):
 def hub_models(small_hub):
     """Each exportable model trained on the small generated hub the way `riskmodel train` builds it
     (catalog features and directions, CreditModel with the catalog rows), and the feature matrix."""
-    from features.tables import load_tables
     from features.contract import TARGET
-    from riskmodel.train import build_estimator, features_for_model, load_feature_matrix, make_credit_model, usable_features
+    from riskmodel.dataset import load_labelled
+    from riskmodel.train import build_estimator, features_for_model, make_credit_model, usable_features
 
-    matrix, catalog, _ = load_feature_matrix(small_hub, use_cache=False)
-    outcomes = load_tables(small_hub, ["outcomes"])[0]["outcomes"][["application_id", TARGET]]
-    matrix = matrix.assign(application_id=matrix["application_id"].astype(str))
-    labelled = matrix.merge(outcomes.assign(application_id=outcomes["application_id"].astype(str)), on="application_id")
+    ls = load_labelled(small_hub, use_cache=False)
+    matrix, catalog, labelled = ls.features.assign(application_id=ls.features["application_id"].astype(str)), ls.catalog, ls.labelled
     models = {}
     for name in EXPORTABLE:
         features = usable_features(labelled, features_for_model(name, labelled, catalog))

@@ -1,14 +1,14 @@
 """Stress scenarios: shocks on source tables, point-in-time rebuild, rescoring with monotone models.
 
-One module fixture trains gbm_monotone and scorecard once on a copy of the session's small hub
-(1,500 firms) in a private MLflow store; the scenario tests reuse the loaded models and tables.
+gbm_monotone and scorecard are trained once on a copy of the session's small hub (1,500 firms), each
+in a private MLflow store (the ``trained_model`` fixture); the scenario tests reuse the loaded
+models and tables.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 
 import numpy as np
@@ -23,29 +23,21 @@ MONOTONE = ("gbm_monotone", "scorecard")
 
 
 @pytest.fixture(scope="module")
-def trained(_migrated_store, small_hub, tmp_path_factory):
-    """(hub dir, tables, {model: (uri, CreditModel)}) with a private store set for the module."""
+def trained(trained_model):
+    """(hub dir, tables, {model: (TrainedModel, CreditModel)}), each model in a private store."""
     from features.tables import load_tables
     from riskmodel import tracking
-    from riskmodel.train import train_generated
 
     mp = pytest.MonkeyPatch()
-    d = tmp_path_factory.mktemp("stress")
-    db = d / "mlruns.db"
-    shutil.copyfile(_migrated_store, db)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    mp.chdir(d)
-    hub = d / "hub"
-    shutil.copytree(small_hub, hub)
-    (d / "artifacts").mkdir()
-    tracking.get_or_create_experiment("stress", artifact_location=(d / "artifacts").as_uri())
     models = {}
     for m in MONOTONE:
-        uri = train_generated(hub, m, "stress")["model_uri"]
-        models[m] = (uri, tracking.load_credit_model(uri)[0])
-    tables, _ = load_tables(hub)
-    yield hub, tables, models
+        t = trained_model(m, experiment="stress", promote=False)
+        mp.setenv("MLFLOW_TRACKING_URI", t.store)
+        models[m] = (t, tracking.load_credit_model(t.uri)[0])
     mp.undo()
+    hub = models[MONOTONE[0]][0].hub
+    tables, _ = load_tables(hub)
+    return hub, tables, models
 
 
 AS_OF = pd.Timestamp("2026-01-01")  # the day after the small hub's snapshot (end 2025-12)
@@ -197,8 +189,10 @@ def test_cli_bad_scenario_one_line_exit_2(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_cli_stress_prints_and_writes(trained, tmp_path, monkeypatch, capsys):
     hub, _, models = trained
+    model = models["gbm_monotone"][0]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model.store)
     out = tmp_path / "stressed.parquet"
-    monkeypatch.setattr(sys, "argv", ["riskmodel", "stress", "--model", models["gbm_monotone"][0], "--data", str(hub), "--scenario", "sector_downturn", "--out", str(out), "--json"])
+    monkeypatch.setattr(sys, "argv", ["riskmodel", "stress", "--model", model.uri, "--data", str(hub), "--scenario", "sector_downturn", "--out", str(out), "--json"])
     try:
         cli.main()
         code = 0
@@ -208,7 +202,7 @@ def test_cli_stress_prints_and_writes(trained, tmp_path, monkeypatch, capsys):
     assert code == 0, captured.err
     r = json.loads(captured.out)
     assert r["scenario"]["name"] == "sector_downturn" and r["summary"]["el_change"] > 0
-    assert r["model"]["uri"] == models["gbm_monotone"][0]
+    assert r["model"]["uri"] == model.uri
     rows = pd.read_parquet(out)
     assert {"application_id", "region", "industry", "amount", "pd", "pd_base", "grade_stress"} <= set(rows.columns)
     assert len(rows) == r["summary"]["n"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.contract import BASELINE_FAMILIES, SEGMENT_COLUMNS
-from riskmodel import tracking
+from riskmodel import dataset, tracking
 from riskmodel.errors import UserError
 from riskmodel.train import train, train_generated
 
@@ -51,7 +51,7 @@ def test_train_generated_oot_cache_oracle_and_artifacts(mlflow_store, hub, tmp_p
     run = tracking.client().get_run(s["run_id"])
     assert run.info.status == "FINISHED"
     p = run.data.params
-    assert p["manifest_hash"] == tracking.file_hash(hub / "manifest.json")
+    assert p["manifest_hash"] == dataset.file_hash(hub / "manifest.json")
     assert len(p["catalog_version"]) == 16 and p["cut_date"] == s["cut_date"] and p["model"] == "gbm_monotone"
     assert run.data.metrics["oracle_auc"] == pytest.approx(s["oracle_auc"], abs=1e-6)
     arts = {a.path for a in tracking.client().list_artifacts(s["run_id"])}

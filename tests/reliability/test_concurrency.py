@@ -1,5 +1,5 @@
 """Four `riskmodel train` processes against one SQLite tracking store at once: all finish, all four runs
-are recorded, and the registered versions are 1..4 (tracking.py: file lock + WAL + retries)."""
+are recorded, and the registered versions are 1..4 (tracking/store.py: file lock + WAL + retries)."""
 
 from __future__ import annotations
 

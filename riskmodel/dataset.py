@@ -1,0 +1,358 @@
+"""The labelled training set of a data hub, in one place.
+
+A data hub (``riskmodel generate``, or a bank's own tables) is a folder of source tables with an
+``outcomes`` table. Training, the report, federated training and the demo all need the same three
+steps, done here and nowhere else:
+
+1. the feature matrix of every application (``features.build.build_features``), cached in
+   ``DIR/cache/features-<data fingerprint>-<feature code version>.parquet``;
+2. the outcomes joined on ``application_id`` (ids compared as strings, at most one outcome per
+   application and one feature row per application, else a :class:`UserError`), dates parsed;
+3. the out-of-time split by application date (:func:`riskmodel.evaluation.oot_split`).
+
+The cache key is content, never a name: the **data fingerprint** is a sha256 over the bytes of
+``manifest.json`` and of every table file (``<table>.parquet``), and the **feature code version**
+(``feature_code_version()``) hashes the catalog and the source of the feature layer. Editing a
+table, or a signal's formula without touching its catalog text, gives another key, so the matrix is
+built again. Hashing a large hub takes a while, so each file's sha256 is remembered in
+``DIR/cache/fingerprints.json`` together with the file's size, modification time (ns) and inode; a
+file whose three still match is not read again (the same trust ``make`` and ``rsync`` put in a
+modification time). A cache file that cannot be read is built again, not a traceback. Cache files
+are written atomically (``features.files.AtomicOutput``), so a process reading the cache never sees
+a partial file and two processes building at once do not corrupt it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from features.build import build_features
+from features.catalog import catalog as build_catalog, feature_code_version
+from features.contract import DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, TARGET
+from features.errors import OutputError
+from features.files import AtomicOutput, write_text
+from features.tables import TABLE_NAMES, load_tables, read_table
+from riskmodel import evaluation as ev
+from riskmodel.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "cache"
+FINGERPRINT_MEMO = "fingerprints.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes
+# --------------------------------------------------------------------------------------------
+
+
+def file_hash(paths, n: int = 16) -> str:
+    """sha256 over the bytes of one or more files (in the given order), first ``n`` hex digits."""
+    h = hashlib.sha256()
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def frame_hash(frame: pd.DataFrame, n: int = 16) -> str:
+    """Stable content hash of a small DataFrame (CSV bytes, columns sorted), first ``n`` hex digits."""
+    buf = io.StringIO()
+    frame.reindex(sorted(frame.columns), axis=1).to_csv(buf, index=False)
+    return hashlib.sha256(buf.getvalue().encode()).hexdigest()[:n]
+
+
+def catalog_version(catalog: pd.DataFrame) -> str:
+    """Hash of a feature catalog's text: changes whenever a feature, its direction or its text changes
+    (logged with every run; the cache key is the feature code version, which also sees formulas)."""
+    return frame_hash(catalog.sort_values("name").reset_index(drop=True).astype(str))
+
+
+def hub_files(data_dir: Path) -> list[Path]:
+    """The files a feature build reads: ``manifest.json`` (it dates the snapshot the tables are
+    validated against) and every ``<table>.parquet`` present, in a fixed order."""
+    names = ["manifest.json", *(f"{t}.parquet" for t in TABLE_NAMES)]
+    return [data_dir / n for n in names if (data_dir / n).is_file()]
+
+
+def data_fingerprint(data_dir: str | Path, *, remember: bool = True) -> str:
+    """sha256 over the names and contents of :func:`hub_files` (first 16 hex digits); ``"none"`` for
+    a folder without any. Each file's hash is remembered in ``cache/fingerprints.json`` by size,
+    modification time and inode (``remember=False``: read the memo, never write it)."""
+    data_dir = Path(data_dir)
+    files = hub_files(data_dir)
+    if not files:
+        return "none"
+    memo_path = data_dir / CACHE_DIR / FINGERPRINT_MEMO
+    memo = _read_memo(memo_path)
+    changed = False
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+        known = memo.get(f.name)
+        if isinstance(known, dict) and all(known.get(k) == v for k, v in stamp.items()) and isinstance(known.get("sha256"), str):
+            digest = known["sha256"]
+        else:
+            digest = file_hash(f, n=64)
+            memo[f.name] = {**stamp, "sha256": digest}
+            changed = True
+        h.update(f.name.encode("utf-8") + b"\0" + digest.encode("ascii") + b"\n")
+    if changed and remember:
+        try:
+            write_text(memo_path, json.dumps({k: memo[k] for k in sorted(memo)}, indent=1) + "\n")
+        except (OutputError, OSError) as exc:  # read-only hub, or another process writing it now
+            log.info("features: could not remember the table hashes in %s (%s)", memo_path, exc)
+    return h.hexdigest()[:16]
+
+
+def _read_memo(path: Path) -> dict:
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# The feature matrix and its cache
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixInfo:
+    """Where a feature matrix came from: the keys of its cache entry and what happened to it."""
+
+    data_fingerprint: str  # content of the hub's tables and manifest (see module doc)
+    manifest_hash: str  # sha256 of manifest.json ("none" without one): the generator's record
+    code_version: str  # feature_code_version() of the code that reads it now
+    catalog_version: str  # catalog_version() of the catalog
+    cache_status: str  # hit | written | given | disabled (use_cache=False) | not_written (write_cache=False) | unwritable
+    cache_path: str
+    seconds_build: float | None = None  # when built here
+
+    @property
+    def cache(self) -> dict:
+        """``{"status", "path"}``: what a training summary reports."""
+        return {"status": self.cache_status, "path": self.cache_path}
+
+
+def cache_path(data_dir: str | Path, fingerprint: str, code_version: str) -> Path:
+    """Where the feature matrix of ``data_dir`` is cached for this content and this feature code."""
+    return (Path(data_dir) / CACHE_DIR / f"features-{fingerprint}-{code_version}.parquet").resolve()
+
+
+def _read_cache(path: Path) -> pd.DataFrame | None:
+    """The cached matrix, or None (with a warning) when the file is not a readable feature matrix."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
+        log.warning("features: the cache %s cannot be read (%s); building the features again", path, " ".join(str(exc).split())[:200])
+        return None
+    missing = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing:
+        log.warning("features: the cache %s lacks %s; building the features again", path, missing)
+        return None
+    return frame
+
+
+def _write_cache(frame: pd.DataFrame, path: Path) -> str:
+    try:
+        with AtomicOutput(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+    except (OutputError, OSError) as exc:
+        log.warning("features: built but not cached (%s)", exc)
+        return "unwritable"
+    return "written"
+
+
+def _load(data_dir: Path, names: Sequence[str] | None) -> dict[str, pd.DataFrame]:
+    tables, _ = load_tables(data_dir, list(names) if names is not None else None)
+    return tables
+
+
+def _matrix(
+    data_dir: Path, features_file: str | Path | None, use_cache: bool, write_cache: bool, need: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, MatrixInfo, dict[str, pd.DataFrame]]:
+    """The feature matrix, the catalog, its info, and the loaded tables (at least those in ``need``;
+    every table when the matrix was built)."""
+    catalog = build_catalog()
+    fingerprint = data_fingerprint(data_dir, remember=use_cache and write_cache)
+    manifest = data_dir / "manifest.json"
+    keys = {
+        "data_fingerprint": fingerprint,
+        "manifest_hash": file_hash(manifest) if manifest.is_file() else "none",
+        "code_version": feature_code_version(),
+        "catalog_version": catalog_version(catalog),
+    }
+    if features_file is not None:
+        path = Path(features_file)
+        tables = _load(data_dir, sorted({*need, "applications"}))
+        frame = read_table(path)
+        check_features_file(frame, path, data_dir, tables["applications"], catalog)
+        return frame, catalog, MatrixInfo(**keys, cache_status="given", cache_path=str(path.resolve())), tables
+    cache = cache_path(data_dir, fingerprint, keys["code_version"])
+    if use_cache and cache.is_file():
+        frame = _read_cache(cache)
+        if frame is not None:
+            log.info("features: read from cache %s", cache)
+            return frame, catalog, MatrixInfo(**keys, cache_status="hit", cache_path=str(cache)), _load(data_dir, need)
+    tables = _load(data_dir, None)
+    t0 = time.perf_counter()
+    frame = build_features(tables)
+    seconds = round(time.perf_counter() - t0, 3)
+    if not use_cache:
+        status = "disabled"
+    elif not write_cache:
+        status = "not_written"
+    else:
+        status = _write_cache(frame, cache)
+        if status == "written":
+            log.info("features: built in %.1fs and cached at %s", seconds, cache)
+    return frame, catalog, MatrixInfo(**keys, cache_status=status, cache_path=str(cache), seconds_build=seconds), tables
+
+
+def feature_matrix(
+    data_dir: str | Path, *, features_file: str | Path | None = None, use_cache: bool = True, write_cache: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, MatrixInfo]:
+    """``(features, catalog, info)``: the feature matrix of every application in ``data_dir``.
+
+    Reads ``features_file`` when given (after :func:`check_features_file`), else the cache entry of
+    this content and this feature code (``use_cache``), else builds it and writes the cache
+    (``write_cache``; skipped with a warning when the folder is read-only)."""
+    data_dir = _hub(data_dir)
+    frame, catalog, info, _ = _matrix(data_dir, features_file, use_cache, write_cache, need=())
+    return frame, catalog, info
+
+
+def check_features_file(frame: pd.DataFrame, path: Path, data_dir: Path, applications: pd.DataFrame, catalog: pd.DataFrame) -> None:
+    """A feature file given for a hub must be that hub's matrix: the same applications (id, firm and
+    date of each) and the catalog's features, else a UserError that says which rule failed."""
+    redo = f"build it from this hub with `riskmodel features --data {data_dir} --out FILE`"
+    missing = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: not a feature matrix (no column {', '.join(missing)}); {redo}")
+    allowed = {*ID_COLUMNS, *SEGMENT_COLUMNS, *catalog["name"]}
+    unknown = [c for c in frame.columns if c not in allowed]
+    if unknown:
+        raise UserError(f"{path}: column(s) {unknown[:10]} are not features of the catalog (`riskmodel catalog`); {redo}")
+    absent = [c for c in catalog["name"] if c not in frame.columns]
+    if absent:
+        raise UserError(f"{path}: {len(absent)} feature(s) of the catalog are missing ({', '.join(absent[:10])}); "
+                        f"it was built by another version of the feature code; {redo}")
+    mine = _id_frame(frame)
+    hub = _id_frame(applications)
+    both = mine.merge(hub, on=KEY, how="left", suffixes=("", "_hub"), indicator=True)
+    foreign = both["_merge"] == "left_only"
+    if foreign.any():
+        first = both.loc[foreign, KEY].iloc[0]
+        raise UserError(f"{path}: {int(foreign.sum())} of {len(both)} application_id(s) are not applications of {data_dir} "
+                        f"(first: {first}); the file was built from another data hub; {redo}")
+    differ = (both[FIRM] != both[f"{FIRM}_hub"]) | (both[DATE] != both[f"{DATE}_hub"])
+    if differ.any():
+        r = both.loc[differ].iloc[0]
+        raise UserError(f"{path}: {int(differ.sum())} application(s) have another firm or date than in {data_dir} "
+                        f"(first: {r[KEY]}: {r[FIRM]} on {r[DATE].date()} in the file, {r[f'{FIRM}_hub']} on "
+                        f"{r[f'{DATE}_hub'].date()} in the hub); the file was built from another data hub; {redo}")
+    lacking = ~hub[KEY].isin(mine[KEY])
+    if lacking.any():
+        raise UserError(f"{path}: {int(lacking.sum())} application(s) of {data_dir} are not in the file "
+                        f"(first: {hub.loc[lacking, KEY].iloc[0]}); {redo}")
+
+
+def _id_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        KEY: frame[KEY].astype("string").to_numpy(),
+        FIRM: frame[FIRM].astype("string").to_numpy(),
+        DATE: pd.to_datetime(frame[DATE]).dt.normalize().to_numpy(dtype="datetime64[ns]"),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and the out-of-time split
+# --------------------------------------------------------------------------------------------
+
+
+def join_outcomes(features: pd.DataFrame, outcomes: pd.DataFrame, where: str | Path) -> pd.DataFrame:
+    """The applications of ``features`` that have an outcome, with the target column and
+    ``application_date`` parsed. Ids are compared as strings; a duplicated id on either side, or no
+    labelled application at all, is a UserError (``where`` names the hub in the message)."""
+    missing = [c for c in (KEY, DATE) if c not in features.columns]
+    if missing:
+        raise UserError(f"feature matrix lacks {missing}; rebuild it with `riskmodel features --data {where}`")
+    feats = features.copy()
+    feats[KEY] = feats[KEY].astype("string")
+    labels = outcomes[[KEY, TARGET]].copy()
+    labels[KEY] = labels[KEY].astype("string")
+    for frame, what in ((feats, f"the feature matrix of {where}"), (labels, f"{where}/outcomes.parquet")):
+        dup = frame[KEY].duplicated()
+        if dup.any():
+            raise UserError(f"{what} has {int(dup.sum())} duplicate application_id(s) (first: {frame.loc[dup, KEY].iloc[0]}); "
+                            "each application needs exactly one row")
+    labelled = feats.merge(labels, on=KEY, how="inner", validate="one_to_one")
+    if labelled.empty:
+        raise UserError(f"{where}: no application has an outcome yet; nothing to train on")
+    labelled[DATE] = pd.to_datetime(labelled[DATE])
+    return labelled
+
+
+def split(labelled: pd.DataFrame, cut: str | pd.Timestamp | None = None, test_share: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """``(train, test, cut)``: :func:`riskmodel.evaluation.oot_split` by application date, with its
+    complaints as UserErrors."""
+    try:
+        return ev.oot_split(labelled, DATE, cut, test_share)
+    except ValueError as exc:
+        raise UserError(f"out-of-time split: {exc}") from None
+
+
+@dataclass
+class LabelledSet:
+    """The labelled training set of a data hub."""
+
+    features: pd.DataFrame  # the feature matrix of every application, labelled or not
+    labelled: pd.DataFrame  # the applications with an outcome: features plus TARGET
+    train: pd.DataFrame  # labelled rows before the cut
+    test: pd.DataFrame  # labelled rows from the cut on (out of time)
+    cut: pd.Timestamp
+    catalog: pd.DataFrame
+    info: MatrixInfo
+
+
+def _hub(data_dir: str | Path) -> Path:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        what = "is a file" if data_dir.exists() else "does not exist"
+        raise UserError(f"data directory {data_dir} {what}; give a data-hub directory (`riskmodel generate --out DIR`)")
+    return data_dir
+
+
+def load_labelled(
+    data_dir: str | Path,
+    *,
+    cut: str | pd.Timestamp | None = None,
+    test_share: float = 0.3,
+    features_file: str | Path | None = None,
+    use_cache: bool = True,
+    write_cache: bool = True,
+) -> LabelledSet:
+    """The labelled set of ``data_dir``: the feature matrix (see :func:`feature_matrix`), the
+    outcomes joined (:func:`join_outcomes`) and the out-of-time split at ``cut`` (default: the last
+    ``test_share`` of labelled applications by date)."""
+    data_dir = _hub(data_dir)
+    if not (data_dir / "outcomes.parquet").is_file():
+        raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications ({TARGET})")
+    features, catalog, info, tables = _matrix(data_dir, features_file, use_cache, write_cache, need=("outcomes",))
+    labelled = join_outcomes(features, tables["outcomes"], data_dir)
+    train, test, cut_ts = split(labelled, cut, test_share)
+    return LabelledSet(features, labelled, train, test, cut_ts, catalog, info)
+

@@ -1,0 +1,283 @@
+"""The MLflow tracking store: where it is, how several processes share it, experiments.
+
+- Store: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<cwd>/mlruns.db``; resolved at every call,
+  never at import. A team points ``MLFLOW_TRACKING_URI`` at an ``mlflow server``.
+- Several processes on one SQLite file: SQLite has one writer at a time, and MLflow's transactions
+  can fail with "database is locked" when two processes upgrade read locks at once. Every store
+  write runs under an advisory file lock next to the database (``mlruns.db.lock``); every
+  call is retried with exponential backoff on "database is locked"; the database is switched to
+  WAL journal mode, so reads (compare, loading a model) and artifact files need no lock. The first process also migrates a fresh store under the
+  lock, so concurrent first runs do not race on schema creation. Fits run outside the lock, so
+  concurrent trainings only queue for the short logging calls.
+- Messages: MLflow prints a few lines with ``print`` to stderr rather than logging them ("Successfully
+  registered model ..."); :func:`configure` sends them to the ``mlflow.eprint`` logger, so they follow
+  the logging setup like MLflow's other lines (``riskmodel.logs``: the log file, terminal with --verbose).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils import logging_utils as mlflow_logging_utils
+from mlflow.utils.logging_utils import MlflowLoggingStream
+
+from riskmodel.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "riskmodel"
+_RETRIES = 12
+
+# --------------------------------------------------------------------------------------------
+# Store location, locking and retries
+# --------------------------------------------------------------------------------------------
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<absolute cwd>/mlruns.db`` (read at call time)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{(Path.cwd() / 'mlruns.db').resolve()}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    raw = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+_lock_state = threading.local()
+_thread_lock = threading.RLock()
+_prepared: set[str] = set()
+# Seconds this process spent waiting for / holding the store lock, and lock-error retries (for figures).
+lock_stats: dict[str, float] = {"wait_seconds": 0.0, "held_seconds": 0.0, "acquisitions": 0, "retries": 0}
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str | None = None) -> Iterator[None]:
+    """Exclusive advisory lock on ``<db>.lock`` for a SQLite store (re-entrant; no-op for servers)."""
+    uri = uri or tracking_uri()
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: rely on retries only
+        yield
+        return
+    with _thread_lock:
+        depth = getattr(_lock_state, "depth", 0)
+        if depth:
+            _lock_state.depth = depth + 1
+            try:
+                yield
+            finally:
+                _lock_state.depth -= 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(f"{path}.lock", "a+")
+        try:
+            t0 = time.perf_counter()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            t1 = time.perf_counter()
+            _lock_state.depth = 1
+            try:
+                yield
+            finally:
+                _lock_state.depth = 0
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                lock_stats["wait_seconds"] += t1 - t0
+                lock_stats["held_seconds"] += time.perf_counter() - t1
+                lock_stats["acquisitions"] += 1
+        finally:
+            fh.close()
+
+
+def _is_locked_error(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 5:
+        text = str(exc).lower()
+        if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _retry(fn: Callable[..., Any], *args, _lock: bool = True, **kwargs) -> Any:
+    """Call ``fn`` under the store lock, retrying with exponential backoff on SQLite lock errors."""
+    delay = 0.05
+    for attempt in range(_RETRIES):
+        try:
+            with _store_lock() if _lock else contextlib.nullcontext():
+                return fn(*args, **kwargs)
+        except Exception as exc:
+            if not _is_locked_error(exc) or attempt == _RETRIES - 1:
+                raise
+            lock_stats["retries"] += 1
+            log.warning("tracking store busy (%s); retry %d/%d in %.2fs", type(exc).__name__, attempt + 1, _RETRIES, delay)
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 3.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read(fn: Callable[..., Any], *args, **kwargs) -> Any:
+    """A read-only store call or an artifact write: retried, but not under the store lock (in WAL
+    mode readers never wait for the writer, and artifact files do not touch the database)."""
+    return _retry(fn, *args, _lock=False, **kwargs)
+
+
+class _PrintsToLog(MlflowLoggingStream):
+    """MLflow prints some messages with ``eprint`` straight to stderr instead of logging them
+    ("Successfully registered model ...", "Created version ..."). Put in place of MLflow's stream,
+    this turns each printed line into an INFO record of the ``mlflow.eprint`` logger, so those
+    messages follow the logging configuration like MLflow's other messages (the CLI: log file only,
+    terminal with ``--verbose``)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+        self._buffer = ""
+        self._log = logging.getLogger("mlflow.eprint")
+
+    def write(self, text) -> None:
+        if not self.enabled:
+            return
+        self._buffer += str(text)
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            if line.strip():
+                self._log.info("%s", line)
+
+    def flush(self) -> None:
+        if self._buffer.strip():
+            self._log.info("%s", self._buffer)
+        self._buffer = ""
+
+
+def _route_mlflow_prints() -> None:
+    if not isinstance(mlflow_logging_utils.MLFLOW_LOGGING_STREAM, _PrintsToLog):
+        mlflow_logging_utils.MLFLOW_LOGGING_STREAM = _PrintsToLog(mlflow_logging_utils.MLFLOW_LOGGING_STREAM.enabled)
+
+
+def configure() -> str:
+    """Point mlflow at :func:`tracking_uri` and make sure a SQLite store is migrated and in WAL mode.
+
+    Called by every public function here (cheap after the first call per URI and process)."""
+    uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr readable
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage data leaves a bank's machine
+    _route_mlflow_prints()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri in _prepared:
+        return uri
+    path = _sqlite_path(uri)
+    if path is not None:
+        fresh = _needs_migration(path)
+        # Creating the stores runs the schema migrations of a fresh file: do that under the lock so
+        # simultaneous first runs do not race. A migrated store only needs reads here (no lock).
+        with _store_lock(uri) if fresh else contextlib.nullcontext():
+            client = MlflowClient(uri, registry_uri=uri)
+            _retry(client.search_experiments, max_results=1, _lock=fresh)
+            _retry(client.search_registered_models, max_results=1, _lock=fresh)
+        if fresh or _journal_mode(path) != "wal":
+            with _store_lock(uri):
+                _enable_wal(path)
+    _prepared.add(uri)
+    return uri
+
+
+def _needs_migration(path: Path) -> bool:
+    """True when ``path`` is not yet an MLflow database (missing, empty, or no schema version)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return True
+
+
+def _journal_mode(path: Path) -> str:
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            return str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return ""
+
+
+def _enable_wal(path: Path) -> None:
+    try:
+        con = sqlite3.connect(str(path), timeout=30)
+        try:
+            mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # a read-only file or a busy store: retries still protect us
+        log.warning("could not switch %s to WAL journal mode: %s", path, exc)
+
+
+def client() -> MlflowClient:
+    """An MlflowClient on the configured store."""
+    uri = configure()
+    return MlflowClient(uri, registry_uri=uri)
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments
+# --------------------------------------------------------------------------------------------
+
+
+def get_or_create_experiment(name: str = DEFAULT_EXPERIMENT, artifact_location: str | None = None) -> str:
+    """Experiment id of ``name``, creating it (optionally with ``artifact_location``) if needed."""
+    c = client()
+
+    def _get_or_create() -> str:
+        exp = c.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                raise UserError(f"experiment {name!r} was deleted in {tracking_uri()}; restore it (`mlflow experiments restore`) or use another --experiment")
+            return exp.experiment_id
+        try:
+            return c.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower() and getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return c.get_experiment_by_name(name).experiment_id
+
+    return _retry(_get_or_create)
+
+
+def _require_experiment(name: str):
+    exp = _read(client().get_experiment_by_name, name)
+    if exp is None or exp.lifecycle_stage == "deleted":
+        names = [e.name for e in _read(client().search_experiments, max_results=50)]
+        known = f" Experiments in this store: {', '.join(sorted(names))}." if names else " The store has no experiments yet."
+        raise UserError(
+            f"experiment {name!r} does not exist in {tracking_uri()}; train into it first "
+            f"(`riskmodel train ... --experiment {name}`) or check MLFLOW_TRACKING_URI.{known}"
+        )
+    return exp
