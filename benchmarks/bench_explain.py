@@ -1,7 +1,7 @@
 """Cost of explanations: bare PD versus PD + contributions + top-3 reason codes, same run.
 
 On ``--rows`` (default 1,000,000) synthetic rows with ``--features`` (default 40) numeric features
-plus one string column (``riskmodel.datasets.synthetic_credit``), for gbm_additive, scorecard and
+plus one string column (``riskmodel.creditdata.synthetic_credit``), for gbm_additive, scorecard and
 gbm_monotone, each trained on the first ``--train-rows`` (default 50,000) rows:
 
   * ``predict_s``: ``estimator.predict_proba(X)`` on all rows (bare PD);
@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
 
     from riskmodel import config
     from riskmodel.creditmodel import CreditModel
-    from riskmodel.datasets import synthetic_credit
+    from riskmodel.creditdata import synthetic_credit
     from riskmodel.models import make_model
     from riskmodel.reasons import reason_codes
     from sklearn.metrics import roc_auc_score

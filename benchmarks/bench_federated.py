@@ -11,7 +11,7 @@ residuals (40 epochs of preconditioned gradient descent).
 
 In one process and one run: the same protocol in plaintext (no encryption, same messages: the
 baseline), with Paillier 1024-bit keys, and with 2048-bit keys. The data is
-``riskmodel.datasets.synthetic_credit`` (9 numeric features: 3 at the bank, 6 at the hub, all rows
+``riskmodel.creditdata.synthetic_credit`` (9 numeric features: 3 at the bank, 6 at the hub, all rows
 aligned). One epoch is measured (``max_epochs=1``); binning (once per training) is reported
 apart. Per party, the seconds spent in encryption (``encrypt``: fresh ``r^n``), re-randomisation
 (``obfuscate``), decryption, homomorphic additions and scalar multiplications, and channel
@@ -77,7 +77,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--skip-timing", action="store_true", help="only the --data accuracy comparison (keeps earlier runs)")
     args = ap.parse_args(argv)
 
-    from riskmodel.datasets import synthetic_credit
+    from riskmodel.creditdata import synthetic_credit
     import pandas as pd
 
     accuracy = []

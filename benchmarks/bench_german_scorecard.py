@@ -1,7 +1,7 @@
 """German credit scorecard: choose settings by cross-validation on the training split only, then
 report the test AUC once. Writes benchmarks/results/german_scorecard.json.
 
-Split: stratified 70/30, random_state=42 (``riskmodel.datasets.split_stratified``), the split the
+Split: stratified 70/30, random_state=42 (``riskmodel.creditdata.split_stratified``), the split the
 quality target refers to. Choices (regularisation C, minimum IV, minimum bin share) are made by
 3 x 5-fold stratified CV AUC on the 700 training rows; the 300 test rows are scored once, for the
 library defaults and for the CV choice. Peers on the same split (from the issue): optbinning's
@@ -24,7 +24,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 os.environ.setdefault("RISKMODEL_THREADS", "1")
 
-from riskmodel.datasets import GERMAN_TARGET, german_credit, german_xy, split_stratified  # noqa: E402
+from riskmodel.creditdata import TARGET, german_credit, german_xy, split_stratified  # noqa: E402
 from riskmodel.models import make_model  # noqa: E402
 
 GRID = {"C": [0.1, 0.3, 1.0, 3.0], "min_iv": [0.01, 0.02, 0.05], "min_bin_share": [0.05, 0.1]}
@@ -40,7 +40,7 @@ def cv_auc(X, y, params: dict, folds) -> float:
 
 def main() -> dict:
     t0 = time.perf_counter()
-    train, test = split_stratified(german_credit(), GERMAN_TARGET, test_size=0.3, random_state=42)
+    train, test = split_stratified(german_credit(), TARGET, test_size=0.3, random_state=42)
     X, y = german_xy(train)
     Xt, yt = german_xy(test)
     folds = list(RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=0).split(X, y))

@@ -1,6 +1,6 @@
 """Peer benchmark: our models against the credit-scoring libraries' documented pipelines, on real data.
 
-Data sets (``riskmodel.realdata``): German credit (1,000 x 20, 30% bad) and modeldata's
+Data sets (``riskmodel.creditdata``): German credit (1,000 x 20, 30% bad) and modeldata's
 ``credit_data`` (4,454 x 13, 28% bad). For each: a stratified 70/30 split (``random_state=42``)
 gives test AUC, KS and the timings; 5-fold stratified CV on all rows (``shuffle=True,
 random_state=42``) gives the AUC mean and spread. Every pipeline sees the same raw frame (numbers
@@ -72,8 +72,8 @@ sys.path.insert(0, str(ROOT))
 
 from riskmodel import config  # noqa: E402
 from riskmodel.binning import is_categorical  # noqa: E402
-from riskmodel.datasets import split_stratified  # noqa: E402
-from riskmodel.realdata import TARGET, load  # noqa: E402
+from riskmodel.creditdata import split_stratified  # noqa: E402
+from riskmodel.creditdata import TARGET, load  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCPY_VENV = ROOT / ".venv-scorecardpy"

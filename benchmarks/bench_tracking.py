@@ -34,20 +34,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def part1(tmp: Path, firms: int, repeat: int) -> list[dict]:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'bench.db'}"
     from riskmodel import tracking
-    from riskmodel.datasets import GERMAN_TARGET, german_credit, split_stratified
+    from riskmodel.creditdata import TARGET, german_credit, split_stratified
     from synthetic import GeneratorParams, generate
     from riskmodel.train import train
 
     tracking.configure()  # migrate the fresh store outside the timings
-    tr, te = split_stratified(german_credit(), GERMAN_TARGET)
+    tr, te = split_stratified(german_credit(), TARGET)
     tr.to_parquet(tmp / "german_train.parquet", index=False)
     te.to_parquet(tmp / "german_test.parquet", index=False)
     generate(GeneratorParams(firms=firms, seed=5), tmp / "hub")
     train(tmp / "hub", "financial_baseline", "warmup")  # builds the feature cache, imports matplotlib
     out = []
     cases = [
-        ("german_credit", "financial_baseline", dict(features=tmp / "german_train.parquet", test=tmp / "german_test.parquet", target=GERMAN_TARGET)),
-        ("german_credit", "scorecard", dict(features=tmp / "german_train.parquet", test=tmp / "german_test.parquet", target=GERMAN_TARGET)),
+        ("german_credit", "financial_baseline", dict(features=tmp / "german_train.parquet", test=tmp / "german_test.parquet", target=TARGET)),
+        ("german_credit", "scorecard", dict(features=tmp / "german_train.parquet", test=tmp / "german_test.parquet", target=TARGET)),
         (f"generated_{firms}_firms", "scorecard", dict(data_dir=tmp / "hub")),
     ]
     for data, model, kw in cases:

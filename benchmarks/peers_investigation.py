@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 import riskmodel.binning as binning  # noqa: E402
 import riskmodel.models as models  # noqa: E402
-from riskmodel.datasets import split_stratified  # noqa: E402
+from riskmodel.creditdata import split_stratified  # noqa: E402
 from riskmodel.models import make_model  # noqa: E402
-from riskmodel.realdata import TARGET, load  # noqa: E402
+from riskmodel.creditdata import TARGET, load  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from features.asof import EVENT_TABLES, MONTHLY_TABLES, empty_table
 from features.build import _applications, _run
-from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS
+from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, DATE, FIRM, KEY
 from features.files import write_text
 from features.privacy import GRADE_ORDER
 from features.registry import Signal

@@ -450,7 +450,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     if col.dtype == "bool":
         if pd.api.types.is_bool_dtype(series):
             return series, np.zeros(len(series), dtype=bool)
-        out = series.map({True: True, False: False, 1: True, 0: False, "true": True, "false": False})
+        out = series.map({True: True, False: False, "true": True, "false": False})  # 1 and 0 hash as True and False
         return out, notnull & out.isna().to_numpy()
     # string / category: anything that is already text stays; numbers are rendered as text for ids.
     if pd.api.types.is_string_dtype(series) or series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskmodel.creditmodel import CreditModel, output_columns
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.models import make_model
 
 ODD = 'cash "flow" ratio'  # a feature name that needs quoting in every dialect

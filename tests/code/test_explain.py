@@ -8,7 +8,7 @@ import pytest
 
 from riskmodel import explain
 from riskmodel.creditmodel import CreditModel
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.models import make_model
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from riskmodel.binning import MonotonicBinner
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.federated.binning import MergedBins, prebin_index, prebin_splits
 from riskmodel.federated.channel import Channel
 from riskmodel.federated.parties import Guest, Host

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from riskmodel import evaluation as ev
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.federated import lr as flr
 from riskmodel.federated.channel import Channel, ProtocolError
 from riskmodel.federated.parties import Arbiter, Guest, Host

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.errors import UserError
 from riskmodel.models import (
     MODEL_NAMES,

@@ -175,8 +175,6 @@ def test_validate_frame_does_not_mutate_its_input():
 
 
 def test_applications_and_as_of_are_exclusive():
-    from riskmodel.errors import UserError
-
     t = _tables()
     with pytest.raises(UserError, match="either applications or as_of"):
         build_features(t, applications=t["applications"], as_of="2024-01-01")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.models import MODEL_NAMES, make_model
 
 FAST = {"gbm_monotone": {"n_estimators": 80}, "gbm_additive": {"n_estimators": 150}}

@@ -8,21 +8,21 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from riskmodel.creditmodel import CreditModel, output_columns
-from riskmodel.datasets import GERMAN_TARGET, german_credit, german_xy, split_stratified
+from riskmodel.creditdata import TARGET, german_credit, german_xy, split_stratified
 from riskmodel.errors import UserError
 from riskmodel.models import make_model
 
 
 @pytest.fixture(scope="module")
 def split():
-    train, test = split_stratified(german_credit(), GERMAN_TARGET, test_size=0.3, random_state=42)
+    train, test = split_stratified(german_credit(), TARGET, test_size=0.3, random_state=42)
     return german_xy(train), german_xy(test)
 
 
 def test_german_credit_file_is_the_documented_one():
     df = german_credit()
     assert df.shape == (1000, 21)
-    assert df[GERMAN_TARGET].sum() == 300
+    assert df[TARGET].sum() == 300
     assert df["duration_in_month"].dtype == "float64"
     assert df.select_dtypes(exclude="number").shape[1] == 13
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from riskmodel.creditmodel import CreditModel, output_columns
-from riskmodel.datasets import synthetic_credit
+from riskmodel.creditdata import synthetic_credit
 from riskmodel.errors import UserError
 from riskmodel.grades import MasterScale, PDOScaling, doubling_ladder
 from riskmodel.models import MODEL_NAMES, make_model

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from riskmodel import tracking
-from riskmodel.datasets import GERMAN_TARGET, german_credit, split_stratified
+from riskmodel.creditdata import TARGET, german_credit, split_stratified
 from riskmodel.errors import UserError
 from riskmodel.train import train, train_byo
 
@@ -18,7 +18,7 @@ from riskmodel.train import train, train_byo
 @pytest.fixture(scope="module")
 def german_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("german")
-    train_df, test_df = split_stratified(german_credit(), GERMAN_TARGET)
+    train_df, test_df = split_stratified(german_credit(), TARGET)
     train_df.to_parquet(d / "train.parquet", index=False)
     test_df.to_parquet(d / "test.parquet", index=False)
     return d / "train.parquet", d / "test.parquet", test_df
@@ -27,7 +27,7 @@ def german_files(tmp_path_factory):
 @pytest.mark.slow
 def test_german_credit_byo_scorecard(mlflow_store, german_files):
     tr, te, test_df = german_files
-    s = train(features=tr, test=te, target=GERMAN_TARGET, model="scorecard", experiment=mlflow_store.experiment)
+    s = train(features=tr, test=te, target=TARGET, model="scorecard", experiment=mlflow_store.experiment)
     assert s["registered_name"] == "riskmodel-scorecard-train" and s["registered_version"] == "1"
     assert s["n_train"] == 700 and s["n_test"] == 300
     assert s["n_features"] == 20  # every German credit attribute, strings as categories
@@ -35,10 +35,10 @@ def test_german_credit_byo_scorecard(mlflow_store, german_files):
     assert s["metrics"]["test_auc"] > 0.77
     assert tracking.run_status(s["run_id"]) == "FINISHED"
     # The registered model scores the raw test rows (strings included) exactly like the run's metrics say.
-    out = tracking.load_model(s["model_uri"]).predict(test_df.drop(columns=[GERMAN_TARGET]))
+    out = tracking.load_model(s["model_uri"]).predict(test_df.drop(columns=[TARGET]))
     from riskmodel.evaluation import auc
 
-    assert auc(test_df[GERMAN_TARGET], out["pd"]) == pytest.approx(s["metrics"]["test_auc"], abs=1e-6)
+    assert auc(test_df[TARGET], out["pd"]) == pytest.approx(s["metrics"]["test_auc"], abs=1e-6)
     arts = {a.path for a in tracking.client().list_artifacts(s["run_id"])}
     assert {"scorecard_table.csv", "psi.csv", "calibration.csv", "roc_ks.png", "importance.csv"} <= arts
 
@@ -48,7 +48,7 @@ def test_directions_file_reaches_the_model(mlflow_store, german_files, tmp_path)
     tr, te, _ = german_files
     f = tmp_path / "dirs.toml"
     f.write_text("[directions]\nduration_in_month = 1\ncredit_amount = 1\nage_in_years = -1\n")
-    s = train_byo(tr, te, GERMAN_TARGET, "gbm_monotone", mlflow_store.experiment, directions_file=f)
+    s = train_byo(tr, te, TARGET, "gbm_monotone", mlflow_store.experiment, directions_file=f)
     run = tracking.client().get_run(s["run_id"])
     local = tracking.client().download_artifacts(s["run_id"], "features.json", str(tmp_path))
     d = json.loads(open(local).read())["directions"]

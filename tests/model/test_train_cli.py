@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from riskmodel.datasets import GERMAN_TARGET, german_credit, split_stratified
+from riskmodel.creditdata import TARGET, german_credit, split_stratified
 
 
 @pytest.fixture(scope="module")
 def german_parquet(tmp_path_factory):
     d = tmp_path_factory.mktemp("german-cli")
-    tr, te = split_stratified(german_credit(), GERMAN_TARGET)
+    tr, te = split_stratified(german_credit(), TARGET)
     tr.to_parquet(d / "gc_train.parquet", index=False)
     te.to_parquet(d / "gc_test.parquet", index=False)
     return d / "gc_train.parquet", d / "gc_test.parquet"
@@ -24,7 +24,7 @@ def test_train_promote_compare_byo(cli, mlflow_store, german_parquet):
     exp = mlflow_store.experiment
     summaries = []
     for model in ("financial_baseline", "gbm_monotone"):
-        code, out, err = cli("train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", model, "--experiment", exp, "--json")
+        code, out, err = cli("train", "--features", tr, "--test", te, "--target", TARGET, "--model", model, "--experiment", exp, "--json")
         assert code == 0, err
         s = json.loads(out)
         assert s["model"] == model and s["registered_version"] == "1" and 0.6 < s["metrics"]["test_auc"] < 1
@@ -63,6 +63,6 @@ def test_user_errors_are_one_line_exit_2(cli, mlflow_store, args, message):
 
 def test_unknown_model_cli(cli, mlflow_store, german_parquet):
     tr, te = german_parquet
-    code, _, err = cli("train", "--features", tr, "--test", te, "--target", GERMAN_TARGET, "--model", "forest")
+    code, _, err = cli("train", "--features", tr, "--test", te, "--target", TARGET, "--model", "forest")
     assert code == 2
     assert err.strip() == "error: unknown model 'forest'; choose one of: financial_baseline, scorecard, gbm_monotone, gbm_additive (e.g. --model gbm_monotone)"
