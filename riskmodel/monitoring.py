@@ -24,8 +24,10 @@ and :func:`log_training_reference` stores it with the training run (``riskmodel.
 
 PSI = sum over bins (cur - ref) * ln(cur / ref) (``riskmodel.evaluation.psi_against_profile``, empty
 bins floored at 1e-4). Bands: < 0.1 stable, 0.1-0.25 watch, > 0.25 act (``evaluation.psi_band``);
-``status`` is the worst band of score, features and families. ``riskmodel monitor`` exits 1
-when the status is "act", so a scheduler can alert. ``log_monitoring_run`` records the result as an
+``status`` is the worst band of score, features and families, given only for a batch of at
+least :data:`MIN_BATCH_ROWS` scored rows (else ``no_verdict``: the PSI values are reported, without
+bands). Rows that scoring would reject (the rules of :mod:`riskmodel.scoring`) are left out and
+counted. ``riskmodel monitor`` exits 1 when the status is "act", so a scheduler can alert. ``log_monitoring_run`` records the result as an
 MLflow run in ``<training experiment>-monitoring``, tagged with the model's name, version, URI and
 training run id.
 """
@@ -48,6 +50,17 @@ from riskmodel.errors import ScoringError, UserError
 log = logging.getLogger(__name__)
 
 BAND_ORDER = {"n/a": -1, "stable": 0, "watch": 1, "act": 2}
+#: ``status`` of a batch too small for a verdict (:data:`MIN_BATCH_ROWS`)
+NO_VERDICT = "no_verdict"
+#: The smallest batch that gets bands and a status. Without drift, a PSI over k bins of a batch of n
+#: rows is about chi-square(k - 1) / n: each bin's share varies by sampling alone. With k = 11
+#: (deciles and a missing bin) the 99th percentile is about 23/n, so below ~230 rows a batch drawn
+#: from the training population itself is often "watch", and below ~100 "act". Small batches also
+#: leave bins empty, and an empty bin alone adds ~0.7 (its share is floored at 1e-4): one row gave a
+#: score PSI of 8.3. Measured on a scorecard (`tests/reliability/test_operations.py` repeats it):
+#: batches of 100 training rows came out "act" 6 times in 15, of 200 rows "watch" 7 times in 15, of
+#: 300 rows "stable" every time.
+MIN_BATCH_ROWS = 300
 #: folder of a training run's artifacts that holds the reference, and the files in it
 REFERENCE_DIR = "monitoring"
 REFERENCE_FILES = ("feature_profile.csv", "score_profile.csv", "reference.json")
@@ -126,6 +139,23 @@ def load_training_reference(uri: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def scoreable_rows(batch: pd.DataFrame, credit_model) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of ``batch`` scoring would score (:func:`riskmodel.scoring.validate_chunk`: numeric
+    features as numbers, no bad ids or values), and the count of the others by reject reason."""
+    from riskmodel.scoring import ID_COLUMN, validate_chunk
+
+    spec = credit_model.input_spec()
+    frame = batch if ID_COLUMN in batch.columns else batch.assign(**{ID_COLUMN: [f"row-{i}" for i in range(len(batch))]})
+    res = validate_chunk(frame.reset_index(drop=True), spec["numeric"], spec["categorical"], spec["lower_bounds"], None, 0)
+    rejected = {str(k): int(v) for k, v in res.rejects["reject_code"].value_counts().items()}
+    keep = np.ones(len(frame), dtype=bool)
+    keep[res.rejects["row"].to_numpy(dtype="int64")] = False
+    clean = frame.reset_index(drop=True).loc[keep].reset_index(drop=True)
+    for c in res.clean.columns:
+        clean[c] = res.clean[c].to_numpy()
+    return clean, rejected
+
+
 def worst_band(bands) -> str:
     """The most severe of ``bands`` ('act' > 'watch' > 'stable'; 'n/a' only when nothing else)."""
     best = "n/a"
@@ -144,19 +174,16 @@ def missing_psi(ref_rate: float, cur_rate: float, eps: float = ev.PSI_EPSILON) -
     return float(np.where(both_zero, 0.0, (cs - rs) * np.log(cs / rs)).sum())
 
 
-def read_frame(path: str | Path, what: str = "--features") -> pd.DataFrame:
-    """A Parquet or CSV file as a DataFrame; unreadable input is one UserError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {path}: no such file")
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype={"application_id": "string", "firm_id": "string"})
-    except Exception as exc:  # pyarrow / parser errors: the file is the problem, say which
-        raise UserError(f"{what} {path}: cannot read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
-    raise UserError(f"{what} {path} must be a .parquet or .csv file")
+def read_frame(path: str | Path, what: str = "--features") -> tuple[pd.DataFrame, dict]:
+    """A Parquet or CSV batch read by the rules of :mod:`riskmodel.usertables` and what reading
+    dropped: CSV records with the wrong number of fields are left out of the batch and counted
+    (``{"rows": n, "first": [...]}``), never shifted into other columns."""
+    from riskmodel.usertables import read_frame as read_user_table
+
+    frame, bad = read_user_table(path, what, malformed="drop")
+    if bad.rows:
+        log.warning("%s %s: %d malformed CSV record(s) left out of the batch; first: %s", what, path, len(bad.rows), bad.reasons[0])
+    return frame, bad.to_dict()
 
 
 def feature_psi(profile: pd.DataFrame, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> pd.DataFrame:
@@ -251,16 +278,22 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     from riskmodel import tracking
 
     t0 = time.perf_counter()
-    batch = read_frame(features, "--features")
+    batch, dropped = read_frame(features, "--features")
     if batch.empty:
         raise UserError(f"--features {features} has no rows")
-    prev = read_frame(previous, "--previous") if previous is not None else None
+    prev = read_frame(previous, "--previous")[0] if previous is not None else None
     credit_model, name, version = tracking.load_credit_model(model_uri)
     ref = load_training_reference(model_uri)
     feats = credit_model.used_features  # a scorecard's unselected features cannot move its score
     missing = [c for c in feats if c not in batch.columns]
     if missing:
         raise ScoringError(f"--features {features}: {len(missing)} model feature column(s) missing: {missing[:10]}; build them with `riskmodel features`")
+    rows_read = len(batch) + dropped["rows"]
+    batch, rejected = scoreable_rows(batch, credit_model)
+    if dropped["rows"]:
+        rejected = {"MALFORMED_ROW": dropped["rows"], **rejected}
+    if batch.empty:
+        raise UserError(f"--features {features}: none of its {rows_read} row(s) can be scored ({rejected}); see `riskmodel score` for the reasons")
     pred = credit_model.predict_grades(batch)
     p, score = pred["pd"].to_numpy(), pred["score"].to_numpy()
     grades = pred["grade"].to_numpy(dtype=object)
@@ -275,18 +308,27 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     # The grade PSI is reported but does not set the status: tail grades each hold under 1% of a
     # population, so on batches of a few thousand rows their PSI is mostly sampling noise (the score
     # PSI over training deciles measures the same distribution with well-filled bins).
+    verdict = len(batch) >= MIN_BATCH_ROWS
+    if not verdict:  # sampling noise, not drift: report the PSI values, give no band and no status
+        ftab["band"] = "n/a"
+        fam["band"] = "n/a"
     bands = [ev.psi_band(score_psi), *ftab["band"], *fam["band"]]
-    status = worst_band(bands)
+    status = worst_band(bands) if verdict else NO_VERDICT
     result: dict[str, Any] = {
         "status": status,
         "model": {"uri": model_uri, "name": name, "version": version, "training_run_id": ref["run_id"]},
-        "batch": {"path": str(features), "rows": len(batch), "mean_pd": float(p.mean()), "training_mean_pd": ref["reference"].get("train_mean_pd")},
-        "score": {"psi": score_psi, "band": ev.psi_band(score_psi), "bins": _records(st[["bin", "ref_share", "cur_share", "psi"]])},
-        "grades": {"psi": grade_psi, "band": ev.psi_band(grade_psi), "table": _records(gtab)},
+        "batch": {"path": str(features), "rows": len(batch), "rows_read": rows_read, "rows_rejected": int(sum(rejected.values())),
+                  "rejects_by_reason": rejected, "mean_pd": float(p.mean()), "training_mean_pd": ref["reference"].get("train_mean_pd")},
+        "sample": {
+            "rows": len(batch), "min_rows_for_verdict": MIN_BATCH_ROWS, "verdict": verdict,
+            "note": None if verdict else f"{len(batch)} row(s) scored: below {MIN_BATCH_ROWS} rows the PSI is mostly sampling noise, so no band and no status are given",
+        },
+        "score": {"psi": score_psi, "band": ev.psi_band(score_psi) if verdict else "n/a", "bins": _records(st[["bin", "ref_share", "cur_share", "psi"]])},
+        "grades": {"psi": grade_psi, "band": ev.psi_band(grade_psi) if verdict else "n/a", "table": _records(gtab)},
         "features": _records(ftab),
         "families": _records(fam),
         "counts": {b: int(sum(1 for x in ftab["band"] if x == b)) for b in ("stable", "watch", "act", "n/a")},
-        "act": [*(["score"] if ev.psi_band(score_psi) == "act" else []), *ftab.loc[ftab["band"] == "act", "feature"].tolist(),
+        "act": [*(["score"] if verdict and ev.psi_band(score_psi) == "act" else []), *ftab.loc[ftab["band"] == "act", "feature"].tolist(),
                 *[f"missing:{f}" for f in fam.loc[fam["band"] == "act", "family"]]],
         "migration": grade_migration(prev, batch.assign(grade=grades), labels) if prev is not None else None,
     }

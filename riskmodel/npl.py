@@ -39,6 +39,7 @@ import pandas as pd
 from features.files import atomic_output, check_outputs
 from features.tables import hub_paths
 from riskmodel.errors import UserError
+from riskmodel.usertables import read_frame
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,18 @@ def _portfolio(scores: pd.DataFrame, cfg: ToleranceConfig, data: str | Path | No
     return pd.DataFrame({"pd": p, "exposure": e, "region": region.to_numpy(), "industry": frame["industry"].astype("string").fillna("unknown").to_numpy()})
 
 
+def check_one_row_per_loan(scores: pd.DataFrame, source: str) -> None:
+    """Each loan once: a scores file that holds an ``application_id`` twice would count its exposure
+    twice, so it is refused (a scores file from ``riskmodel score`` never does: it rejects repeats)."""
+    if "application_id" not in scores.columns:
+        return
+    ids = scores["application_id"].astype("string")
+    dup = ids.duplicated(keep="first") & ids.notna()
+    if dup.any():
+        first = ids[dup].drop_duplicates().head(3).tolist()
+        raise UserError(f"{source}: {int(dup.sum())} row(s) repeat an application_id already in the file (first: {first}); each loan must appear once, or its exposure counts twice: drop the repeats")
+
+
 def tolerance_table(scores: pd.DataFrame, cfg: ToleranceConfig, data: str | Path | None = None, source: str = "scores") -> pd.DataFrame:
     """One row per group (``level`` = overall, region, industry, region_industry): count, exposure,
     expected NPL, band, uplift, headroom (band - expected) and ``flag`` (expected NPL above band).
@@ -330,17 +343,11 @@ def run_tolerance(scores_path: str | Path, config_path: str | Path, out: str | P
         inputs = [scores_path, config_path, *(hub_paths(data) if data is not None else ())]
         check_outputs({"--out": out}, inputs, directories=("--out",))
         check_outputs({f"--out ({k})": out / f"npl_tolerance.{k}" for k in OUTPUT_SUFFIXES}, inputs)
-    if not scores_path.is_file():
-        raise UserError(f"--scores {scores_path}: no such file")
     cfg = load_config(config_path)
-    if scores_path.suffix == ".parquet":
-        scores = pd.read_parquet(scores_path)
-    elif scores_path.suffix == ".csv":
-        scores = pd.read_csv(scores_path)
-    else:
-        raise UserError(f"--scores {scores_path} must be a .parquet or .csv file")
+    scores, _ = read_frame(scores_path, "--scores")
     if scores.empty:
         raise UserError(f"--scores {scores_path} has no rows")
+    check_one_row_per_loan(scores, f"--scores {scores_path}")
     table = tolerance_table(scores, cfg, data, str(scores_path))
     result: dict[str, Any] = {
         "scores": str(scores_path),

@@ -37,10 +37,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import DATE, FIRM, KEY
-from features.files import AtomicOutput, check_outputs, output_format
+from features.files import AtomicOutput, check_outputs, disk_error, output_format
 from features.tables import hub_paths
+from riskmodel import usertables
 from riskmodel.errors import ScoringError, UserError
 from riskmodel.ids import DuplicateRows, IdLedger, empty_ids, find_duplicates, id_strings
+from riskmodel.usertables import ROW_ERROR, count_rows, to_numbers
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ MAX_ABS = 1e12  # larger magnitudes are data errors in any feature we compute
 
 # Reject reason codes and their texts (a credit operations team reads these).
 REJECT_REASONS: dict[str, str] = {
+    "MALFORMED_ROW": "the CSV record has the wrong number of fields",
     "MISSING_ID": "application_id is empty",
     "DUPLICATE_ID": "application_id already seen earlier in this batch",
     "NOT_NUMERIC": "a numeric feature holds a value that is not a number",
@@ -81,79 +84,24 @@ class ScoreSummary:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading
+# Reading (riskmodel.usertables; a file that cannot be read fails the batch: ScoringError)
 # --------------------------------------------------------------------------------------------
 
 
-def _csv_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    try:
-        yield from pd.read_csv(path, chunksize=chunk_size, dtype={ID_COLUMN: "string"}, encoding="utf-8", usecols=columns)
-    except UnicodeDecodeError as exc:
-        raise ScoringError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-export the CSV as UTF-8") from None
-    except pd.errors.EmptyDataError:
-        raise ScoringError(f"{path}: the CSV file has no header and no rows") from None
-    except pd.errors.ParserError as exc:
-        raise ScoringError(f"{path}: cannot parse CSV ({str(exc).splitlines()[0]})") from None
-
-
 def read_columns(path: Path) -> list[str]:
-    """Column names of a Parquet or CSV feature file, with a clear error when it cannot be read."""
-    path = Path(path)
-    if not path.exists():
-        raise ScoringError(f"{path}: no such file")
-    if path.is_dir():
-        raise ScoringError(f"{path}: is a directory; --features expects a Parquet (or CSV) file")
-    if path.stat().st_size == 0:
-        raise ScoringError(f"{path}: the file is empty (0 bytes)")
-    if path.suffix.lower() == ".csv":
-        try:
-            return list(pd.read_csv(path, nrows=0, encoding="utf-8").columns)
-        except UnicodeDecodeError as exc:
-            raise ScoringError(f"{path}: not UTF-8 text ({exc.reason}); re-export the CSV as UTF-8") from None
-        except pd.errors.EmptyDataError:
-            raise ScoringError(f"{path}: the CSV file has no header and no rows") from None
-    try:
-        return list(pq.read_schema(path).names)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise ScoringError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:120]}); pass a .parquet file or a .csv") from None
+    """Column names of a Parquet or CSV feature file (:func:`riskmodel.usertables.read_columns`)."""
+    return usertables.read_columns(path, ScoringError)
 
 
 def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """Yield the input in chunks of at most ``chunk_size`` rows (Parquet batches or CSV chunks).
-
-    ``columns``: read only these (those present). Parquet batches become frames with one block per
-    column (``split_blocks``), so float columns without missing values are not copied and nothing is
-    consolidated. The Parquet reader does not pre-buffer: with pre-buffering, pyarrow keeps the row
-    groups read until the file is closed (apache/arrow#39808), so memory grew by one row group per
-    chunk.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        if columns is not None:
-            columns = [c for c in read_columns(path) if c in set(columns)]
-        yield from _csv_chunks(path, chunk_size, columns)
-        return
-    try:
-        pf = pq.ParquetFile(path, pre_buffer=False)
-        if columns is not None:
-            columns = [c for c in pf.schema_arrow.names if c in set(columns)]
-        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
-            yield batch.to_pandas(split_blocks=True)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise ScoringError(f"{path}: cannot read Parquet data ({str(exc).splitlines()[0][:120]})") from None
+    """The feature file in chunks of at most ``chunk_size`` rows (:func:`riskmodel.usertables.iter_chunks`)."""
+    return usertables.iter_chunks(path, chunk_size, columns, error=ScoringError)
 
 
 def columns_read(spec: dict) -> list[str]:
     """The input columns scoring reads for a model's ``input_spec()``: the id, the pass-through
     columns and the features the model uses."""
     return [ID_COLUMN, *PASS_THROUGH, *spec["numeric"], *spec["categorical"]]
-
-
-def count_rows(path: Path) -> int | None:
-    """Rows in a Parquet file from its footer (None for CSV: unknown without reading it)."""
-    if Path(path).suffix.lower() == ".csv":
-        return None
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 def find_duplicate_rows(
@@ -192,7 +140,7 @@ def check_columns(columns: list[str], required: list[str], path: str = "input") 
             f"{path}: {len(missing)} required column(s) missing: {shown}; "
             f"build the features with `riskmodel features` or score with --data DIR"
         )
-    return [c for c in columns if c not in required and c != ID_COLUMN and c not in PASS_THROUGH]
+    return [c for c in columns if c not in required and c not in (ID_COLUMN, ROW_ERROR) and c not in PASS_THROUGH]
 
 
 @dataclass
@@ -203,17 +151,6 @@ class ValidationResult:
     clean: pd.DataFrame
     rejects: pd.DataFrame
     ids: pa.Array | None = None
-
-
-def _as_float(raw: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numeric column as float64 (a view when it already is) and, for text columns, the mask of
-    values that are not numbers (None when there can be none)."""
-    if raw.dtype == np.float64:
-        return raw.to_numpy(), None
-    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
-        return raw.to_numpy(dtype="float64", na_value=np.nan), None
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return values, (raw.notna().to_numpy(dtype=bool) & np.isnan(values))
 
 
 def validate_chunk(
@@ -227,7 +164,9 @@ def validate_chunk(
 ) -> ValidationResult:
     """Vectorised row checks on one chunk.
 
-    A row is rejected when its id is empty or already seen, or a numeric feature is not a number,
+    A row is rejected when it is a CSV record with the wrong number of fields (its
+    :data:`~riskmodel.usertables.ROW_ERROR` says which), its id is empty (null, blank or an NA token:
+    :data:`~riskmodel.usertables.NA_TOKENS`) or already seen, or a numeric feature is not a number,
     infinite, above ``MAX_ABS`` in magnitude or below its lower bound (for features that cannot be
     negative). The first failing rule in the order of ``REJECT_REASONS`` gives the reason, and the
     reason text names the first column failing that rule. Missing values (NaN) are not errors:
@@ -254,6 +193,11 @@ def validate_chunk(
             reason[new] = codes.index(code) + 1
             detail[new] = text[new] if isinstance(text, np.ndarray) else text
 
+    if ROW_ERROR in chunk.columns:  # a CSV record with the wrong number of fields: its place, no values
+        row_error = chunk[ROW_ERROR]
+        malformed = row_error.notna().to_numpy(dtype=bool)
+        if malformed.any():
+            mark(malformed, "MALFORMED_ROW", row_error.to_numpy(dtype=object, na_value=None))
     ids = id_strings(chunk[ID_COLUMN])
     empty = empty_ids(ids)
     mark(empty, "MISSING_ID", None)
@@ -265,7 +209,7 @@ def validate_chunk(
     problems: dict[str, list] = {"NOT_NUMERIC": [], "NOT_FINITE": [], "OUT_OF_RANGE": []}
     for col in numeric:
         raw = chunk[col]
-        v, not_number = _as_float(raw)
+        v, not_number = to_numbers(raw)
         if raw.dtype != np.float64:
             converted[col] = v
         if not_number is not None and not_number.any():
@@ -321,6 +265,48 @@ def validate_chunk(
     return ValidationResult(clean, rejects, ids)
 
 
+def find_application(path: str | Path, application_id: str) -> pd.DataFrame:
+    """The one row of a feature file whose id is ``application_id`` (read as scoring reads it); a
+    UserError when the file has no id column, lacks the id or holds it more than once."""
+    path = Path(path)
+    columns = usertables.read_columns(path, UserError, "--features")
+    if ID_COLUMN not in columns:
+        raise UserError(f"--features {path} has no {ID_COLUMN} column")
+    if usertables.is_csv(path):
+        parts = [c[c[ID_COLUMN] == application_id] for c in usertables.iter_chunks(path, 100_000)]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    else:
+        try:
+            table = pq.read_table(path, filters=[(ID_COLUMN, "=", application_id)])
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise UserError(f"--features {path}: cannot read Parquet data ({' '.join(str(exc).split())[:160]})") from None
+        frame = usertables.normalize_table(table).to_pandas()
+    if frame.empty:
+        raise UserError(f"application_id {application_id!r} is not in {path}")
+    if len(frame) > 1:
+        raise UserError(f"application_id {application_id!r} appears {len(frame)} times in {path}; ids must be unique")
+    return frame.reset_index(drop=True)
+
+
+def validated_row(credit_model, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """One row checked by the rules of :func:`validate_chunk`, its numeric features as float64; a
+    UserError giving the reject reason when scoring would reject it."""
+    missing = [c for c in credit_model.used_features if c not in frame.columns]
+    if missing:
+        raise UserError(f"{where}: the file lacks {len(missing)} column(s) the model needs: {missing[:10]}")
+    spec = credit_model.input_spec()
+    res = validate_chunk(frame, spec["numeric"], spec["categorical"], spec["lower_bounds"], None, 0)
+    if len(res.rejects):
+        raise UserError(f"{where} cannot be scored: {res.rejects['reject_reason'].iloc[0]}")
+    row = frame.copy()
+    for c in res.clean.columns:
+        row[c] = res.clean[c].to_numpy()
+    for c, dt in credit_model.dtypes.items():
+        if dt == "float64" and c in row.columns and row[c].dtype != np.float64:
+            row[c] = usertables.to_numbers(row[c])[0]
+    return row
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
@@ -358,17 +344,23 @@ class AtomicParquetWriter:
         self.write_table(pa.Table.from_pandas(frame, preserve_index=False))
 
     def write_table(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._schema = table.schema.remove_metadata()
-            self._writer = self._open_writer(self._schema)
-        table = table.cast(self._schema) if table.schema.remove_metadata() != self._schema else table
-        self._writer.write_table(table)
+        try:
+            if self._writer is None:
+                self._schema = table.schema.remove_metadata()
+                self._writer = self._open_writer(self._schema)
+            table = table.cast(self._schema) if table.schema.remove_metadata() != self._schema else table
+            self._writer.write_table(table)
+        except OSError as exc:  # a full or read-only disk: one line naming the target
+            raise (disk_error(exc, self.target) or exc) from None
 
     def commit(self, empty: pd.DataFrame) -> None:
         if self._writer is None:  # nothing written: still produce a valid (empty) file with the columns
             self.write(empty)
         try:
             self._writer.close()
+        except OSError as exc:
+            self._out.abort()
+            raise (disk_error(exc, self.target) or exc) from None
         except BaseException:
             self._out.abort()
             raise
@@ -717,6 +709,8 @@ def score(
     suffix; see :func:`check_score_outputs` for what is refused before any work."""
     if (features is None) == (data is None):
         raise UserError("give exactly one of --features FILE or --data DIR")
+    if as_of is not None and features is not None:
+        raise UserError("--as-of applies to --data only: a --features file already holds its rows' dates; build the matrix as of a date with `riskmodel features --as-of`")
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be at least 1, got {chunk_size}")
     # the output-path rule, before any work: never over the input (a feature file or a file of the hub)
@@ -738,7 +732,9 @@ def score(
 
             tables, _ = load_tables(Path(data))
             apps = None if as_of else tables.get("applications")
-            matrix = build_features(tables, apps, as_of=pd.Timestamp(as_of) if as_of else None)
+            matrix = build_features(tables, apps, as_of=as_of)
+            if as_of and matrix.empty:
+                raise UserError(f"--as-of {as_of}: no firm of {data} is known on that date; choose a date inside the hub's data window")
             chunks, total, source = _frame_chunks(matrix, chunk_size), len(matrix), str(data)
     except BaseException:
         outputs.abort()

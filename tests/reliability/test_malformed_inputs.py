@@ -315,7 +315,8 @@ SCORE = [
     # scoring reads only the columns it uses: a column the model ignores is not decoded
     Case("csv-gbk-in-unused-column", _csv_gbk("region"), 0, r"rows in 20  scored 20  rejected 0", rows=(20, 20, 0)),
     Case("csv-mixed-types", _mixed_csv, 0, r"NOT_NUMERIC: 1", rows=(30, 28, 2)),
-    Case("csv-ragged-rows", _ragged_csv, 1, r"cannot parse CSV"),
+    # a record with the wrong number of fields is a row-level reject in its place, never shifted or fatal
+    Case("csv-ragged-rows", _ragged_csv, 0, r"MALFORMED_ROW: 2", rows=(7, 5, 2)),
     Case("truncated-parquet", lambda m, d: _raw("in.parquet", m.head(50).to_parquet()[:-200])(m, d), 1, r"not a readable Parquet file"),
     Case("text-named-parquet", _raw("in.parquet", b"application_id,x\nA1,1\n"), 1, r"not a readable Parquet file"),
     Case("features-path-is-directory", _dir, 1, r"is a directory"),
