@@ -91,6 +91,8 @@ def check_outputs(
         if flag in directories:
             if path.exists() and not path.is_dir():
                 raise OutputError(f"{flag} {path} is an existing file; give a folder path")
+            if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+                raise OutputError(f"{flag} {path}: folder {path} is not writable; choose another path")
         elif path.is_dir():
             raise OutputError(f"{flag} {path} is a folder; give a file path inside it")
         if suffixes and flag in suffixes:
@@ -246,6 +248,34 @@ class AtomicOutput:
         if isinstance(exc, OSError) and exc.errno in _WRITE_ONLY_ERRORS:  # a read error keeps its own message
             raise disk_error(exc, self.target) from None
         return False
+
+
+def orphaned_temporaries(folders: Iterable[str | Path]) -> list[Path]:
+    """Temporary files :class:`AtomicOutput` left in ``folders`` when its process was killed
+    (``.<name>.<random>.tmp``) and that no live writer owns: their target's lock is free (a running
+    writer holds it from open to commit). Folders (``directory=True`` outputs) included."""
+    found = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for tmp in sorted(folder.glob(".*.tmp")):
+            name = tmp.name[1:-len(".tmp")].rsplit(".", 1)[0]
+            lock = folder / f".{name}.lock"
+            if fcntl is not None and lock.exists():
+                try:
+                    fd = os.open(lock, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    continue  # a live writer
+                finally:
+                    os.close(fd)
+            found.append(tmp)
+    return found
 
 
 @contextlib.contextmanager

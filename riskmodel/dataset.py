@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,54 @@ def _write_cache(frame: pd.DataFrame, path: Path) -> str:
         log.warning("features: built but not cached (%s)", exc)
         return "unwritable"
     return "written"
+
+
+def cache_health(data_dir: str | Path, *, dry_run: bool = False) -> list[dict]:
+    """Check the feature cache of a hub (``riskmodel doctor --data DIR``) and remove what no run can
+    use: entries for other table contents or feature code (stale: a later build writes a new one),
+    entries that cannot be read (corrupt), an unreadable fingerprint memo, and temporary files a
+    killed writer left behind (only when no process holds their target's lock). One dict per file:
+    ``path``, ``problem``, ``action`` (``removed`` or, with ``dry_run``, ``would remove``)."""
+    from features.files import orphaned_temporaries
+
+    data_dir = _hub(data_dir)
+    folder = data_dir / CACHE_DIR
+    if not folder.is_dir():
+        return []
+    current = cache_path(data_dir, data_fingerprint(data_dir, remember=not dry_run), feature_code_version())
+    found: list[tuple[Path, str]] = []
+    for path in sorted(folder.glob("features-*.parquet")):
+        if path.resolve() != current:
+            found.append((path, "stale: built from other table contents or another feature code version"))
+            continue
+        try:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            pq.ParquetFile(path).metadata  # noqa: B018 - reads the footer
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is corrupt for the cache
+            found.append((path, f"corrupt: {' '.join(str(exc).split())[:100]}"))
+            continue
+        if [c for c in ID_COLUMNS if c not in names]:
+            found.append((path, "corrupt: not a feature matrix (id columns missing)"))
+    memo = folder / FINGERPRINT_MEMO
+    if memo.is_file():
+        try:
+            json.loads(memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found.append((memo, "corrupt: the fingerprint memo is not JSON (it is rebuilt from the tables)"))
+    for tmp in orphaned_temporaries([data_dir, folder]):
+        found.append((tmp, "left behind by a writer that was killed"))
+    out = []
+    for path, problem in found:
+        action = "would remove" if dry_run else "removed"
+        if not dry_run:
+            try:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            except OSError as exc:
+                action = f"could not remove ({exc.strerror or exc})"
+        out.append({"path": str(path), "problem": problem, "action": action})
+    return out
 
 
 def _load(data_dir: Path, names: Sequence[str] | None) -> dict[str, pd.DataFrame]:

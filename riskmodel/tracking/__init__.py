@@ -37,7 +37,7 @@ from riskmodel.tracking.registry import (
     run_info,
     run_of_model,
 )
-from riskmodel.tracking.runs import TrainingRun, run_status, training_run
+from riskmodel.tracking.runs import TrainingRun, reap_orphaned_runs, run_status, training_run
 from riskmodel.tracking.store import DEFAULT_EXPERIMENT, client, configure, get_or_create_experiment, lock_stats, tracking_uri
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "log_artifacts_to_run",
     "pip_requirements",
     "promote",
+    "reap_orphaned_runs",
     "requirement_mismatches",
     "run_info",
     "run_of_model",

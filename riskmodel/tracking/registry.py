@@ -4,6 +4,7 @@ files of a run."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import mlflow
@@ -21,8 +22,26 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 
 
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+def check_alias(alias: str) -> str:
+    """``alias`` when MLflow accepts it as an alias name, else a UserError saying why: letters,
+    digits, ``_`` and ``-`` only; ``latest`` and ``v<number>`` are reserved (``models:/NAME/latest``
+    and ``models:/NAME@v3`` already mean a version)."""
+    if not _ALIAS.match(alias or ""):
+        shown = "an empty name" if not alias else repr(alias)
+        raise UserError(f"--alias {shown} is not a valid alias: use 1 to 255 letters, digits, '_' or '-' (e.g. champion, challenger)")
+    if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise UserError(f"--alias {alias!r} is reserved by MLflow (it already names a version: models:/NAME/latest, models:/NAME@v3); choose another, e.g. champion or challenger")
+    return alias
+
+
 def promote(name: str, version: str | int, alias: str = CHAMPION) -> dict:
     """Set ``alias`` (default ``champion``) on version ``version`` of registered model ``name``."""
+    check_alias(alias)
+    if not str(version).strip().isdigit():
+        raise UserError(f"--version {version!r} is not a version number; give a whole number such as 3 (`riskmodel compare` lists them)")
     c = client()
     try:
         _read(c.get_registered_model, name)

@@ -7,8 +7,11 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import pickle
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -167,7 +170,12 @@ def training_run(
     exp_id = get_or_create_experiment(experiment, artifact_location)
     while mlflow.active_run() is not None:  # a run left open by a previous caller in this process
         _retry(mlflow.end_run, status="FAILED")
-    run = _retry(mlflow.start_run, experiment_id=exp_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()})
+    try:  # runs whose process was killed (kill -9, a power cut) end FAILED now, not RUNNING forever
+        reap_orphaned_runs()
+    except Exception as exc:  # noqa: BLE001 - housekeeping must never stop a training
+        log.warning("could not check for runs left RUNNING by killed processes: %s", exc)
+    run_tags = {PROCESS_TAG: process_identity(), **{k: str(v) for k, v in (tags or {}).items()}}
+    run = _retry(mlflow.start_run, experiment_id=exp_id, run_name=run_name, tags=run_tags)
     handle = TrainingRun(run_id=run.info.run_id, experiment_id=exp_id)
     try:
         yield handle
@@ -188,6 +196,86 @@ def _end_quietly(status: str) -> None:
         _retry(mlflow.end_run, status=status)
     except Exception:  # the store itself is broken: nothing more we can do, the original error matters
         log.exception("could not mark the run %s", status)
+
+
+#: tag on every run riskmodel opens: ``host:pid:start`` of the process that runs it
+PROCESS_TAG = "riskmodel.process"
+#: tag set on a run riskmodel ended on behalf of a process that can no longer end it
+ENDED_TAG = "riskmodel.ended_by"
+
+
+def _start_ticks(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), '' when unknown;
+    with the pid it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_identity(pid: int | None = None) -> str:
+    """``host:pid:start`` of this process (or of ``pid``)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def process_gone(identity: str) -> bool | None:
+    """True when the process named by a :func:`process_identity` has ended, False while it runs,
+    None when this machine cannot tell (another host, or a malformed tag)."""
+    try:
+        host, pid_text, start = identity.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        pass
+    now = _start_ticks(pid)
+    return bool(start and now and now != start)  # the pid now belongs to another process
+
+
+def running_runs() -> list:
+    """Every run in the store whose status is RUNNING (all experiments, deleted ones included)."""
+    from mlflow.entities import ViewType
+
+    c = client()
+    ids = [e.experiment_id for e in _read(c.search_experiments, view_type=ViewType.ALL, max_results=50_000)]
+    found = []
+    for i in range(0, len(ids), 100):
+        found += _read(c.search_runs, ids[i:i + 100], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL, max_results=50_000)
+    return found
+
+
+def reap_orphaned_runs(*, stale_hours: float | None = None, dry_run: bool = False) -> list[dict]:
+    """End as FAILED the RUNNING runs no process will end: those whose process (tag
+    :data:`PROCESS_TAG`) is gone from this machine and, with ``stale_hours``, those of any origin
+    started longer ago than that. Each gets the tag :data:`ENDED_TAG` saying why. Returns one dict per
+    run (``run_id, experiment_id, started, reason``); ``dry_run`` changes nothing."""
+    now_ms = time.time() * 1000
+    done = []
+    for r in running_runs():
+        identity = r.data.tags.get(PROCESS_TAG, "")
+        gone = process_gone(identity) if identity else None
+        age_h = (now_ms - (r.info.start_time or now_ms)) / 3.6e6
+        if gone:
+            reason = f"its process {identity} is gone (killed, or the machine restarted)"
+        elif stale_hours is not None and age_h > stale_hours and gone is None:
+            reason = f"RUNNING for {age_h:.1f} h, longer than {stale_hours:g} h, and no process on this machine owns it"
+        else:
+            continue
+        done.append({"run_id": r.info.run_id, "experiment_id": r.info.experiment_id, "started_hours_ago": round(age_h, 2), "reason": reason})
+        if not dry_run:
+            c = client()
+            _retry(c.set_tag, r.info.run_id, ENDED_TAG, f"riskmodel marked this run FAILED: {reason}")
+            _retry(c.set_terminated, r.info.run_id, "FAILED")
+            log.warning("run %s was left RUNNING: marked FAILED (%s)", r.info.run_id, reason)
+    return done
 
 
 def run_status(run_id: str) -> str:

@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils import logging_utils as mlflow_logging_utils
 from mlflow.utils.logging_utils import MlflowLoggingStream
 
-from riskmodel.errors import UserError
+from riskmodel.errors import StoreError, StoreUnavailable, UserError
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,64 @@ def _is_locked_error(exc: BaseException) -> bool:
     return False
 
 
+_DAMAGED = ("file is not a database", "database disk image is malformed", "file is encrypted", "unsupported file format")
+_UNREACHABLE = ("failed to establish a new connection", "connection refused", "max retries exceeded", "read timed out",
+                "connect timeout", "name or service not known", "temporary failure in name resolution", "connection aborted",
+                "remote end closed connection")
+
+
+def store_error(exc: BaseException, uri: str | None = None) -> StoreError | None:
+    """A :class:`StoreError` for an exception that says the store itself is broken (a damaged SQLite
+    file) or out of reach (a tracking server that does not answer), else None."""
+    uri = uri or tracking_uri()
+    seen = 0
+    while exc is not None and seen < 6:
+        text = str(exc).lower()
+        if any(d in text for d in _DAMAGED):
+            return damaged_store(uri, text)
+        if "out-of-date database schema" in text:
+            return StoreError(f"tracking store {uri} was written by an older MLflow ({' '.join(str(exc).split())[:90]}...); "
+                              f"back it up, then run `mlflow db upgrade {uri}`")
+        if any(u in text for u in _UNREACHABLE) and not uri.startswith("sqlite:"):
+            return unreachable_store(uri, str(exc))
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def damaged_store(uri: str, why: str) -> StoreError:
+    path = _sqlite_path(uri)
+    reason = next((d for d in _DAMAGED if d in why.lower()), " ".join(why.split())[:120])
+    if path is None:
+        return StoreError(f"tracking store {uri} is damaged ({reason}); repair or restore it, or point MLFLOW_TRACKING_URI at another store")
+    return StoreError(
+        f"tracking store {path} is not a usable SQLite database ({reason}); move it aside "
+        f"(mv {path} {path}.broken) to start a new store, or restore it from a backup; `riskmodel doctor` checks a store"
+    )
+
+
+def unreachable_store(uri: str, why: str) -> StoreUnavailable:
+    first = " ".join(why.split())
+    short = next((u for u in _UNREACHABLE if u in first.lower()), first[:100])
+    return StoreUnavailable(
+        f"tracking server {uri} does not answer ({short}); start it or check MLFLOW_TRACKING_URI "
+        f"(unset it to use ./mlruns.db); nothing was written"
+    )
+
+
 def _retry(fn: Callable[..., Any], *args, _lock: bool = True, **kwargs) -> Any:
-    """Call ``fn`` under the store lock, retrying with exponential backoff on SQLite lock errors."""
+    """Call ``fn`` under the store lock, retrying with exponential backoff on SQLite lock errors. A
+    damaged or unreachable store becomes a :class:`StoreError` (one line, what to do)."""
     delay = 0.05
     for attempt in range(_RETRIES):
         try:
             with _store_lock() if _lock else contextlib.nullcontext():
                 return fn(*args, **kwargs)
         except Exception as exc:
+            if not isinstance(exc, UserError):
+                broken = store_error(exc)
+                if broken is not None:
+                    raise broken from exc
             if not _is_locked_error(exc) or attempt == _RETRIES - 1:
                 raise
             lock_stats["retries"] += 1
@@ -181,13 +231,18 @@ def configure() -> str:
     uri = tracking_uri()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr readable
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage data leaves a bank's machine
+    for name, value in HTTP_DEFAULTS.items():  # a server that does not answer fails in seconds, not minutes
+        os.environ.setdefault(name, value)
     _route_mlflow_prints()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri in _prepared:
         return uri
+    if uri.startswith(("http://", "https://")):
+        probe_server(uri)
     path = _sqlite_path(uri)
     if path is not None:
+        check_sqlite_file(path)
         fresh = _needs_migration(path)
         # Creating the stores runs the schema migrations of a fresh file: do that under the lock so
         # simultaneous first runs do not race. A migrated store only needs reads here (no lock).
@@ -200,6 +255,51 @@ def configure() -> str:
                 _enable_wal(path)
     _prepared.add(uri)
     return uri
+
+
+#: MLflow's HTTP client settings for our commands (each may be overridden in the environment). MLflow's
+#: own defaults (7 retries, backoff factor 2, 120 s timeout) suit long-running jobs facing a rate
+#: limit, but keep a command waiting about four minutes before it says a server is down.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+#: seconds the first request to a tracking server may take before the server counts as not answering
+PROBE_TIMEOUT = 5.0
+
+
+def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """One request to a tracking server (its ``/health`` page), without retries: any HTTP answer
+    will do; no answer within ``timeout`` seconds is a :class:`StoreUnavailable`."""
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        raise unreachable_store(uri, f"{type(exc).__name__}: {exc}") from None
+
+
+def check_sqlite_file(path: Path) -> None:
+    """A :class:`StoreError` when ``path`` exists but is not an intact SQLite file: a wrong header
+    ("file is not a database") or a file shorter than the pages its header counts (truncated). Reads
+    the first 100 bytes only, so it runs before every command."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(f"tracking store {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        raise damaged_store(f"sqlite:///{path}", "file is not a database")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[92:96] == head[24:28]  # the in-header size is trusted only when this matches
+    if valid and pages and path.stat().st_size < pages * page_size:
+        raise damaged_store(f"sqlite:///{path}", f"database disk image is malformed: the file holds {path.stat().st_size:,} bytes, its header counts {pages * page_size:,} (truncated)")
 
 
 def _needs_migration(path: Path) -> bool:
