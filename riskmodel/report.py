@@ -98,7 +98,8 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         paths = [p.strip() for p in params.get("data", "").split("|")]
         if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
             raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; the report needs them")
-        train_df, test_df, _ = tr.prepare_byo(paths[0], paths[1], target)
+        keep = json.loads(params.get("keep_columns") or "[]")  # the training's --keep-column, for the same columns
+        train_df, test_df, _ = tr.prepare_byo(paths[0], paths[1], target, keep)
         catalog = tr.byo_catalog(credit_model.features, {f: 0 for f in credit_model.features})
         if credit_model.catalog is not None:
             catalog = credit_model.catalog.copy()

@@ -18,6 +18,7 @@ Nothing here imports mlflow; ``riskmodel.tracking`` does the logging.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -227,12 +228,77 @@ def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.Da
     return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
 
 
-def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Read and check BYO train/test tables; return them (strings as categorical text) and the feature columns."""
-    from features.tables import read_table
+#: Bring-your-own training refuses a training file with fewer rows or fewer defaults than these.
+#: A scorecard bins each feature into groups of at least 5% of the rows and estimates a weight of
+#: evidence per group from its defaults: with 20 defaults, a 5% group expects one default, and
+#: fewer leave most groups without any, so the weights are noise. Below 100 rows there is barely
+#: one group per feature. These are floors that make a fit possible, not sizes that make it good.
+MIN_TRAIN_ROWS = 100
+MIN_TRAIN_DEFAULTS = 20
+#: A train AUC this much above the test AUC is reported as a warning (over-fitting, or a test
+#: population unlike the training one).
+AUC_GAP_WARNING = 0.10
+#: A text column holding at least this share of distinct values (over 50+ rows) reads as an identifier.
+ID_DISTINCT_SHARE = 0.95
+_ID_NAME = re.compile(r"(?:^|[_\-\s.])(?:id|ID|Id)$|^(?:id|ID|Id)$|[a-z0-9](?:Id|ID)$|编号$")
+
+
+def id_like(name: str, values: pd.Series, kind: str) -> str | None:
+    """Why a column looks like an identifier rather than a feature, or None: its name (``id``,
+    ``*_id``, ``loanId``, ``*编号``), a distinct text value on (nearly) every row, or a distinct whole
+    number on every row (row numbers, sequential ids). An identifier as a feature lets a model
+    memorise rows and fails on new ones."""
+    if _ID_NAME.search(name):
+        return f"its name ({name!r}) marks an identifier"
+    v = values.dropna()
+    n = len(v)
+    if n < 20:
+        return None
+    if kind == "categorical":
+        distinct = v.astype("string").nunique()
+        if n >= 50 and distinct >= ID_DISTINCT_SHARE * n:
+            return f"{distinct:,} distinct text values in {n:,} rows"
+        return None
+    if kind == "numeric" and pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+        x = v.to_numpy(dtype="float64")
+        if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and np.unique(x).size == n:
+            monotone = bool(np.all(np.diff(x) > 0) or np.all(np.diff(x) < 0))
+            return f"a distinct whole number on every row{' (monotone: row numbers?)' if monotone else ''}"
+    return None
+
+
+@dataclass
+class ByoTables:
+    """Bring-your-own tables after reading and checking (:func:`read_byo`): the frames, the feature
+    columns, what happened to every column (``columns``) and what the user should know (``warnings``)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    features: list[str]
+    columns: dict[str, dict]
+    warnings: list[str]
+
+
+def _warn(warnings: list[str], text: str) -> None:
+    warnings.append(text)
+    log.warning("%s", text)
+
+
+def read_byo(train_path: str | Path, test_path: str | Path, target: str, keep_columns: Sequence[str] = ()) -> ByoTables:
+    """Read and check bring-your-own train/test tables (Parquet or CSV, :mod:`riskmodel.usertables`).
+
+    Refused: a target that is missing, not 0/1 or one class; fewer than :data:`MIN_TRAIN_ROWS` rows or
+    :data:`MIN_TRAIN_DEFAULTS` defaults in training; test columns unlike the training ones. Each
+    column's type is decided once over the training column (:func:`riskmodel.usertables.infer_column`:
+    numbers, numbers written as text, categories, dates) and applied to both files; values that do
+    not fit become missing and are counted per column. Identifier-like columns (:func:`id_like`) and
+    dates are not features unless named in ``keep_columns``. Warned: a one-class test file, a test
+    file identical to the training file, test rows identical to training rows."""
+    from riskmodel.usertables import apply_column, infer_column, read_frame, row_keys
 
     train_path, test_path = Path(train_path), Path(test_path)
-    train_df, test_df = read_table(train_path), read_table(test_path)
+    train_df, _ = read_frame(train_path, "--features")
+    test_df, _ = read_frame(test_path, "--test")
     if train_df.empty:
         raise UserError(f"{train_path}: the training file has no rows")
     if test_df.empty:
@@ -244,33 +310,79 @@ def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> t
         extra = [c for c in test_df.columns if c not in train_df.columns]
         what = f"missing {miss[:10]}, extra {extra[:10]}" if miss or extra else "same names in another order"
         raise UserError(f"{test_path}: columns differ from {train_path} ({what}); both files need the same columns")
-    _binary_target(train_df[target], target, str(train_path))
-    _binary_target(test_df[target], target, str(test_path))
+    unknown = [c for c in keep_columns if c not in train_df.columns or c == target]
+    if unknown:
+        raise UserError(f"--keep-column {unknown[0]!r} is not a feature column of {train_path}; columns are {[c for c in train_df.columns if c != target][:20]}")
+    y_train = _binary_target(train_df[target], target, str(train_path))
+    y_test = _binary_target(test_df[target], target, str(test_path))
+    train_df[target], test_df[target] = y_train, y_test
+    n, bad = len(y_train), int(y_train.sum())
+    if n < MIN_TRAIN_ROWS or (0 < bad < MIN_TRAIN_DEFAULTS) or (0 < n - bad < MIN_TRAIN_DEFAULTS):
+        raise UserError(
+            f"{train_path}: {n:,} rows with {bad:,} defaults ({target}=1) and {n - bad:,} non-defaults; training needs at least "
+            f"{MIN_TRAIN_ROWS} rows and {MIN_TRAIN_DEFAULTS} of each class (the minimum: fewer leave the model's groups without defaults, "
+            "so what it learns is noise); add rows or pool more history"
+        )
+    warnings: list[str] = []
+    columns: dict[str, dict] = {target: {"use": "target", "kind": "binary 0/1"}}
     candidates = []
     for c in train_df.columns:
         if c == target:
             continue
-        s = train_df[c]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            log.warning("%s: column %r is a date; dates are not used as features (derive a number from it)", train_path, c)
+        ctype = infer_column(train_df[c])
+        info: dict = {"kind": ctype.kind}
+        if ctype.note:
+            info["note"] = ctype.note
+        if ctype.kind == "date" and c not in keep_columns:
+            columns[c] = {**info, "use": "excluded", "reason": "a date: derive a number from it (e.g. days since) to use it"}
             continue
-        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            txt = s.astype("string")
-            if len(s) > 50 and txt.nunique() == len(s):
-                log.warning("%s: column %r has a distinct value on every row; treated as an identifier, not a feature", train_path, c)
-                continue
-            train_df[c] = txt.astype(object).where(txt.notna(), None)
-            t2 = test_df[c].astype("string")
-            test_df[c] = t2.astype(object).where(t2.notna(), None)
-        elif pd.api.types.is_bool_dtype(s):
-            train_df[c] = s.astype("float64")
-            test_df[c] = test_df[c].astype("float64")
-        else:
-            train_df[c] = s.astype("float64")
-            test_df[c] = pd.to_numeric(test_df[c], errors="coerce").astype("float64")
+        kind = "categorical" if ctype.kind == "date" else ctype.kind
+        converted, n_train, ex_train = apply_column(train_df[c], kind)
+        why = None if c in keep_columns else id_like(c, converted, "numeric" if kind == "numeric_text" else kind)
+        if why:
+            columns[c] = {**info, "use": "excluded", "reason": f"looks like an identifier: {why}; pass --keep-column {c} to use it as a feature"}
+            continue
+        train_df[c] = converted
+        test_df[c], n_test, ex_test = apply_column(test_df[c], kind)
+        info["use"] = "feature"
+        if n_train or n_test:
+            info["coerced_to_missing"] = {"train": n_train, "test": n_test, "examples": list(dict.fromkeys(ex_train + ex_test))[:3]}
+            _warn(warnings, f"column {c!r}: {n_train:,} training and {n_test:,} test value(s) are not numbers and were read as missing "
+                            f"(e.g. {info['coerced_to_missing']['examples']})")
+        columns[c] = info
         candidates.append(c)
+    excluded = [c for c, i in columns.items() if i["use"] == "excluded"]
+    for c in excluded:
+        log.warning("column %r not used: %s", c, columns[c]["reason"])
+    for c, i in columns.items():
+        if i.get("kind") == "numeric_text" and i["use"] == "feature":
+            log.info("column %r: %s", c, i["note"])
+    if not candidates:
+        why = "; ".join(f"{c}: {columns[c]['reason']}" for c in excluded[:5])
+        raise UserError(f"{train_path}: no feature column left ({why})")
     features = usable_features(train_df, candidates, f"training file {train_path}")
-    return train_df, test_df, features
+    for c in candidates:
+        if c not in features:
+            columns[c] = {**columns[c], "use": "excluded", "reason": "constant or all missing in the training file"}
+
+    if len(np.unique(y_test)) < 2:
+        _warn(warnings, f"{test_path}: the test file holds only class {int(y_test[0])} of {target!r}: its AUC, KS and Gini cannot be computed")
+    same_file = train_path.resolve() == test_path.resolve() or (train_path.exists() and test_path.exists() and os.path.samefile(train_path, test_path))
+    keys_train = row_keys(train_df, [*features, target])
+    keys_test = row_keys(test_df, [*features, target])
+    overlap = int(np.isin(keys_test, keys_train).sum())
+    if same_file or (len(train_df) == len(test_df) and overlap == len(test_df)):
+        _warn(warnings, f"{test_path} holds the same rows as {train_path}: the test metrics measure the fit, not how the model predicts new cases")
+    elif overlap:
+        _warn(warnings, f"{overlap:,} of {len(test_df):,} test rows ({overlap / len(test_df):.1%}) are identical to training rows: "
+                        "the test metrics are optimistic; split the data so no row is in both")
+    return ByoTables(train_df, test_df, features, columns, warnings)
+
+
+def prepare_byo(train_path: str | Path, test_path: str | Path, target: str, keep_columns: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``(train, test, features)`` of :func:`read_byo` (numbers as float64, text as categories)."""
+    t = read_byo(train_path, test_path, target, keep_columns)
+    return t.train, t.test, t.features
 
 
 def train_byo(
@@ -281,15 +393,18 @@ def train_byo(
     experiment: str = DEFAULT_BYO_EXPERIMENT,
     *,
     directions_file: str | Path | None = None,
+    keep_columns: Sequence[str] = (),
     registered_name: str | None = None,
     seed: int = 42,
     params: Mapping[str, Any] | None = None,
     artifact_location: str | None = None,
 ) -> dict:
-    """Train ``model`` on a user's train/test tables (already split), log and register it."""
+    """Train ``model`` on a user's train/test tables (already split, checked by :func:`read_byo`), log
+    and register it. The summary carries ``columns`` (what happened to each column) and ``warnings``."""
     t_start = time.perf_counter()
     check_model_name(model)
-    train_df, test_df, cols = prepare_byo(features, test, target)
+    byo = read_byo(features, test, target, keep_columns)
+    train_df, test_df, cols = byo.train, byo.test, byo.features
     directions = _directions_from_file(directions_file, cols) if directions_file else {}
     directions = {c: int(directions.get(c, 0)) for c in cols}
     catalog = byo_catalog(cols, directions)
@@ -299,6 +414,8 @@ def train_byo(
         "manifest_hash": dataset.file_hash([features, test]),
         "catalog_version": dataset.catalog_version(catalog),
         "directions_file": str(directions_file) if directions_file else "",
+        "keep_columns": list(keep_columns),
+        "byo_columns": byo.columns,
     }
     summary = run_training(
         model=model,
@@ -315,7 +432,9 @@ def train_byo(
         meta=meta,
         truth=None,
         artifact_location=artifact_location,
+        warnings=byo.warnings,
     )
+    summary["columns"] = byo.columns
     summary["seconds_total"] = round(time.perf_counter() - t_start, 3)
     return summary
 
@@ -330,6 +449,7 @@ def train(
     target: str | None = None,
     directions_file: str | Path | None = None,
     features_file: str | Path | None = None,
+    keep_columns: Sequence[str] = (),
     **kwargs,
 ) -> dict:
     """Dispatch: ``train(data_dir, model, ...)`` for a data hub, ``train(features=, test=, target=)`` for BYO."""
@@ -338,10 +458,12 @@ def train(
             raise UserError("give either --data (a data-hub directory) or --features/--test/--target (your own tables), not both")
         if model is None:
             raise UserError(f"--model is required with --data; choose one of: {', '.join(MODEL_NAMES)}")
+        if keep_columns:
+            raise UserError("--keep-column applies to --features/--test only; with --data the features come from the feature catalog")
         return train_generated(data_dir, model, experiment or DEFAULT_EXPERIMENT, features_file=features_file, **kwargs)
     if features is None or test is None or target is None:
         raise UserError("bring-your-own training needs --features TRAIN.parquet, --test TEST.parquet and --target COL (or use --data DIR)")
-    return train_byo(features, test, target, model or "scorecard", experiment or DEFAULT_BYO_EXPERIMENT, directions_file=directions_file, **kwargs)
+    return train_byo(features, test, target, model or "scorecard", experiment or DEFAULT_BYO_EXPERIMENT, directions_file=directions_file, keep_columns=keep_columns, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,6 +592,18 @@ def log_to_run(run, fitted: Fitted, result: ev.Evaluation, metrics: Mapping[str,
     return name, version, {"seconds_artifacts": t1 - t0, "seconds_log_model": time.perf_counter() - t1}
 
 
+def fit_warnings(metrics: Mapping[str, float]) -> list[str]:
+    """What the metrics of a fit warn about: a train AUC more than :data:`AUC_GAP_WARNING` above the
+    test AUC (the model learned the training rows rather than the risk, or the test rows differ)."""
+    tr, te = metrics.get("train_auc"), metrics.get("test_auc")
+    if tr is None or te is None or not (np.isfinite(tr) and np.isfinite(te)) or tr - te <= AUC_GAP_WARNING:
+        return []
+    text = (f"train AUC {tr:.3f} is {tr - te:.3f} above the test AUC {te:.3f}: the model fits the training rows far better "
+            "than new ones (too many or noisy features, leakage, or a test population unlike the training one)")
+    log.warning("%s", text)
+    return [text]
+
+
 SUMMARY_METRICS = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_auc_startup", "train_auc", "psi_score", "grades_monotone", "segments_low_auc")
 
 
@@ -489,9 +623,12 @@ def run_training(
     meta: Mapping[str, Any],
     truth: pd.DataFrame | None,
     artifact_location: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict:
     """:func:`fit`, :func:`evaluate` and :func:`log_to_run` one model inside one MLflow run (FAILED if
-    anything raises); returns the training summary."""
+    anything raises); returns the training summary. ``warnings`` (the data's) are logged as the run's
+    tag ``riskmodel.warnings`` and returned in ``summary["warnings"]`` with those of the fit (a
+    train–test AUC gap above :data:`AUC_GAP_WARNING`)."""
     from riskmodel import tracking
 
     estimator = build_estimator(model, directions, seed, params)  # bad parameters fail before a run exists
@@ -516,6 +653,9 @@ def run_training(
         )
         fitted = fit(estimator, model, train_df, test_df, features, target, catalog)
         result, metrics = evaluate(fitted, test_df, truth)
+        warnings = [*warnings, *fit_warnings(metrics)]
+        if warnings:
+            run.set_tags({"riskmodel.warnings": " | ".join(warnings)[:5000]})
         name, version, seconds = log_to_run(run, fitted, result, metrics, catalog, directions, registered_name, meta.get("cut_date"))
         run.set_tags({"riskmodel.registered_name": name or "", "riskmodel.registered_version": version or ""})
         seconds["seconds_run"] = time.perf_counter() - t0
@@ -533,6 +673,7 @@ def run_training(
         "n_features": len(features),
         "metrics": {k: round(float(metrics[k]), 6) for k in SUMMARY_METRICS if k in metrics and np.isfinite(metrics[k])},
         "oracle_auc": round(float(result.oracle_auc), 6) if result.oracle_auc is not None else None,
+        "warnings": warnings,
         "low_auc_segments": result.segments.loc[result.segments["flag"] == "low_auc", ["segment", "value", "count", "auc"]].to_dict("records"),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "store_lock": {

@@ -106,7 +106,7 @@ def test_constant_and_all_missing_features_dropped_with_warning(mlflow_store, tm
 
 
 def test_nothing_left_is_an_error(tmp_path):
-    df = pd.DataFrame({"k": [1.0] * 50, "m": [np.nan] * 50, "bad": [0, 1] * 25})
+    df = pd.DataFrame({"k": [1.0] * 120, "m": [np.nan] * 120, "bad": [0, 1] * 60})
     tr = _write(df, tmp_path / "tr.parquet")
     with pytest.raises(UserError, match=r"no usable feature .*every column is constant or all missing \(k, m\)"):
         train(features=tr, test=tr, target="bad")
