@@ -2,7 +2,9 @@
 
 generate data -> build features point-in-time -> train every model out of time -> compare them
 against the financial-only baseline -> promote the best technology-flow model to ``champion`` ->
-score the applications that have no outcome yet -> write the reviewer report. Each step calls the
+score the applications that have no outcome yet -> write the reviewer report. Its models are
+registered as ``demo-<model>`` (:data:`DEMO_MODEL_PREFIX`), so the demo never touches an alias
+(``riskmodel-<model>@champion``) that other work scores with, even in a shared store. Each step calls the
 same library function the CLI command of that step calls; this module only sequences them, and
 measures what the comparison needs: each registered model is loaded back from MLflow and scored on
 the out-of-time test rows, and its AUC uplift over the baseline gets a paired bootstrap 95%
@@ -36,6 +38,17 @@ N_BOOT = 1000
 FEW_DEFAULTS = 250  # below this many test defaults the demo says its intervals are wide
 #: the files the demo writes into its data folder (beside the hub's own files)
 DEMO_OUTPUTS = ("features.parquet", "applications_to_score.parquet", "scores.parquet", "scores.rejects.parquet")
+
+
+#: prefix of the registered models the demo trains and promotes (``demo-scorecard``, ...): the demo
+#: never moves an alias of ``riskmodel-<model>``, the names ``riskmodel train`` registers, whatever
+#: its store or experiment
+DEMO_MODEL_PREFIX = "demo-"
+
+
+def demo_model_name(model: str) -> str:
+    """The registered-model name of a demo run of ``model``."""
+    return f"{DEMO_MODEL_PREFIX}{model}"
 
 
 def _manifest_matches(out: Path, firms: int, seed: int) -> bool:
@@ -166,7 +179,7 @@ def run_demo(
     runs = []
     for i, model in enumerate(models):
         echo(f"[3/6] train {model} ({i + 1}/{len(models)}): out-of-time split, MLflow run, registered model")
-        runs.append(tr.train_generated(out, model, experiment, features_file=given))
+        runs.append(tr.train_generated(out, model, experiment, features_file=given, registered_name=demo_model_name(model)))
         t = lap(f"train {model}", t)
     cuts = {r["cut_date"] for r in runs}
     if len(cuts) != 1:

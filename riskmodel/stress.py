@@ -48,6 +48,11 @@ MANUFACTURING: tuple[str, ...] = ("integrated_circuits", "new_energy", "new_mate
 SCENARIO_KEYS = ("name", "description", "lgd", "book_months", "as_of", "shock")
 SHOCK_KEYS = ("table", "columns", "factor", "months", "industries", "regions", "lapse", "share")
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+#: The largest shock factor a scenario may use. A hundredfold change of a firm's electricity use or
+#: sales is already far outside any stress a risk committee discusses; larger factors push values
+#: past the schema's range (where they are clipped) or past float range (infinities), and the model
+#: then extrapolates from nothing.
+MAX_FACTOR = 100.0
 
 
 def read_toml(path: str | Path) -> dict:
@@ -165,8 +170,8 @@ def _parse_shock(raw: Any, i: int, source: str) -> Shock:
     if bad:
         raise UserError(f"{where}: column(s) {bad} are not numeric value columns of {table}; choose from {', '.join(numeric)}")
     factor = raw["factor"]
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(float(factor)) or float(factor) < 0:
-        raise UserError(f"{where}.factor must be a non-negative number (0.8 = -20%, 2 = doubled), got {factor!r}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(float(factor)) or not 0 <= float(factor) <= MAX_FACTOR:
+        raise UserError(f"{where}.factor must be a number from 0 to {MAX_FACTOR:g} (0.8 = -20%, 2 = doubled), got {factor!r}")
     months = raw["months"]
     if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
         raise UserError(f"{where}.months must be a whole number from 1 to 120, got {months!r}")
@@ -245,6 +250,7 @@ def apply_shocks(tables: Mapping[str, pd.DataFrame], scenario: Scenario, as_of: 
             raise UserError(f"{scenario.source}: shock on table {shock.table!r}, but the data directory has no {shock.table}.parquet")
         df = out[shock.table].copy()
         who = _firm_mask(df["firm_id"], firms, shock)
+        clipped = 0
         if shock.lapse:
             issue = pd.to_datetime(df["issue_date"])
             expiry = pd.to_datetime(df["expiry_date"])
@@ -266,10 +272,14 @@ def apply_shocks(tables: Mapping[str, pd.DataFrame], scenario: Scenario, as_of: 
                     v[hit] = np.round(v[hit])
                 lo = -np.inf if col.min is None else col.min
                 hi = np.inf if col.max is None else col.max
+                outside = hit & np.isfinite(v) & ((v < lo) | (v > hi))
+                clipped += int(outside.sum())
                 v[hit] = np.clip(v[hit], lo, hi)
                 df[name] = pd.array(v, dtype=df[name].dtype) if col.dtype == "int" else v.astype(df[name].dtype)
         out[shock.table] = df
-        counts.append({"shock": shock.describe(), "rows_changed": int(hit.sum()), "firms_affected": int(df.loc[hit, "firm_id"].nunique())})
+        counts.append({"shock": shock.describe(), "rows_changed": int(hit.sum()), "firms_affected": int(df.loc[hit, "firm_id"].nunique()), "values_clipped": clipped})
+        if clipped:
+            log.warning("%s: shock %s pushed %d value(s) outside the schema range of %s; they were clipped to it", scenario.source, shock.describe(), clipped, shock.table)
     return out, counts
 
 

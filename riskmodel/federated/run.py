@@ -169,6 +169,11 @@ def federated_train(data_dir, *, key_bits: int = 2048, mode: str = "exact", batc
     ls = dataset.load_labelled(data_dir, test_share=test_share)
     feats, catalog, info = ls.features, ls.catalog, ls.info
     train_df, test_df, cut = ls.train, ls.test, ls.cut
+    for part, frame in (("training rows (before the cut)", train_df), ("test rows (after the cut)", test_df)):
+        classes = sorted(int(v) for v in pd.unique(frame[TARGET].astype("int64")))
+        if len(classes) < 2:
+            raise UserError(f"{data_dir}: the {part} hold only {'class ' + str(classes[0]) if classes else 'no rows'} in {TARGET!r}; "
+                            "federated training needs defaults and non-defaults on both sides of the cut to fit and to compare AUCs; nothing was registered")
     features = usable_features(train_df, features_for_model("scorecard", train_df, catalog), "training rows (before the cut)")
     bank_f, hub_f = split_roles(catalog, features)
     directions = {str(r.name): int(r.direction) for r in catalog.itertuples() if r.name in features}

@@ -38,8 +38,19 @@ def demo_env(_migrated_store, tmp_path_factory):
 @pytest.mark.slow
 def test_demo_prints_only_our_lines_and_logs_mlflow_to_the_file(demo_env):
     root, logs, env = demo_env
+    from mlflow.tracking import MlflowClient
+
+    # another team's champion in the same store: the demo must leave it alone (its models are demo-*)
+    c = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    c.create_registered_model("riskmodel-scorecard")
+    c.create_model_version("riskmodel-scorecard", source=(root / "elsewhere").as_uri())
+    c.set_registered_model_alias("riskmodel-scorecard", "champion", "1")
     proc = _run(["demo", "--firms", "1500", "--out", "data", "--json"], root, env)
     assert proc.returncode == 0, proc.stderr
+    assert c.get_model_version_by_alias("riskmodel-scorecard", "champion").version == "1"
+    assert [v.version for v in c.search_model_versions("name = 'riskmodel-scorecard'")] == ["1"]
+    names = sorted(m.name for m in c.search_registered_models())
+    assert names == ["demo-financial_baseline", "demo-gbm_additive", "demo-gbm_monotone", "demo-scorecard", "riskmodel-scorecard"]
     def no_nan(name):
         raise AssertionError(f"{name} in the JSON summary: not strict JSON")
 
@@ -52,7 +63,7 @@ def test_demo_prints_only_our_lines_and_logs_mlflow_to_the_file(demo_env):
     files = sorted(logs.glob("riskmodel-*-demo-*.log"))
     assert [str(f) for f in files] == [summary["log_file"]]
     text = files[0].read_text(encoding="utf-8")
-    for needle in ("INFO mlflow.eprint: Successfully registered model 'riskmodel-financial_baseline'", "INFO mlflow.pyfunc: Validating input example",
+    for needle in ("INFO mlflow.eprint: Successfully registered model 'demo-financial_baseline'", "INFO mlflow.pyfunc: Validating input example",
                    "WARNING mlflow.pyfunc: Passing a Python object as `python_model`", "INFO alembic.runtime.migration", "RISKMODEL_ID_KEY is not set"):
         assert needle in text, needle
 
