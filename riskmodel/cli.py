@@ -35,8 +35,51 @@ def _run_options(
     setup_cli(ctx.invoked_subcommand or "riskmodel", verbose=verbose)
 
 
+def _strict(obj):
+    """``obj`` with every non-finite float (NaN, inf; numpy's too) replaced by None: JSON has no NaN."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float) or type(obj).__module__ == "numpy" and hasattr(obj, "dtype") and obj.dtype.kind == "f":
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
 def _echo_json(obj) -> None:
-    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+    """Print ``obj`` as strict JSON (RFC 8259): NaN and infinities become null, never bare NaN."""
+    typer.echo(json.dumps(_strict(obj), ensure_ascii=False, indent=2, default=str, allow_nan=False))
+
+
+def _date_option(value: Optional[str], flag: str) -> Optional[str]:
+    """A YYYY-MM-DD option checked before any work: the same text back, or a one-line UserError."""
+    import datetime
+
+    if value is None:
+        return None
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{flag} {value!r} is not a date; use YYYY-MM-DD (e.g. 2025-06-30)") from None
+    if len(value) != 10:
+        raise UserError(f"{flag} {value!r} is not a date; use YYYY-MM-DD (e.g. 2025-06-30)")
+    return value
+
+
+def _after_snapshot(data: Path, as_of: Optional[str], flag: str = "--as-of") -> None:
+    """Warn when a date lies after the hub's snapshot: windows reaching past it hold no data."""
+    if as_of is None:
+        return
+    import pandas as pd
+
+    from features.tables import dataset_end
+
+    end = dataset_end(data)
+    if end is not None and pd.Timestamp(as_of) > end + pd.Timedelta(days=31):
+        typer.echo(f"warning: {flag} {as_of} is after the snapshot of {data} ({end.date()}): signal windows reaching past it see no data", err=True)
 
 
 # ---- generate (data/synthetic) ---------------------------------------------------------------
@@ -85,10 +128,14 @@ def features(
 
     if errors not in ("raise", "reject"):
         raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
+    as_of = _date_option(as_of, "--as-of")
     # before any work: never over a file of the hub (a table it has or may have), a Parquet name
     check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
     tables, report = load_tables(data, errors=errors)
+    _after_snapshot(data, as_of)
     matrix = build_features(tables, as_of=as_of)
+    if as_of and matrix.empty:
+        raise UserError(f"--as-of {as_of}: no firm of {data} is known on that date; choose a date inside the hub's data window")
     with atomic_output(out) as tmp:
         write_table(matrix, tmp)
     loaded = report.to_dict()
@@ -154,6 +201,7 @@ def train(
     target: Optional[str] = typer.Option(None, "--target", help="bring your own: 0/1 target column (1 = default)"),
     directions: Optional[Path] = typer.Option(None, "--directions", help="bring your own: TOML/YAML of feature = -1|0|1"),
     features_file: Optional[Path] = typer.Option(None, "--features-file", help="with --data: a prebuilt feature matrix (riskmodel features --out) instead of the cache"),
+    keep_column: Optional[list[str]] = typer.Option(None, "--keep-column", help="bring your own: use this column as a feature although it looks like an identifier or a date (repeatable)"),
     name: Optional[str] = typer.Option(None, "--name", help="registered model name (default riskmodel-<model>)"),
     seed: int = typer.Option(42, "--seed", help="random seed of the estimator"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -167,23 +215,20 @@ def train(
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _terminated)
-    if cut is not None:
-        import datetime
-
-        try:
-            datetime.date.fromisoformat(cut)
-        except ValueError:
-            raise UserError(f"--cut {cut!r} is not a date; use YYYY-MM-DD") from None
+    cut = _date_option(cut, "--cut")
     if data is None and cut is not None:
         raise UserError("--cut applies to --data only; your own tables arrive already split into --features and --test")
     if data is not None:
         if model is None:
             raise UserError("--model is required with --data; choose one of: financial_baseline, scorecard, gbm_monotone, gbm_additive")
+        if keep_column:
+            raise UserError("--keep-column applies to --features/--test only; with --data the features come from the feature catalog")
         if directions is not None:
             raise UserError("--directions applies to --features/--test only; with --data the directions come from the feature catalog")
         summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed)
     else:
-        summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions, registered_name=name, seed=seed)
+        summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions,
+                                 keep_columns=keep_column or (), registered_name=name, seed=seed)
     if as_json:
         _echo_json(summary)
         return
@@ -197,6 +242,13 @@ def train(
         typer.echo(f"features: {summary['features_cache']['status']} ({summary['features_cache']['path']})")
     for seg in summary.get("low_auc_segments", []):
         typer.echo(f"warning: segment {seg['segment']}={seg['value']} ({seg['count']} rows) has AUC {seg['auc']:.3f} < 0.65")
+    for col, info in (summary.get("columns") or {}).items():  # bring your own: every column not used as is
+        if info["use"] == "excluded":
+            typer.echo(f"column {col}: not used: {info['reason']}")
+        elif info.get("kind") == "numeric_text" or info.get("coerced_to_missing"):
+            lost = info.get("coerced_to_missing")
+            extra = f"; {lost['train'] + lost['test']} value(s) not numbers, read as missing" if lost else ""
+            typer.echo(f"column {col}: {info.get('note', info['kind'])}{extra}")
 
 
 @app.command()
@@ -259,6 +311,10 @@ def score_cmd(
     """Score feature rows: PD, score, grade and three reason codes; every row scored or rejected."""
     import os
 
+    as_of = _date_option(as_of, "--as-of")
+    if data is not None and features is None:
+        _after_snapshot(data, as_of)
+
     if engine == "spark":
         from riskmodel.spark import score_spark
 
@@ -293,34 +349,11 @@ def explain_cmd(
 ) -> None:
     """One application's score broken down by signal: value, log-odds contribution, points, names."""
     from riskmodel import explain, tracking
-    from riskmodel.scoring import read_columns
+    from riskmodel.scoring import find_application, validated_row
 
-    if not features.is_file():
-        raise UserError(f"--features {features}: no such file")
-    cols = read_columns(features)
-    if "application_id" not in cols:
-        raise UserError(f"--features {features} has no application_id column")
-    if features.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        frame = pq.read_table(features, filters=[("application_id", "=", application_id)]).to_pandas()
-    else:
-        import pandas as pd
-
-        frame = pd.read_csv(features, dtype={"application_id": "string"})
-        frame = frame[frame["application_id"] == application_id]
-    if frame.empty:
-        raise UserError(f"application_id {application_id!r} is not in {features}")
-    if len(frame) > 1:
-        raise UserError(f"application_id {application_id!r} appears {len(frame)} times in {features}; ids must be unique")
+    frame = find_application(features, application_id)  # read by the rules of riskmodel.usertables
     credit_model, name, version = tracking.load_credit_model(model)
-    missing = [c for c in credit_model.used_features if c not in frame.columns]
-    if missing:
-        raise UserError(f"{features} lacks {len(missing)} column(s) the model needs: {missing[:10]}")
-    row = frame.reset_index(drop=True)
-    for c, dt in credit_model.dtypes.items():
-        if dt == "float64" and c in row.columns:
-            row[c] = row[c].astype("float64")
+    row = validated_row(credit_model, frame, f"application_id {application_id!r} in {features}")
     header, table = explain.explain_row(credit_model, row)
     feature_points = float(table["points"].sum())
     if top > 0:
@@ -396,6 +429,10 @@ def monitor_cmd(
     else:
         m = r["model"]
         typer.echo(f"model {m['name']} version {m['version']} ({m['uri']}); batch {r['batch']['path']}: {r['batch']['rows']:,} rows, mean PD {r['batch']['mean_pd']:.4f} (training {r['batch']['training_mean_pd'] or float('nan'):.4f})")
+        if r["batch"]["rows_rejected"]:
+            typer.echo(f"left out {r['batch']['rows_rejected']:,} of {r['batch']['rows_read']:,} rows that scoring would reject: {r['batch']['rejects_by_reason']}")
+        if not r["sample"]["verdict"]:
+            typer.echo(f"note: {r['sample']['note']}")
         typer.echo(f"score PSI {r['score']['psi']:.4f} [{r['score']['band']}]   grade PSI {r['grades']['psi']:.4f} [{r['grades']['band']}]")
         c = r["counts"]
         typer.echo(f"features: {c['stable']} stable, {c['watch']} watch, {c['act']} act")
@@ -445,7 +482,8 @@ def stress_cmd(
     s = r.summary
     typer.echo(f"scenario {r.scenario['name']}: {r.scenario['description']}  (as of {r.as_of}, LGD {s['lgd']:.0%})")
     for sh in r.shocks:
-        typer.echo(f"  shock {sh['shock']}: {sh['rows_changed']:,} rows, {sh['firms_affected']:,} firms")
+        clipped = f", {sh['values_clipped']:,} values clipped to the schema range" if sh.get("values_clipped") else ""
+        typer.echo(f"  shock {sh['shock']}: {sh['rows_changed']:,} rows, {sh['firms_affected']:,} firms{clipped}")
     typer.echo(f"book: {s['n']:,} loans, EAD {s['ead']:,.0f} (CNY 10k); model {r.model['name']} version {r.model['version']}")
     typer.echo(f"mean PD {s['mean_pd_base']:.4f} -> {s['mean_pd_stress']:.4f}; PD up for {s['share_pd_up']:.1%}, down for {s['share_pd_down']:.1%}; downgraded {s['share_downgraded']:.1%}")
     pct = f" ({s['el_change_pct']:+.1f}%)" if s["el_change_pct"] is not None else ""
@@ -525,6 +563,33 @@ def federated_train_cmd(
         typer.echo(f"  {party:8s} sent {d['messages_sent']:5d} messages {d['bytes_sent'] / 1e6:8.2f} MB, received {d['messages_received']:5d} {d['bytes_received'] / 1e6:8.2f} MB")
     if s.get("run_id"):
         typer.echo(f"MLflow run {s['run_id']}, model {s.get('registered_name')} v{s.get('registered_version')}")
+
+
+# ---- doctor --------------------------------------------------------------------------------------
+
+
+@app.command("doctor")
+def doctor_cmd(
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="a data-hub directory whose feature cache to check (repeatable)"),
+    stale_hours: float = typer.Option(24.0, "--stale-hours", help="a RUNNING run older than this that no process on this machine owns is marked FAILED"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="change nothing; show what would be repaired"),
+    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
+) -> None:
+    """Check the tracking store, runs left RUNNING, aliases and feature caches; repair what is safe, say what was done."""
+    from riskmodel.doctor import run_doctor
+
+    if stale_hours <= 0:
+        raise UserError(f"--stale-hours must be positive, got {stale_hours:g}")
+    r = run_doctor(data or (), stale_hours=stale_hours, dry_run=dry_run)
+    if as_json:
+        _echo_json(r)
+    else:
+        typer.echo(f"store {r['store']}" + ("  (dry run: nothing changed)" if dry_run else ""))
+        for f in r["findings"]:
+            typer.echo(f"  {f['status']:<12} {f['check']:<8} {f['detail']}")
+        typer.echo(f"status: {r['status'].upper()}")
+    if r["status"] == "problem":
+        raise SystemExit(1)
 
 
 # ---- demo --------------------------------------------------------------------------------------
@@ -650,6 +715,14 @@ def main() -> None:
     except _PATH_ERRORS as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _exit(f"{where}{exc.strerror or exc}", 2, exc_info=sys.exc_info())
+    except OSError as exc:  # a full or read-only disk under a write no writer translated: still the user's to fix
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            _bug(_command(args), exc)
+        from features.files import disk_error
+
+        _exit(str(disk_error(exc, exc.filename or "an output file")), 2, exc_info=sys.exc_info())
     except Exception as exc:  # noqa: BLE001 - the last-resort guard
         _bug(_command(args), exc)
     finally:
