@@ -27,13 +27,17 @@ STALE_HOURS = 24.0
 
 def run_doctor(data: Sequence[str | Path] = (), *, stale_hours: float = STALE_HOURS, dry_run: bool = False) -> dict:
     """Run every check; returns ``{"status", "store", "findings": [...]}`` (JSON-able)."""
+    import contextlib
+
     from riskmodel import dataset
     from riskmodel.tracking import health, tracking_uri
+    from riskmodel.tracking.store import without_housekeeping
 
-    findings = health.check_store(dry_run)
-    if not any(f.status == "problem" for f in findings):
-        findings += health.check_runs(stale_hours, dry_run)
-        findings += health.check_aliases(dry_run)
+    with without_housekeeping() if dry_run else contextlib.nullcontext():
+        findings = health.check_store(dry_run)
+        if not any(f.status == "problem" for f in findings):
+            findings += health.check_runs(stale_hours, dry_run)
+            findings += health.check_aliases(dry_run)
     for d in data:
         entries = dataset.cache_health(d, dry_run=dry_run)
         if not entries:

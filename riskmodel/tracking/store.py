@@ -250,7 +250,7 @@ def configure() -> str:
             client = MlflowClient(uri, registry_uri=uri)
             _retry(client.search_experiments, max_results=1, _lock=fresh)
             _retry(client.search_registered_models, max_results=1, _lock=fresh)
-        if fresh or _journal_mode(path) != "wal":
+        if (fresh or _journal_mode(path) != "wal") and not _dry_run.active:
             with _store_lock(uri):
                 _enable_wal(path)
     _prepared.add(uri)
@@ -300,6 +300,24 @@ def check_sqlite_file(path: Path) -> None:
     valid = head[92:96] == head[24:28]  # the in-header size is trusted only when this matches
     if valid and pages and path.stat().st_size < pages * page_size:
         raise damaged_store(f"sqlite:///{path}", f"database disk image is malformed: the file holds {path.stat().st_size:,} bytes, its header counts {pages * page_size:,} (truncated)")
+
+
+class _DryRun(threading.local):
+    active = False
+
+
+_dry_run = _DryRun()
+
+
+@contextlib.contextmanager
+def without_housekeeping() -> Iterator[None]:
+    """Open the store without switching it to WAL (``riskmodel doctor --dry-run`` changes nothing)."""
+    before = _dry_run.active
+    _dry_run.active = True
+    try:
+        yield
+    finally:
+        _dry_run.active = before
 
 
 def _needs_migration(path: Path) -> bool:
