@@ -21,7 +21,6 @@ import base64
 import datetime
 import functools
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract import SEGMENT_COLUMNS, TARGET
+from features.contract import SEGMENT_COLUMNS
 from riskmodel import evaluation as ev
 from riskmodel import explain, plots
 from riskmodel.errors import UserError
@@ -77,49 +76,19 @@ class RunData:
 
 
 def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
-    """Load run ``run_id``: parameters, model, and its train/test rows rebuilt from the run's data.
+    """Load run ``run_id``: parameters, model, and its train/test rows rebuilt from the run's data
+    (:func:`riskmodel.dataset.run_labelled_set`).
 
     ``data`` overrides the data location recorded in the run (a data-hub directory for generated
     runs) when the report is written on another machine."""
-    from riskmodel import tracking
-    from riskmodel import train as tr
+    from riskmodel import dataset, tracking
 
     info = tracking.run_info(run_id)
-    params = info["params"]
     if info["status"] != "FINISHED":
         raise UserError(f"run {run_id} is {info['status']}, not FINISHED; report on a finished run (`riskmodel compare --experiment {info['experiment']}`)")
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
-    source = params.get("source", "generated")
-    target = params.get("target", TARGET)
-    manifest = truth = None
-    if source == "byo":
-        if data is not None:
-            raise UserError("--data applies to runs trained with --data; a bring-your-own run reads the tables recorded in the run")
-        paths = [p.strip() for p in params.get("data", "").split("|")]
-        if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
-            raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; the report needs them")
-        train_df, test_df, _ = tr.prepare_byo(paths[0], paths[1], target)
-        catalog = tr.byo_catalog(credit_model.features, {f: 0 for f in credit_model.features})
-        if credit_model.catalog is not None:
-            catalog = credit_model.catalog.copy()
-    else:
-        from riskmodel import dataset
-
-        data_dir = Path(data) if data is not None else Path(params.get("data", ""))
-        if not (data_dir / "outcomes.parquet").is_file():
-            raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
-        # read the training cache when it is there; never write into the data directory
-        ls = dataset.load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
-        # runs logged before the data fingerprint existed recorded the manifest hash only
-        key = "data_fingerprint" if params.get("data_fingerprint") else "manifest_hash"
-        now = getattr(ls.info, key)
-        if params.get(key) and now != params[key]:
-            raise UserError(f"{data_dir} is not the data run {run_id} was trained on ({key.replace('_', ' ')} {now} != {params[key]})")
-        train_df, test_df, catalog = ls.train, ls.test, ls.catalog
-        manifest_file = data_dir / "manifest.json"
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
-        truth = ev.load_truth(data_dir)
-    return RunData(info, credit_model, train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, manifest, truth)
+    ls = dataset.run_labelled_set(info, data, catalog=credit_model.catalog)
+    return RunData(info, credit_model, ls.train, ls.test, ls.target, ls.catalog, ls.manifest, ls.truth)
 
 
 # --------------------------------------------------------------------------------------------
