@@ -495,7 +495,7 @@ class RunLabelledSet:
 
 
 def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.DataFrame | None = None) -> RunLabelledSet:
-    """The labelled set of a finished training run, from its ``info`` (``riskmodel.tracking.run_info``).
+    """The labelled set of a finished training run, from its ``info`` (``riskmodel.tracking.finished_run``).
 
     A data-hub run reads the hub recorded in its ``data`` parameter (``data`` overrides it when the
     hub moved), through the feature cache when it is there (never writing into the hub), and
@@ -505,8 +505,6 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
     model's own catalog rows, which carry its directions) replaces the generic BYO rows. Rows come
     back in file order with a fresh index."""
     run_id, params = info["run_id"], info["params"]
-    if info["status"] != "FINISHED":
-        raise UserError(f"run {run_id} is {info['status']}, not FINISHED; use a finished run (`riskmodel compare --experiment {info['experiment']}`)")
     source = params.get("source", "data_hub")
     target = params.get("target", TARGET)
     manifest = truth = None

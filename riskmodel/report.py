@@ -83,9 +83,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
     runs) when the report is written on another machine."""
     from riskmodel import dataset, tracking
 
-    info = tracking.run_info(run_id)
-    if info["status"] != "FINISHED":
-        raise UserError(f"run {run_id} is {info['status']}, not FINISHED; report on a finished run (`riskmodel compare --experiment {info['experiment']}`)")
+    info = tracking.finished_run(run_id)
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
     ls = dataset.run_labelled_set(info, data, catalog=credit_model.catalog)
     return RunData(info, credit_model, ls.train, ls.test, ls.target, ls.catalog, ls.manifest, ls.truth)

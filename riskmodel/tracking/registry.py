@@ -134,6 +134,15 @@ def run_info(run_id: str) -> dict:
     }
 
 
+def finished_run(run_id: str) -> dict:
+    """:func:`run_info` of a run that ended FINISHED; a UserError for a failed, killed or running one
+    (its model and its files may be missing or partial)."""
+    info = run_info(run_id)
+    if info["status"] != "FINISHED":
+        raise UserError(f"run {run_id} is {info['status']}, not FINISHED; use a finished run (`riskmodel compare --experiment {info['experiment']}`)")
+    return info
+
+
 def run_of_model(uri: str) -> str:
     """Run id behind a model URI: ``runs:/RUN/...`` or ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS``."""
     if uri.startswith("runs:/"):
