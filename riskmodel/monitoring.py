@@ -182,6 +182,13 @@ def feature_psi(profile: pd.DataFrame, batch: pd.DataFrame, features: list[str],
     return out.sort_values("psi", ascending=False, kind="mergesort", na_position="last").reset_index(drop=True)
 
 
+def psi_against_reference(ref: dict, score, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The score's PSI table (bins of the training score profile: ``bin, ref_share, cur_share, psi``)
+    and :func:`feature_psi` of ``features``, against a :func:`load_training_reference`."""
+    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
+    return ev.psi_against_profile(sp, pd.Series(np.asarray(score, dtype="float64"))), feature_psi(ref["feature_profile"], batch, features, catalog)
+
+
 def family_missing(table: pd.DataFrame) -> pd.DataFrame:
     """Missing-rate drift per source family from the per-feature table of :func:`feature_psi`."""
     g = table.dropna(subset=["ref_missing"]).groupby("family", sort=True)
@@ -266,10 +273,8 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     grades = pred["grade"].to_numpy(dtype=object)
     labels = list(credit_model.master_scale.labels)
 
-    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
-    st = ev.psi_against_profile(sp, pd.Series(score))
+    st, ftab = psi_against_reference(ref, score, batch, feats, credit_model.catalog)
     score_psi = float(st["psi"].sum())
-    ftab = feature_psi(ref["feature_profile"], batch, feats, credit_model.catalog)
     fam = family_missing(ftab)
     gtab, grade_psi = grade_shift(ref["reference"], grades, labels)
     # The grade PSI is reported but does not set the status: tail grades each hold under 1% of a
