@@ -32,7 +32,6 @@ import pandas as pd
 from features.contract import SEGMENT_COLUMNS
 from riskmodel import evaluation as ev
 from riskmodel import explain, plots
-from riskmodel.errors import UserError
 from riskmodel.pages import flag_rows, fmt, percent, render_page, table_data
 
 log = logging.getLogger(__name__)
