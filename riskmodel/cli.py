@@ -365,6 +365,41 @@ def report_cmd(
         typer.echo(f"warning: fitted direction contradicts the catalog for {', '.join(summary['contradictions'])}")
     if summary["low_auc_segments"]:
         typer.echo(f"warning: {summary['low_auc_segments']} segment(s) with AUC < 0.65 (see the segments section)")
+    if summary.get("validation_verdict"):
+        typer.echo(f"validation on the out-of-time rows: {summary['validation_verdict'].upper()} (see the validation section; `riskmodel validate` exits by it)")
+
+
+# ---- validate, export (riskmodel/model_validation, riskmodel/sql) -----------------------------
+
+
+@app.command("validate")
+def validate_cmd(
+    run: Optional[str] = typer.Option(None, "--run", help="MLflow run id of a training run"),
+    model: Optional[str] = typer.Option(None, "--model", help="or a model URI (models:/NAME@champion): validate the model behind it"),
+    features: Optional[Path] = typer.Option(None, "--features", help="a later batch: feature file (Parquet or CSV); default: the run's out-of-time rows"),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="with --features: outcomes (application_id and the 0/1 target), joined on application_id"),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="earlier scores of the same firms (riskmodel score --out): grade migration by firm_id"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="baseline model URI for the paired DeLong test (default: the experiment's financial_baseline run on the same data)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the run's data-hub directory, if it moved since training"),
+    out: Optional[Path] = typer.Option(None, "--out", help="directory for validation.json and validation.html"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not log metrics and files to the run"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
+) -> None:
+    """A model validator's battery (discrimination, calibration per grade, low-default bounds, stability) with traffic lights; exit 1 on red."""
+    from riskmodel.model_validation import format_summary, validate
+
+    mv, where = validate(run, model, features=features, outcomes=outcomes, previous=previous, baseline=baseline, data=data, out=out, log_to_run=not no_log)
+    if as_json:
+        _echo_json({**mv.to_dict(), "outputs": where})
+    else:
+        typer.echo(format_summary(mv))
+        for what in ("json", "html"):
+            if what in where:
+                typer.echo(f"{what} -> {where[what]}")
+        if "artifact_uri" in where:
+            typer.echo(f"logged to run {mv.model['run_id']}: metrics validation_{'oot' if mv.tag == 'oot' else 'batch'}_*, files {where['artifact_uri']}")
+    if mv.verdict == "red":
+        raise SystemExit(1)  # as monitor: SystemExit, not typer.Exit (see monitor_cmd)
 
 
 # ---- monitor, stress, npl-tolerance --------------------------------------------------------------

@@ -211,7 +211,8 @@ def grade_shift(reference: dict, grades: np.ndarray, labels: list[str]) -> tuple
     return t, float(t["psi"].sum()) if ref else float("nan")
 
 
-def _latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+def latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+    """The latest row of each firm: by ``application_date`` when there is one, else the last in file order."""
     if "application_date" in frame.columns:
         frame = frame.assign(_d=pd.to_datetime(frame["application_date"], errors="coerce")).sort_values("_d", kind="mergesort")
     return frame.drop_duplicates("firm_id", keep="last")
@@ -226,8 +227,8 @@ def grade_migration(previous: pd.DataFrame, current: pd.DataFrame, labels: list[
             raise UserError(f"{source}: required column {col!r} is missing (give a scores file written by `riskmodel score`)")
     if "firm_id" not in current.columns:
         raise UserError("--features has no firm_id column; grade migration matches firms by firm_id")
-    prev = _latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
-    cur = _latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
+    prev = latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
+    cur = latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
     both = prev.merge(cur, on="firm_id", suffixes=("_prev", "_cur"))
     unknown = sorted(set(both["grade_prev"].dropna().astype(str)) - set(labels))
     if unknown:

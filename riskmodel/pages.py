@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -40,24 +40,44 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 
 WIDE = frozenset({"reason (zh / en)", "description"})
+LIGHTS = frozenset({"green", "yellow", "red"})
 NOWRAP = frozenset({"name_zh", "feature", "variable", "name", "bin", "value", "first_date", "last_date", "set", "item"})
 
 
-def table_data(df: pd.DataFrame, digits: dict[str, int] | None = None, row_class=None, scroll: bool = False, max_rows: int | None = None) -> dict:
+def table_data(
+    df: pd.DataFrame,
+    digits: dict[str, int] | None = None,
+    row_class=None,
+    scroll: bool = False,
+    max_rows: int | None = None,
+    formats: dict[str, Callable[[Any], str]] | None = None,
+    colour_by: dict[str, str] | None = None,
+) -> dict:
     """A table as plain data for the template's ``table`` macro: ``head`` (column name, CSS class),
     ``rows`` (row CSS class, cells of (text, CSS class)) and ``scroll``. Numbers are formatted
-    (``digits`` per column) and right-aligned, names unwrapped; ``row_class(row) -> css class``
-    marks rows. The template escapes every text."""
-    digits = digits or {}
+    (``digits`` per column, or ``formats``: column -> function of the value giving its text) and
+    right-aligned, names unwrapped; ``row_class(row) -> css class`` marks rows. A traffic light (a
+    column named ``light`` or ``*_light`` holding green, yellow or red) colours its cell;
+    ``colour_by`` (column -> light column) colours a column's cells by another column's light
+    instead, and that light column is not shown. The template escapes every text."""
+    digits, formats, colour_by = digits or {}, formats or {}, colour_by or {}
     if max_rows is not None and len(df) > max_rows:
         df = df.head(max_rows)
-    cols = list(df.columns)
+    all_cols = list(df.columns)
+    cols = [c for c in all_cols if c not in set(colour_by.values())]
     num = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols}
     css = {c: "num" if num[c] else ("nw" if c in NOWRAP else ("wide" if c in WIDE else ("mid" if c == "name_en" else ""))) for c in cols}
+    light_of = {c: c for c in cols if c == "light" or str(c).endswith("_light")} | dict(colour_by)
     rows = []
     for rec in df.itertuples(index=False):
-        cells = [(fmt(v, digits.get(c, 4)) if num[c] or isinstance(v, (float, np.floating)) else fmt(v), css[c]) for c, v in zip(cols, rec)]
-        rows.append((row_class(dict(zip(cols, rec))) if row_class else "", cells))
+        row = dict(zip(all_cols, rec))
+        cells = []
+        for c in cols:
+            v = row[c]
+            text = formats[c](v) if c in formats else (fmt(v, digits.get(c, 4)) if num[c] or isinstance(v, (float, np.floating)) else fmt(v))
+            lt = row[light_of[c]] if c in light_of else None
+            cells.append((text, f"{css[c]} lt-{lt}".strip() if lt in LIGHTS else css[c]))
+        rows.append((row_class(row) if row_class else "", cells))
     return {"head": [(str(c), css[c]) for c in cols], "rows": rows, "scroll": scroll}
 
 

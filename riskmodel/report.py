@@ -9,8 +9,8 @@ it directly and the HTML embeds a further subset holding only the characters the
 
 Sections (``SECTIONS``): data summary and manifest, signals used (catalog), scorecard table with
 points, importance three ways, monotonicity check, shapes of the top signals, ROC/KS,
-calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, five example firms
-with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
+calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, the validator's
+battery (``riskmodel validate`` on the out-of-time rows), five example firms with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
 that returns plain data; :mod:`riskmodel.pages` renders the page from
 ``riskmodel/templates/report.html.j2`` (Jinja2, autoescape on). The finished report is logged to
 the run under ``report/``.
@@ -48,6 +48,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("grades", "Bad rate by grade"),
     ("segments", "Segment metrics"),
     ("psi", "Population stability (PSI)"),
+    ("validation", "Validation"),
     ("examples", "Example firms with reason codes"),
 )
 N_SHAPES = 6
@@ -128,6 +129,7 @@ class _Analysis:
     in_model: set
     shapes: list
     seconds: dict
+    validation: Any = None  # the ModelValidation the Validation section ran (riskmodel.model_validation)
 
     @property
     def cm(self):
@@ -326,6 +328,17 @@ def psi_section(a: _Analysis) -> dict:
     return {"table": table_data(psi, digits={"psi": 4}, row_class=flag_rows("band", "act", "watch"), scroll=True)}
 
 
+def validation_section(a: _Analysis) -> dict:
+    """The validator's battery on the out-of-time rows (:mod:`riskmodel.model_validation`), as
+    ``riskmodel validate --run`` runs it: tests with traffic lights, DeLong intervals, CAP, per-grade
+    calibration with the Pluto-Tasche bound, stability and migration."""
+    from riskmodel import model_validation as mvn
+
+    mv = mvn.out_of_time(a.cm, a.rd.info, mvn.describe_model(a.rd.info), a.rd.train, a.rd.test, a.rd.target)
+    a.validation = mv
+    return mvn.validation_section(mv)
+
+
 def examples_section(a: _Analysis, n_examples: int = N_EXAMPLES) -> dict:
     """Out-of-time firms spread over the PD range, each with its reason codes and largest pushes."""
     rd, cm = a.rd, a.cm
@@ -352,7 +365,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     builders = {
         "summary": summary_section, "catalog": catalog_section, "scorecard": scorecard_section, "importance": importance_section,
         "monotonicity": monotonicity_section, "shapes": shapes_section, "roc": roc_section, "calibration": calibration_section,
-        "grades": grades_section, "segments": segments_section, "psi": psi_section,
+        "grades": grades_section, "segments": segments_section, "psi": psi_section, "validation": validation_section,
         "examples": lambda x: examples_section(x, n_examples),
     }
     assert list(builders) == [sid for sid, _ in SECTIONS]
@@ -371,6 +384,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
         "contradictions": a.mono.loc[a.mono["status"] == "contradiction", "feature"].tolist(),
         "low_auc_segments": by_id["segments"]["n_low"],
         "grades_monotone": a.result.grades_monotone,
+        "validation_verdict": a.validation.verdict if a.validation is not None else None,
         "seconds": {"evaluate": round(a.seconds["evaluate"], 2), "explain": round(a.seconds["explain"], 2), "render": round(time.perf_counter() - a.seconds["explained_at"], 2)},
     }
     return html_text, summary

@@ -31,6 +31,9 @@ def _page(**overrides) -> dict:
         "grades": {"table": None},
         "segments": {"n_low": 0, "table": t},
         "psi": {"table": t},
+        "validation": {"verdict": "yellow", "kpis": [("YELLOW", "verdict")], "sample": "s", "parameters": "p", "tests": t, "discrimination": t,
+                       "cap": "iVBOR", "grade_plot": "iVBOR", "grades": t, "portfolio": t, "psi": None, "concentration": t,
+                       "concentration_test": None, "migration": None, "notes": []},
         "examples": {"firms": []},
     }
     for sid, fields in overrides.items():
