@@ -253,7 +253,7 @@ def score_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="with --data: score every firm as of this date (YYYY-MM-DD) instead of its applications"),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="rejected rows with reasons, .parquet or .csv (default: OUT stem + .rejects + OUT suffix)"),
     chunk_size: int = typer.Option(100_000, "--chunk-size", help="rows per chunk; memory stays flat with input size"),
-    engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process) or spark (local mode here; a cluster via SPARK_MASTER)"),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process), duckdb (the model's exported SQL in DuckDB, same checks and outputs) or spark (local mode here; a cluster via SPARK_MASTER)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Score feature rows: PD, score, grade and three reason codes; every row scored or rejected."""
@@ -265,13 +265,13 @@ def score_cmd(
         if features is None:
             raise UserError("--engine spark needs --features FILE (build them first with `riskmodel features`)")
         summary = score_spark(model, features, out, rejects=rejects)
-    elif engine == "pandas":
+    elif engine in ("pandas", "duckdb"):
         from riskmodel.scoring import score
 
         progress = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
-        summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress)
+        summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress, engine=engine)
     else:
-        raise UserError(f"unknown --engine {engine!r}; use pandas or spark")
+        raise UserError(f"unknown --engine {engine!r}; use pandas, duckdb or spark")
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -400,6 +400,30 @@ def validate_cmd(
             typer.echo(f"logged to run {mv.model['run_id']}: metrics validation_{'oot' if mv.tag == 'oot' else 'batch'}_*, files {where['artifact_uri']}")
     if mv.verdict == "red":
         raise SystemExit(1)  # as monitor: SystemExit, not typer.Exit (see monitor_cmd)
+
+
+@app.command("export")
+def export_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    fmt: str = typer.Option("sql", "--format", help="sql: one SELECT that scores a feature table in a warehouse (scorecard, gbm_additive, financial_baseline)"),
+    dialect: str = typer.Option("duckdb", "--dialect", help="duckdb | spark (Spark SQL; Hive) | ansi (other engines)"),
+    table: str = typer.Option("features", "--table", help="the feature table the SELECT reads (db.table quoted part by part)"),
+    keys: str = typer.Option("application_id,firm_id,application_date", "--keys", help="comma-separated key columns carried to the output (leave out those the table lacks)"),
+    out: Path = typer.Option(..., "--out", help="the .sql file to write"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Export a model as SQL: PD, score, grade and reason codes with their texts, computed in the warehouse."""
+    from riskmodel.sql import export_model
+
+    if fmt != "sql":
+        raise UserError(f"--format {fmt!r} is not supported; the one export format is sql")
+    key_columns = [k.strip() for k in keys.split(",") if k.strip()]
+    s = export_model(model, out, dialect=dialect, table=table, key_columns=key_columns)
+    if as_json:
+        _echo_json(s)
+        return
+    typer.echo(f"wrote {s['out']}: {s['kind']} {s['model_name']} version {s['model_version']} as {s['dialect']} SQL ({s['lines']:,} lines)")
+    typer.echo(f"reads {len(s['reads'])} feature column(s) of {s['table']}; returns {', '.join(s['key_columns'])}, pd, score, grade, reason codes and their texts")
 
 
 # ---- monitor, stress, npl-tolerance --------------------------------------------------------------
