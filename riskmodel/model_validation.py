@@ -303,11 +303,15 @@ def describe_model(info: dict, uri: str | None = None, name: str | None = None, 
 
 
 def out_of_time(credit_model, info: dict, model: dict, train: pd.DataFrame, test: pd.DataFrame, target: str, *, baseline: str | None = None) -> ModelValidation:
-    """:func:`assess` on a run's out-of-time rows ``test``; the previous grades for migration are
-    the model's grades of the firms' latest applications in ``train`` (before the cut)."""
+    """:func:`assess` on a run's out-of-time rows ``test`` (for a bring-your-own run: its test table);
+    the previous grades for migration are the model's grades of the firms' latest applications in
+    ``train`` (before the cut), when the rows carry a firm_id."""
     first, last = _date_range(test)
-    sample = {"kind": OOT, "description": f"the out-of-time test rows of run {info['run_id'][:8]}", "first_date": first, "last_date": last,
-              "cut_date": info["params"].get("cut_date")}
+    if info["params"].get("source") == "byo":  # the user's own test table: split as the user split it, maybe not by time
+        what = f"the test table of run {info['run_id'][:8]} ({Path(info['params'].get('data', '|').split('|')[-1].strip()).name})"
+    else:
+        what = f"the out-of-time test rows of run {info['run_id'][:8]}"
+    sample = {"kind": OOT, "description": what, "first_date": first, "last_date": last, "cut_date": info["params"].get("cut_date")}
     prev = source = None
     if FIRM in train.columns:
         prev = train[[c for c in (FIRM, DATE) if c in train.columns]].assign(grade=credit_model.predict_grades(train)["grade"].to_numpy())
