@@ -584,30 +584,20 @@ def render_validation(mv: ModelValidation) -> str:
     return render_page(page)
 
 
-def validate(
-    run: str | None = None,
-    model: str | None = None,
-    *,
-    features: str | Path | None = None,
-    outcomes: str | Path | None = None,
-    previous: str | Path | None = None,
-    baseline: str | None = None,
-    data: str | Path | None = None,
-    out: str | Path | None = None,
-    log_to_run: bool = True,
-) -> tuple[ModelValidation, dict]:
-    """``riskmodel validate``: :func:`validate_run`, then ``out/validation.json`` and
-    ``out/validation.html`` (when ``out`` is given; checked before any work) and, unless
-    ``log_to_run`` is False, the metrics and both files logged to the training run. Returns the
-    validation and where its outputs went."""
+def validate(run: str | None = None, model: str | None = None, *, out: str | Path | None = None, log_to_run: bool = True, **options) -> tuple[ModelValidation, dict]:
+    """``riskmodel validate``: :func:`validate_run` (``options``: its ``features``, ``outcomes``,
+    ``previous``, ``baseline``, ``data``), then ``out/validation.json`` and ``out/validation.html``
+    (when ``out`` is given; checked before any work) and, unless ``log_to_run`` is False, the
+    metrics and both files logged to the training run. Returns the validation and where its
+    outputs went."""
     from features.files import check_outputs, write_text
     from riskmodel import tracking
 
     if out is not None:
-        inputs = [Path(x) for x in (features, outcomes, previous) if x is not None]
+        inputs = [Path(options[k]) for k in ("features", "outcomes", "previous") if options.get(k) is not None]
         check_outputs({"--out": Path(out)}, directories=("--out",))
         check_outputs({f"--out ({name})": Path(out) / name for name in ("validation.json", "validation.html")}, inputs)
-    mv = validate_run(run, model, features=features, outcomes=outcomes, previous=previous, baseline=baseline, data=data)
+    mv = validate_run(run, model, **options)
     text = json.dumps(mv.to_dict(), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
     html = render_validation(mv)
     where: dict = {}
