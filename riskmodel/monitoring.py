@@ -174,39 +174,33 @@ def missing_psi(ref_rate: float, cur_rate: float, eps: float = ev.PSI_EPSILON) -
     return float(np.where(both_zero, 0.0, (cs - rs) * np.log(cs / rs)).sum())
 
 
-def read_frame(path: str | Path, what: str = "--features") -> tuple[pd.DataFrame, dict]:
-    """A Parquet or CSV batch read by the rules of :mod:`riskmodel.usertables` and what reading
-    dropped: CSV records with the wrong number of fields are left out of the batch and counted
-    (``{"rows": n, "first": [...]}``), never shifted into other columns."""
+def read_batch(path: str | Path, what: str = "--features", *, typed_columns: bool = True) -> tuple[pd.DataFrame, dict]:
+    """A Parquet or CSV table read by the rules of :mod:`riskmodel.usertables`, CSV columns typed
+    once over the whole column (ids stay text; ``typed_columns=False``: all text, for a caller that
+    converts by a model's spec), and what reading dropped: CSV records with the wrong number of
+    fields are left out and counted (``{"rows": n, "first": [...]}``), never shifted."""
+    from features.contract import DATE, FIRM, KEY
+    from riskmodel.usertables import is_csv, typed
     from riskmodel.usertables import read_frame as read_user_table
 
     frame, bad = read_user_table(path, what, malformed="drop")
     if bad.rows:
-        log.warning("%s %s: %d malformed CSV record(s) left out of the batch; first: %s", what, path, len(bad.rows), bad.reasons[0])
+        log.warning("%s %s: %d malformed CSV record(s) left out; first: %s", what, path, len(bad.rows), bad.reasons[0])
+    if is_csv(path) and typed_columns:
+        frame = typed(frame, text=(KEY, FIRM, DATE, "grade"))
     return frame, bad.to_dict()
 
 
-def feature_psi(profile: pd.DataFrame, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> pd.DataFrame:
-    """PSI and band of every feature of the batch against its training profile."""
-    fam = {}
-    if catalog is not None and "family" in catalog.columns:
-        fam = dict(zip(catalog["name"], catalog["family"].astype(str)))
-    by_var = {v: g for v, g in profile.groupby("variable", sort=False)}
-    rows = []
-    for f in features:
-        prof = by_var.get(f)
-        if prof is None:
-            rows.append({"feature": f, "family": fam.get(f, "other"), "psi": np.nan, "band": "n/a", "ref_missing": np.nan, "cur_missing": np.nan})
-            continue
-        t = ev.psi_against_profile(prof, batch[f])
-        value = float(t["psi"].sum())
-        miss = t["bin"].astype(str) == ev.MISSING_BIN
-        rows.append({
-            "feature": f, "family": fam.get(f, "other"), "psi": value, "band": ev.psi_band(value),
-            "ref_missing": float(t.loc[miss, "ref_share"].sum()), "cur_missing": float(t.loc[miss, "cur_share"].sum()),
-        })
-    out = pd.DataFrame(rows, columns=["feature", "family", "psi", "band", "ref_missing", "cur_missing"])
-    return out.sort_values("psi", ascending=False, kind="mergesort", na_position="last").reset_index(drop=True)
+def read_frame(path: str | Path, what: str = "--features") -> pd.DataFrame:
+    """:func:`read_batch` without the count of what was dropped."""
+    return read_batch(path, what)[0]
+
+
+def psi_against_reference(ref: dict, score, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The score's PSI table (bins of the training score profile: ``bin, ref_share, cur_share, psi``)
+    and :func:`feature_psi` of ``features``, against a :func:`load_training_reference`."""
+    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
+    return ev.psi_against_profile(sp, pd.Series(np.asarray(score, dtype="float64"))), feature_psi(ref["feature_profile"], batch, features, catalog)
 
 
 def family_missing(table: pd.DataFrame) -> pd.DataFrame:
@@ -231,7 +225,8 @@ def grade_shift(reference: dict, grades: np.ndarray, labels: list[str]) -> tuple
     return t, float(t["psi"].sum()) if ref else float("nan")
 
 
-def _latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+def latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+    """The latest row of each firm: by ``application_date`` when there is one, else the last in file order."""
     if "application_date" in frame.columns:
         frame = frame.assign(_d=pd.to_datetime(frame["application_date"], errors="coerce")).sort_values("_d", kind="mergesort")
     return frame.drop_duplicates("firm_id", keep="last")
@@ -246,8 +241,8 @@ def grade_migration(previous: pd.DataFrame, current: pd.DataFrame, labels: list[
             raise UserError(f"{source}: required column {col!r} is missing (give a scores file written by `riskmodel score`)")
     if "firm_id" not in current.columns:
         raise UserError("--features has no firm_id column; grade migration matches firms by firm_id")
-    prev = _latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
-    cur = _latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
+    prev = latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
+    cur = latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
     both = prev.merge(cur, on="firm_id", suffixes=("_prev", "_cur"))
     unknown = sorted(set(both["grade_prev"].dropna().astype(str)) - set(labels))
     if unknown:
@@ -278,10 +273,10 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     from riskmodel import tracking
 
     t0 = time.perf_counter()
-    batch, dropped = read_frame(features, "--features")
+    batch, dropped = read_batch(features, "--features", typed_columns=False)  # converted as scoring converts: scoreable_rows
     if batch.empty:
         raise UserError(f"--features {features} has no rows")
-    prev = read_frame(previous, "--previous")[0] if previous is not None else None
+    prev = read_frame(previous, "--previous") if previous is not None else None
     credit_model, name, version = tracking.load_credit_model(model_uri)
     ref = load_training_reference(model_uri)
     feats = credit_model.used_features  # a scorecard's unselected features cannot move its score
@@ -299,10 +294,8 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     grades = pred["grade"].to_numpy(dtype=object)
     labels = list(credit_model.master_scale.labels)
 
-    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
-    st = ev.psi_against_profile(sp, pd.Series(score))
+    st, ftab = psi_against_reference(ref, score, batch, feats, credit_model.catalog)
     score_psi = float(st["psi"].sum())
-    ftab = feature_psi(ref["feature_profile"], batch, feats, credit_model.catalog)
     fam = family_missing(ftab)
     gtab, grade_psi = grade_shift(ref["reference"], grades, labels)
     # The grade PSI is reported but does not set the status: tail grades each hold under 1% of a

@@ -18,7 +18,6 @@ Nothing here imports mlflow; ``riskmodel.tracking`` does the logging.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, SEGMENT_COLUMNS, TARGET
+from features.contract import BASELINE_FAMILIES, SEGMENT_COLUMNS, TARGET
 from riskmodel import dataset
+from riskmodel.dataset import byo_catalog, prepare_byo, read_byo, usable_features  # the labelled set's home; used here and kept importable from train
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
 from riskmodel.models import MODEL_NAMES, Scorecard, make_model
@@ -59,31 +59,6 @@ def default_registered_name(model: str, byo_stem: str | None = None) -> str:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", byo_stem).strip("-") or "byo"
         return f"riskmodel-{model}-{slug}"
     return f"riskmodel-{model}"
-
-
-def usable_features(frame: pd.DataFrame, columns: Sequence[str], where: str = "training data") -> list[str]:
-    """Drop features that are all missing or constant (warning), error if none is left."""
-    keep, dropped = [], []
-    for c in columns:
-        s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            vals = s.to_numpy(dtype="float64", na_value=np.nan)
-            fin = vals[np.isfinite(vals)]
-            n_unique = np.unique(fin).size
-        else:
-            n_unique = s.dropna().nunique()
-        if n_unique <= 1:
-            dropped.append(c)
-        else:
-            keep.append(c)
-    if dropped:
-        log.warning("dropped %d feature(s) that are constant or all missing in the %s: %s", len(dropped), where, ", ".join(dropped))
-    if not keep:
-        raise UserError(
-            f"no usable feature in the {where}: every column is constant or all missing ({', '.join(dropped[:20])}); "
-            "check the file or choose other columns"
-        )
-    return keep
 
 
 def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str, int]:
@@ -119,18 +94,6 @@ def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str
             raise UserError(f"{path}: direction of {k!r} must be -1 (higher value, lower risk), 0 (unknown) or 1 (higher value, higher risk); got {v!r}")
         out[k] = int(v)
     return out
-
-
-def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
-    vals = pd.to_numeric(series, errors="coerce")
-    missing = int(series.isna().sum())
-    if missing:
-        raise UserError(f"{file}: target column {target!r} has {missing} missing value(s); drop those rows or fill them with 0/1")
-    bad = ~vals.isin([0, 1])
-    if bad.any():
-        seen = sorted(map(str, pd.unique(series[bad.to_numpy()])))[:5]
-        raise UserError(f"{file}: target column {target!r} must be binary 0/1 (1 = default); found {seen}; recode it (e.g. bad -> 1, good -> 0)")
-    return vals.to_numpy(dtype="int64")
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,180 +172,6 @@ def train_generated(
 # --------------------------------------------------------------------------------------------
 # Bring-your-own tables
 # --------------------------------------------------------------------------------------------
-
-
-def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
-    """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
-    ``unit`` or ``lower_bound`` column: both are unknown, so scoring derives value bounds from the
-    training range."""
-    rows = []
-    for f in features:
-        rows.append(
-            {
-                "name": f, "name_zh": f, "name_en": f, "family": "byo", "kind": "signal", "tables": "byo",
-                "lookback_months": 0, "direction": int(directions.get(f, 0)), "grade": "L3",
-                "description": f"column {f} of the user's table", "reason_en": f"{f} raises the risk",
-                "reason_zh": f"{f} 推高风险", "actionable": True,
-            }
-        )
-    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
-
-
-#: Bring-your-own training refuses a training file with fewer rows or fewer defaults than these.
-#: A scorecard bins each feature into groups of at least 5% of the rows and estimates a weight of
-#: evidence per group from its defaults: with 20 defaults, a 5% group expects one default, and
-#: fewer leave most groups without any, so the weights are noise. Below 100 rows there is barely
-#: one group per feature. These are floors that make a fit possible, not sizes that make it good.
-MIN_TRAIN_ROWS = 100
-MIN_TRAIN_DEFAULTS = 20
-#: A train AUC this much above the test AUC is reported as a warning (over-fitting, or a test
-#: population unlike the training one).
-AUC_GAP_WARNING = 0.10
-#: A text column holding at least this share of distinct values (over 50+ rows) reads as an identifier.
-ID_DISTINCT_SHARE = 0.95
-_ID_NAME = re.compile(r"(?:^|[_\-\s.])(?:id|ID|Id)$|^(?:id|ID|Id)$|[a-z0-9](?:Id|ID)$|编号$")
-
-
-def id_like(name: str, values: pd.Series, kind: str) -> str | None:
-    """Why a column looks like an identifier rather than a feature, or None: its name (``id``,
-    ``*_id``, ``loanId``, ``*编号``), a distinct text value on (nearly) every row, or a distinct whole
-    number on every row (row numbers, sequential ids). An identifier as a feature lets a model
-    memorise rows and fails on new ones."""
-    if _ID_NAME.search(name):
-        return f"its name ({name!r}) marks an identifier"
-    v = values.dropna()
-    n = len(v)
-    if n < 20:
-        return None
-    if kind == "categorical":
-        distinct = v.astype("string").nunique()
-        if n >= 50 and distinct >= ID_DISTINCT_SHARE * n:
-            return f"{distinct:,} distinct text values in {n:,} rows"
-        return None
-    if kind == "numeric" and pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
-        x = v.to_numpy(dtype="float64")
-        if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and np.unique(x).size == n:
-            monotone = bool(np.all(np.diff(x) > 0) or np.all(np.diff(x) < 0))
-            return f"a distinct whole number on every row{' (monotone: row numbers?)' if monotone else ''}"
-    return None
-
-
-@dataclass
-class ByoTables:
-    """Bring-your-own tables after reading and checking (:func:`read_byo`): the frames, the feature
-    columns, what happened to every column (``columns``) and what the user should know (``warnings``)."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame
-    features: list[str]
-    columns: dict[str, dict]
-    warnings: list[str]
-
-
-def _warn(warnings: list[str], text: str) -> None:
-    warnings.append(text)
-    log.warning("%s", text)
-
-
-def read_byo(train_path: str | Path, test_path: str | Path, target: str, keep_columns: Sequence[str] = ()) -> ByoTables:
-    """Read and check bring-your-own train/test tables (Parquet or CSV, :mod:`riskmodel.usertables`).
-
-    Refused: a target that is missing, not 0/1 or one class; fewer than :data:`MIN_TRAIN_ROWS` rows or
-    :data:`MIN_TRAIN_DEFAULTS` defaults in training; test columns unlike the training ones. Each
-    column's type is decided once over the training column (:func:`riskmodel.usertables.infer_column`:
-    numbers, numbers written as text, categories, dates) and applied to both files; values that do
-    not fit become missing and are counted per column. Identifier-like columns (:func:`id_like`) and
-    dates are not features unless named in ``keep_columns``. Warned: a one-class test file, a test
-    file identical to the training file, test rows identical to training rows."""
-    from riskmodel.usertables import apply_column, infer_column, read_frame, row_keys
-
-    train_path, test_path = Path(train_path), Path(test_path)
-    train_df, _ = read_frame(train_path, "--features")
-    test_df, _ = read_frame(test_path, "--test")
-    if train_df.empty:
-        raise UserError(f"{train_path}: the training file has no rows")
-    if test_df.empty:
-        raise UserError(f"{test_path}: the test file has no rows")
-    if target not in train_df.columns:
-        raise UserError(f"{train_path}: target column {target!r} not found; columns are {list(train_df.columns)[:20]} (pass --target COL)")
-    if list(train_df.columns) != list(test_df.columns):
-        miss = [c for c in train_df.columns if c not in test_df.columns]
-        extra = [c for c in test_df.columns if c not in train_df.columns]
-        what = f"missing {miss[:10]}, extra {extra[:10]}" if miss or extra else "same names in another order"
-        raise UserError(f"{test_path}: columns differ from {train_path} ({what}); both files need the same columns")
-    unknown = [c for c in keep_columns if c not in train_df.columns or c == target]
-    if unknown:
-        raise UserError(f"--keep-column {unknown[0]!r} is not a feature column of {train_path}; columns are {[c for c in train_df.columns if c != target][:20]}")
-    y_train = _binary_target(train_df[target], target, str(train_path))
-    y_test = _binary_target(test_df[target], target, str(test_path))
-    train_df[target], test_df[target] = y_train, y_test
-    n, bad = len(y_train), int(y_train.sum())
-    if n < MIN_TRAIN_ROWS or (0 < bad < MIN_TRAIN_DEFAULTS) or (0 < n - bad < MIN_TRAIN_DEFAULTS):
-        raise UserError(
-            f"{train_path}: {n:,} rows with {bad:,} defaults ({target}=1) and {n - bad:,} non-defaults; training needs at least "
-            f"{MIN_TRAIN_ROWS} rows and {MIN_TRAIN_DEFAULTS} of each class (the minimum: fewer leave the model's groups without defaults, "
-            "so what it learns is noise); add rows or pool more history"
-        )
-    warnings: list[str] = []
-    columns: dict[str, dict] = {target: {"use": "target", "kind": "binary 0/1"}}
-    candidates = []
-    for c in train_df.columns:
-        if c == target:
-            continue
-        ctype = infer_column(train_df[c])
-        info: dict = {"kind": ctype.kind}
-        if ctype.note:
-            info["note"] = ctype.note
-        if ctype.kind == "date" and c not in keep_columns:
-            columns[c] = {**info, "use": "excluded", "reason": "a date: derive a number from it (e.g. days since) to use it"}
-            continue
-        kind = "categorical" if ctype.kind == "date" else ctype.kind
-        converted, n_train, ex_train = apply_column(train_df[c], kind)
-        why = None if c in keep_columns else id_like(c, converted, "numeric" if kind == "numeric_text" else kind)
-        if why:
-            columns[c] = {**info, "use": "excluded", "reason": f"looks like an identifier: {why}; pass --keep-column {c} to use it as a feature"}
-            continue
-        train_df[c] = converted
-        test_df[c], n_test, ex_test = apply_column(test_df[c], kind)
-        info["use"] = "feature"
-        if n_train or n_test:
-            info["coerced_to_missing"] = {"train": n_train, "test": n_test, "examples": list(dict.fromkeys(ex_train + ex_test))[:3]}
-            _warn(warnings, f"column {c!r}: {n_train:,} training and {n_test:,} test value(s) are not numbers and were read as missing "
-                            f"(e.g. {info['coerced_to_missing']['examples']})")
-        columns[c] = info
-        candidates.append(c)
-    excluded = [c for c, i in columns.items() if i["use"] == "excluded"]
-    for c in excluded:
-        log.warning("column %r not used: %s", c, columns[c]["reason"])
-    for c, i in columns.items():
-        if i.get("kind") == "numeric_text" and i["use"] == "feature":
-            log.info("column %r: %s", c, i["note"])
-    if not candidates:
-        why = "; ".join(f"{c}: {columns[c]['reason']}" for c in excluded[:5])
-        raise UserError(f"{train_path}: no feature column left ({why})")
-    features = usable_features(train_df, candidates, f"training file {train_path}")
-    for c in candidates:
-        if c not in features:
-            columns[c] = {**columns[c], "use": "excluded", "reason": "constant or all missing in the training file"}
-
-    if len(np.unique(y_test)) < 2:
-        _warn(warnings, f"{test_path}: the test file holds only class {int(y_test[0])} of {target!r}: its AUC, KS and Gini cannot be computed")
-    same_file = train_path.resolve() == test_path.resolve() or (train_path.exists() and test_path.exists() and os.path.samefile(train_path, test_path))
-    keys_train = row_keys(train_df, [*features, target])
-    keys_test = row_keys(test_df, [*features, target])
-    overlap = int(np.isin(keys_test, keys_train).sum())
-    if same_file or (len(train_df) == len(test_df) and overlap == len(test_df)):
-        _warn(warnings, f"{test_path} holds the same rows as {train_path}: the test metrics measure the fit, not how the model predicts new cases")
-    elif overlap:
-        _warn(warnings, f"{overlap:,} of {len(test_df):,} test rows ({overlap / len(test_df):.1%}) are identical to training rows: "
-                        "the test metrics are optimistic; split the data so no row is in both")
-    return ByoTables(train_df, test_df, features, columns, warnings)
-
-
-def prepare_byo(train_path: str | Path, test_path: str | Path, target: str, keep_columns: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """``(train, test, features)`` of :func:`read_byo` (numbers as float64, text as categories)."""
-    t = read_byo(train_path, test_path, target, keep_columns)
-    return t.train, t.test, t.features
 
 
 def train_byo(
@@ -590,6 +379,11 @@ def log_to_run(run, fitted: Fitted, result: ev.Evaluation, metrics: Mapping[str,
     t1 = time.perf_counter()
     name, version = run.log_model(f.credit_model, f.X_train, registered_name)
     return name, version, {"seconds_artifacts": t1 - t0, "seconds_log_model": time.perf_counter() - t1}
+
+
+#: A train AUC this much above the test AUC is reported as a warning (over-fitting, or a test
+#: population unlike the training one).
+AUC_GAP_WARNING = 0.10
 
 
 def fit_warnings(metrics: Mapping[str, float]) -> list[str]:

@@ -523,6 +523,21 @@ def apply_column(raw: pd.Series, kind: str) -> tuple[pd.Series, int, list[str]]:
     return text.astype(object).where(text.notna(), None), 0, []
 
 
+def typed(frame: pd.DataFrame, text: Sequence[str] = ()) -> pd.DataFrame:
+    """``frame`` with each text column converted as :func:`infer_column` decides over the whole
+    column (numbers and numeric text as float64; the rest stays text). Columns in ``text`` (ids)
+    stay text whatever they hold. For a whole table read from CSV, where every column is text."""
+    out = {}
+    for c in frame.columns:
+        raw = frame[c]
+        if c in text or pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
+            out[c] = raw
+            continue
+        kind = infer_column(raw).kind
+        out[c] = apply_column(raw, kind)[0] if kind in ("numeric", "numeric_text") else raw
+    return pd.DataFrame(out, index=frame.index)
+
+
 def row_keys(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """A 64-bit hash per row of ``columns`` (for finding identical rows across two tables)."""
     return pd.util.hash_pandas_object(frame[list(columns)].astype("string"), index=False).to_numpy()

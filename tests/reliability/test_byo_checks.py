@@ -1,4 +1,4 @@
-"""Bring-your-own training flags what a data scientist would want flagged (riskmodel.train.read_byo).
+"""Bring-your-own training flags what a data scientist would want flagged (riskmodel.dataset.read_byo).
 
 The adversarial run trained and registered models on a two-row file, on an id column, on the
 training file reused as the test file, and turned "1,200" into a category, all without a word.
@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from riskmodel.dataset import MIN_TRAIN_DEFAULTS, MIN_TRAIN_ROWS, id_like, read_byo
 from riskmodel.errors import UserError
-from riskmodel.train import AUC_GAP_WARNING, MIN_TRAIN_DEFAULTS, MIN_TRAIN_ROWS, fit_warnings, id_like, read_byo
+from riskmodel.train import AUC_GAP_WARNING, fit_warnings
 
 
 def _frame(n=400, seed=0) -> pd.DataFrame:
