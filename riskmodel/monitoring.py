@@ -196,6 +196,29 @@ def read_frame(path: str | Path, what: str = "--features") -> pd.DataFrame:
     return read_batch(path, what)[0]
 
 
+def feature_psi(profile: pd.DataFrame, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> pd.DataFrame:
+    """PSI and band of every feature of the batch against its training profile."""
+    fam = {}
+    if catalog is not None and "family" in catalog.columns:
+        fam = dict(zip(catalog["name"], catalog["family"].astype(str)))
+    by_var = {v: g for v, g in profile.groupby("variable", sort=False)}
+    rows = []
+    for f in features:
+        prof = by_var.get(f)
+        if prof is None:
+            rows.append({"feature": f, "family": fam.get(f, "other"), "psi": np.nan, "band": "n/a", "ref_missing": np.nan, "cur_missing": np.nan})
+            continue
+        t = ev.psi_against_profile(prof, batch[f])
+        value = float(t["psi"].sum())
+        miss = t["bin"].astype(str) == ev.MISSING_BIN
+        rows.append({
+            "feature": f, "family": fam.get(f, "other"), "psi": value, "band": ev.psi_band(value),
+            "ref_missing": float(t.loc[miss, "ref_share"].sum()), "cur_missing": float(t.loc[miss, "cur_share"].sum()),
+        })
+    out = pd.DataFrame(rows, columns=["feature", "family", "psi", "band", "ref_missing", "cur_missing"])
+    return out.sort_values("psi", ascending=False, kind="mergesort", na_position="last").reset_index(drop=True)
+
+
 def psi_against_reference(ref: dict, score, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The score's PSI table (bins of the training score profile: ``bin, ref_share, cur_share, psi``)
     and :func:`feature_psi` of ``features``, against a :func:`load_training_reference`."""
