@@ -49,12 +49,13 @@ def generate_cmd(
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed and options give byte-identical files"),
     start: str = typer.Option("2021-01", "--start", help="first month of the data window, YYYY-MM"),
     end: str = typer.Option("2025-12", "--end", help="last month of the data window (the snapshot), YYYY-MM"),
-    default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of labelled applications, 0.01 to 0.08"),
+    default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of all applications whose 12-month window closed (through the door, as if all were granted), 0.01 to 0.08"),
+    approval_policy: str = typer.Option("traditional", "--approval-policy", help="the bank's approval policy: traditional (collateral and statements), tech_aware (adds certificates and invention patents) or none (every application granted); only approved applications get outcomes"),
 ) -> None:
     """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
     from synthetic import GeneratorParams, generate
 
-    params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate)
+    params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate, approval_policy=approval_policy)
     manifest = generate(params, out)
     _echo_json(
         {
@@ -63,6 +64,8 @@ def generate_cmd(
             "rows": manifest["rows"],
             "labelled_applications": manifest["labelled_applications"],
             "default_rate_observed": manifest["default_rate_observed"],
+            "approval_policy": params.approval_policy,
+            "approval_rate": manifest["approval"]["rates"]["all"]["rate"],
         }
     )
 
