@@ -21,9 +21,11 @@ Four models, built by ``make_model(name, directions=None, **params)``:
     contributions and PD are an ``np.searchsorted`` per column: millions of rows per second.
 
 Common contract (team contract 4)
-    * ``fit(X, y)``: ``X`` a DataFrame (numeric columns float, NaN allowed; string/category columns
-      are categorical) or a numeric array; ``y`` in {0, 1} with 1 = default. Validation happens in
-      one place (``_CreditEstimator._validate``) and raises :class:`ModelInputError`, which is both a
+    * ``fit(X, y, sample_weight=None)``: ``X`` a DataFrame (numeric columns float, NaN allowed;
+      string/category columns are categorical) or a numeric array; ``y`` in {0, 1} with 1 = default;
+      ``sample_weight`` one non-negative number per row (row ``i`` counts ``sample_weight[i]`` times:
+      reject inference's reweighting and augmentation use it). Validation happens in one place
+      (``_CreditEstimator._validate``) and raises :class:`ModelInputError`, which is both a
       ``riskmodel.errors.UserError`` (one-line CLI message) and a ``ValueError`` (scikit-learn).
     * ``predict_proba(X)[:, 1]`` is the PD; ``decision_function(X)`` its log-odds.
     * ``contributions(X)`` -> DataFrame (rows of X x ``feature_names_in_``) of additive log-odds
@@ -43,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from riskmodel import config
 from riskmodel.binning import MonotonicBinner, category_codes, is_categorical
@@ -61,6 +63,31 @@ class ModelInputError(UserError, ValueError):
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    """Median of the non-missing ``x`` when row ``i`` counts ``w[i]`` times: for whole-number weights
+    exactly ``np.median`` of the repeated values; NaN when no row with weight is left."""
+    ok = ~np.isnan(x) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    o = np.argsort(x[ok], kind="stable")
+    xs, c = x[ok][o], np.cumsum(w[ok][o])
+    half = c[-1] / 2.0
+    lo = xs[min(np.searchsorted(c, half, side="left"), len(xs) - 1)]
+    hi = xs[min(np.searchsorted(c, half, side="right"), len(xs) - 1)]
+    return float((lo + hi) / 2.0)
+
+
+def _corr(frame: pd.DataFrame, w: np.ndarray | None) -> pd.DataFrame:
+    """Pearson correlations of the columns (weighted when ``w`` is given); 0 where undefined."""
+    if w is None:
+        return frame.corr().fillna(0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.cov(frame.to_numpy(dtype="float64"), rowvar=False, aweights=w)
+        d = np.sqrt(np.diag(c))
+        r = c / np.outer(d, d)
+    return pd.DataFrame(np.nan_to_num(r, nan=0.0), index=frame.columns, columns=frame.columns)
 
 
 def _check_directions(directions) -> dict:
@@ -195,20 +222,40 @@ class _CreditEstimator(ClassifierMixin, BaseEstimator):
             if X[c].nunique(dropna=True) <= 1:
                 log.warning("feature %r is constant in training; it cannot affect the model", c)
 
+    def _check_weights(self, sample_weight, X: pd.DataFrame, y: np.ndarray) -> np.ndarray | None:
+        """``sample_weight`` as float64 (None stays None): one finite, non-negative number per row,
+        not all zero, with weight on both classes."""
+        if sample_weight is None:
+            return None
+        try:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        except ValueError as exc:
+            raise ModelInputError(f"sample_weight: {exc}; pass one non-negative number per row") from None
+        for cls in (0, 1):
+            if not w[y == cls].sum() > 0:
+                raise ModelInputError(
+                    f"sample_weight is zero on every row of class {cls}; a classifier needs weight on both "
+                    "defaults (1) and non-defaults (0)"
+                )
+        return w
+
     # ---- public API ------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` and ``y`` (1 = default); ``sample_weight``: row ``i`` counts
+        ``sample_weight[i]`` times (None: every row once)."""
         if y is None:
             raise ModelInputError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None; pass y (1 = default)"
             )
         X, y = self._validate(X, y, reset=True)
+        w = self._check_weights(sample_weight, X, y)
         self._check_fit_columns(X)
         self.feature_range_ = {
             c: (float(np.nanmin(X[c])), float(np.nanmax(X[c]))) for c in self.columns_ if self.kinds_[c] == "numeric"
         }
         self.classes_ = np.array([0, 1])
         self.directions_ = _check_directions(self.directions)
-        self._fit(X, y)
+        self._fit(X, y, w)
         return self
 
     def contributions(self, X, check_input: bool = True) -> pd.DataFrame:
@@ -290,29 +337,36 @@ class FinancialBaseline(_CreditEstimator):
     def _design(self, X: pd.DataFrame) -> np.ndarray:
         return (self._raw_design(X) - self.mean_) / self.scale_
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        self.medians_ = {c: float(np.nanmedian(X[c])) for c in self.columns_ if self.kinds_[c] == "numeric"}
+        if w is None:
+            self.medians_ = {c: float(np.nanmedian(X[c])) for c in self.columns_ if self.kinds_[c] == "numeric"}
+        else:
+            self.medians_ = {c: _weighted_median(X[c].to_numpy(dtype="float64"), w) for c in self.columns_ if self.kinds_[c] == "numeric"}
         self.indicators_ = [c for c in self.medians_ if X[c].isna().any()]
         self.levels_ = {}
-        n = len(X)
+        n = len(X) if w is None else float(w.sum())
         owner = []
         for j, c in enumerate(self.columns_):
             if self.kinds_[c] == "categorical":
-                counts = X[c].dropna().astype(str).value_counts()
+                if w is None:
+                    counts = X[c].dropna().astype(str).value_counts()
+                else:
+                    ok = X[c].notna().to_numpy()
+                    counts = pd.Series(w[ok]).groupby(X[c][ok].astype(str).to_numpy()).sum()
                 frequent = sorted(counts[counts >= self.min_category_share * n].index.tolist())
                 self.levels_[c] = [*frequent, "other", "(missing)"]
                 owner.extend([j] * len(self.levels_[c]))
             else:
                 owner.extend([j] * (2 if c in self.indicators_ else 1))
         R = self._raw_design(X)
-        self.mean_ = R.mean(axis=0)
-        scale = R.std(axis=0)
+        self.mean_ = np.average(R, axis=0, weights=w)
+        scale = np.sqrt(np.average((R - self.mean_) ** 2, axis=0, weights=w))
         self.scale_ = np.where(scale > 0, scale, 1.0)
         Z = (R - self.mean_) / self.scale_
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        lr.fit(Z, y)
+        lr.fit(Z, y, sample_weight=w)
         self.n_iter_ = int(lr.n_iter_[0])
         owner = np.asarray(owner, dtype="int64")
         self.owner_ = owner
@@ -414,13 +468,14 @@ class Scorecard(_CreditEstimator):
         self.base_odds = base_odds
         self.pdo = pdo
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression
 
         if self.reference not in ("neutral", "best"):
             raise ModelInputError(f"reference must be 'neutral' or 'best', got {self.reference!r}")
         self.scaling_ = PDOScaling(self.base_score, self.base_odds, self.pdo)
-        n_events = float(y.sum())
+        n_events = float(y.sum()) if w is None else float((w * y).sum())
+        n_rows = len(y) if w is None else float(w.sum())
         if self.min_bin_share == "auto":  # about 100 defaults per bin, between 2% and 5% of rows
             self.min_bin_share_ = float(np.clip(100.0 / max(n_events, 1.0), 0.02, 0.05))
         elif isinstance(self.min_bin_share, (int, float)) and 0 < self.min_bin_share < 0.5:
@@ -433,10 +488,10 @@ class Scorecard(_CreditEstimator):
             min_bin_share=self.min_bin_share_,
             min_category_share=self.min_category_share,
             unknown_direction=self.unknown_direction,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=w)
         W = self.binner_.transform(X)
         self.iv_ = self.binner_.iv()
-        self.min_iv_ = self._iv_thresholds(len(y), n_events)
+        self.min_iv_ = self._iv_thresholds(n_rows, n_events)
         self.dropped_: dict[str, str] = {}
         candidates = [c for c in self.iv_.index if self.iv_[c] >= self.min_iv_[c]]
         for c in self.iv_.index:
@@ -448,7 +503,7 @@ class Scorecard(_CreditEstimator):
             candidates = [best]
             self.dropped_.pop(best, None)
         kept: list[str] = []
-        corr = W[candidates].corr().fillna(0.0) if len(candidates) > 1 else None
+        corr = _corr(W[candidates], w) if len(candidates) > 1 else None
         for c in candidates:
             clash = [k for k in kept if abs(corr.loc[c, k]) > self.max_corr] if corr is not None else []
             if clash:
@@ -457,7 +512,7 @@ class Scorecard(_CreditEstimator):
                 kept.append(c)
         while True:
             lr = LogisticRegression(C=self.C, max_iter=2000)
-            lr.fit(W[kept].to_numpy(), y)
+            lr.fit(W[kept].to_numpy(), y, sample_weight=w)
             coef = lr.coef_[0]
             if not self.sign_check or coef.min() > 0 or len(kept) == 1:
                 break
@@ -469,7 +524,7 @@ class Scorecard(_CreditEstimator):
             log.warning("scorecard: the only remaining feature %r has coefficient %.4g <= 0", kept[0], coef[0])
         self._set_model(kept, coef, float(lr.intercept_[0]))
 
-    def _iv_thresholds(self, n: int, n_events: float) -> pd.Series:
+    def _iv_thresholds(self, n: float, n_events: float) -> pd.Series:
         """Minimum IV per feature. A number applies to all. ``"auto"``: the conventional 0.02, lowered
         on large samples to the IV a feature with no signal would exceed only 0.1% of the time.
 
@@ -687,7 +742,7 @@ class _LGBMBase(_CreditEstimator):
             params["interaction_constraints"] = [[j] for j in range(len(self.columns_))]
         return params
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         import lightgbm as lgb
 
         if self.early_stopping not in ("auto", True, False):
@@ -706,8 +761,8 @@ class _LGBMBase(_CreditEstimator):
             tr, va = train_test_split(
                 np.arange(len(y)), test_size=self.validation_fraction, random_state=self.random_state, stratify=y
             )
-            dtr = lgb.Dataset(M[tr], y[tr], feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
-            dva = lgb.Dataset(M[va], y[va], reference=dtr)
+            dtr = lgb.Dataset(M[tr], y[tr], weight=None if w is None else w[tr], feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            dva = lgb.Dataset(M[va], y[va], weight=None if w is None else w[va], reference=dtr)
             booster = lgb.train(
                 params, dtr, num_boost_round=self.n_estimators, valid_sets=[dva],
                 callbacks=[lgb.early_stopping(self.n_iter_no_change, verbose=False)],
@@ -715,7 +770,7 @@ class _LGBMBase(_CreditEstimator):
             best = booster.best_iteration or self.n_estimators
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         else:
-            dtr = lgb.Dataset(M, y, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            dtr = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
             booster = lgb.train(params, dtr, num_boost_round=self.n_estimators)
         self.booster_ = booster
         self.n_iter_ = booster.num_trees()

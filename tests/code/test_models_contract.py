@@ -33,6 +33,12 @@ EXPECTED_FAILED = {
     "check_classifier_data_not_an_array": _LABELS_01,
     "check_classifiers_classes": _LABELS_01,
     "check_fit2d_1feature": _LABELS_01,
+    # the sample-weight checks below fit labels {1, 2}; tests/code/test_models_weights.py covers what
+    # they check (Series, list and wrong-shape weights; weights not modified) with 0/1 labels
+    "check_sample_weights_pandas_series": _LABELS_01,
+    "check_sample_weights_not_an_array": _LABELS_01,
+    "check_sample_weights_shape": _LABELS_01,
+    "check_sample_weights_not_overwritten": _LABELS_01,
 }
 
 
