@@ -159,6 +159,7 @@ def train(
     features_file: Optional[Path] = typer.Option(None, "--features-file", help="with --data: a prebuilt feature matrix (riskmodel features --out) instead of the cache"),
     name: Optional[str] = typer.Option(None, "--name", help="registered model name (default riskmodel-<model>)"),
     seed: int = typer.Option(42, "--seed", help="random seed of the estimator"),
+    reject_inference: Optional[str] = typer.Option(None, "--reject-inference", help="with --data: also learn from the applications the bank declined before the cut: reweight | augment | self_label (docs/reject_inference.md)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Train a model, evaluate it out of time, log it to MLflow and register it."""
@@ -184,9 +185,9 @@ def train(
             raise UserError("--model is required with --data; choose one of: financial_baseline, scorecard, gbm_monotone, gbm_additive")
         if directions is not None:
             raise UserError("--directions applies to --features/--test only; with --data the directions come from the feature catalog")
-        summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed)
+        summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed, reject_inference=reject_inference)
     else:
-        summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions, registered_name=name, seed=seed)
+        summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions, registered_name=name, seed=seed, reject_inference=reject_inference)
     if as_json:
         _echo_json(summary)
         return
@@ -198,6 +199,16 @@ def train(
     typer.echo(f"test: {line}" + (f"  (oracle AUC {summary['oracle_auc']:.4f})" if summary.get("oracle_auc") is not None else ""))
     if "features_cache" in summary:
         typer.echo(f"features: {summary['features_cache']['status']} ({summary['features_cache']['path']})")
+    if summary.get("reject_inference"):
+        ri = summary["reject_inference"]
+        typer.echo(f"reject inference: {ri['method']} with {ri['n_rejected']:,} declined applications beside {ri['n_accepted']:,} granted loans")
+    ttd = summary.get("through_the_door")
+    if ttd:
+        typer.echo(f"through the door ({ttd['note']}):")
+        for r in ttd["populations"]:
+            if r["n"]:
+                auc = "-" if r["auc"] is None else f"{r['auc']:.4f}"
+                typer.echo(f"  {r['population']:<12} {r['n']:>7,} applications, default rate {r['default_rate']:.4f}, mean PD {r['mean_pd']:.4f}, AUC {auc}")
     for seg in summary.get("low_auc_segments", []):
         typer.echo(f"warning: segment {seg['segment']}={seg['value']} ({seg['count']} rows) has AUC {seg['auc']:.3f} < 0.65")
 

@@ -9,7 +9,8 @@ it directly and the HTML embeds a further subset holding only the characters the
 
 Sections (``SECTIONS``): data summary and manifest, signals used (catalog), scorecard table with
 points, importance three ways, monotonicity check, shapes of the top signals, ROC/KS,
-calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, five example firms
+calibration, bad rate by grade, segment metrics with weak-segment flags, the through-the-door
+metrics (generated data only: every applicant, the declined ones included), PSI, five example firms
 with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
 that returns plain data; the page is rendered from ``riskmodel/templates/report.html.j2`` (Jinja2,
 autoescape on). The finished report is logged to the run under ``report/``.
@@ -49,6 +50,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("calibration", "Calibration"),
     ("grades", "Bad rate by grade"),
     ("segments", "Segment metrics"),
+    ("ttd", "Through the door (generated data only)"),
     ("psi", "Population stability (PSI)"),
     ("examples", "Example firms with reason codes"),
 )
@@ -73,6 +75,7 @@ class RunData:
     catalog: pd.DataFrame
     manifest: dict | None = None
     truth: pd.DataFrame | None = None
+    population: pd.DataFrame | None = None  # every application of the test window (generated hubs)
     notes: list[str] = field(default_factory=list)
 
 
@@ -91,7 +94,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
     source = params.get("source", "generated")
     target = params.get("target", TARGET)
-    manifest = truth = None
+    manifest = truth = population = None
     if source == "byo":
         if data is not None:
             raise UserError("--data applies to runs trained with --data; a bring-your-own run reads the tables recorded in the run")
@@ -119,7 +122,8 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         manifest_file = data_dir / "manifest.json"
         manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
         truth = ev.load_truth(data_dir)
-    return RunData(info, credit_model, train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, manifest, truth)
+        population = ls.population() if truth is not None else None
+    return RunData(info, credit_model, train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, manifest, truth, population)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +463,20 @@ def segments_section(a: _Analysis) -> dict:
                                 row_class=_flag_rows("flag", "low_auc", "insufficient"), scroll=True)}
 
 
+def ttd_section(a: _Analysis) -> dict:
+    """The model on every applicant of the test window, the declined ones included, with the outcome
+    the generator's truth knows for each (None: bring-your-own data or no truth)."""
+    from riskmodel import dataset
+    from riskmodel.train import through_the_door
+
+    table = through_the_door(a.cm, a.rd.population, a.rd.truth)
+    if table is None:
+        return {"table": None}
+    t = table.assign(population=[f"{p} ({dataset.POPULATION_GROUPS[p]})" if p in dataset.POPULATION_GROUPS else "all applicants" for p in table["population"]])
+    return {"note": ev.TTD_NOTE, "reject_inference": a.params.get("reject_inference", "none"),
+            "table": table_data(_percent(t, ("default_rate", "mean_pd")), digits={"default_rate %": 2, "mean_pd %": 2, "auc": 3, "ece": 4, "oracle_auc": 3})}
+
+
 def psi_section(a: _Analysis) -> dict:
     """PSI of the score and every feature, train versus out-of-time test, the score first."""
     psi = a.result.psi.copy()
@@ -494,7 +512,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     builders = {
         "summary": summary_section, "catalog": catalog_section, "scorecard": scorecard_section, "importance": importance_section,
         "monotonicity": monotonicity_section, "shapes": shapes_section, "roc": roc_section, "calibration": calibration_section,
-        "grades": grades_section, "segments": segments_section, "psi": psi_section,
+        "grades": grades_section, "segments": segments_section, "ttd": ttd_section, "psi": psi_section,
         "examples": lambda x: examples_section(x, n_examples),
     }
     assert list(builders) == [sid for sid, _ in SECTIONS]
