@@ -435,14 +435,16 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
         groups: list[tuple[str, float, float, list[str]]] = [
             (c, float(stats.loc[c, "count"]), float(stats.loc[c, "sum"]), [c]) for c in frequent
         ]
-        if rare:
-            groups.append((OTHER_LABEL, float(stats.loc[rare, "count"].sum()), float(stats.loc[rare, "sum"].sum()), rare))
+        if rare:  # a category of the data may itself be called "other": the pooled bin is then "(other)"
+            pooled = OTHER_LABEL if OTHER_LABEL not in frequent else f"({OTHER_LABEL})"
+            groups.append((pooled, float(stats.loc[rare, "count"].sum()), float(stats.loc[rare, "sum"].sum()), rare))
         a = self.smoothing  # order by smoothed rate, i.e. by WoE
         groups.sort(key=lambda g: ((g[2] + a) / (g[1] + 2 * a), g[0]))
         labels = [g[0] for g in groups]
+        position = {g[3][0]: i for i, g in enumerate(groups) if g[3] is not rare}
         categories = sorted(frequent)
-        category_bin = np.asarray([labels.index(c) for c in categories], dtype="int64")
-        other_bin = labels.index(OTHER_LABEL) if rare else None
+        category_bin = np.asarray([position[c] for c in categories], dtype="int64")
+        other_bin = next(i for i, g in enumerate(groups) if g[3] is rare) if rare else None
         if rare:  # rare categories seen in training are known and map to the other bin
             categories = categories + sorted(rare)
             category_bin = np.append(category_bin, np.full(len(rare), other_bin, dtype="int64"))

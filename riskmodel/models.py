@@ -297,7 +297,8 @@ class FinancialBaseline(_CreditEstimator):
 
     Numeric columns: median imputation, a missing indicator for each column with missing values in
     training, standardisation. String columns: one-hot, categories rarer than ``min_category_share``
-    (and unseen ones) grouped into "other", missing as its own level. L2-regularised (``C``).
+    (and unseen ones) grouped into "(other)", missing as its own level "(missing)" (a category of
+    the data that bears one of these names is still its own level). L2-regularised (``C``).
 
     Contributions: ``coef * (z - mean_train(z))`` summed over the design columns of each feature;
     all design columns are standardised, so the reference is the training mean of every column
@@ -325,12 +326,12 @@ class FinancialBaseline(_CreditEstimator):
                 if c in self.indicators_:
                     cols.append(miss.astype("float64")[:, None])
             else:
-                levels = self.levels_[c]
+                levels = self.levels_[c]  # the known categories, then the pooled "(other)" and "(missing)" levels
                 s = X[c]
                 isna = s.isna().to_numpy()
-                codes = category_codes(s, levels)
-                codes = np.where(codes < 0, levels.index("other"), codes)
-                codes = np.where(isna, levels.index("(missing)"), codes)
+                codes = category_codes(s, levels[:-2])
+                codes = np.where(codes < 0, len(levels) - 2, codes)
+                codes = np.where(isna, len(levels) - 1, codes)
                 cols.append((codes[:, None] == np.arange(len(levels))).astype("float64"))
         return np.hstack(cols)
 
@@ -356,7 +357,7 @@ class FinancialBaseline(_CreditEstimator):
                     ok = X[c].notna().to_numpy()
                     counts = pd.Series(w[ok]).groupby(X[c][ok].astype(str).to_numpy()).sum()
                 frequent = sorted(counts[counts >= self.min_category_share * n].index.tolist())
-                self.levels_[c] = [*frequent, "other", "(missing)"]
+                self.levels_[c] = [*frequent, "(other)", "(missing)"]
                 owner.extend([j] * len(self.levels_[c]))
             else:
                 owner.extend([j] * (2 if c in self.indicators_ else 1))
