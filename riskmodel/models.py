@@ -644,6 +644,11 @@ class Scorecard(_CreditEstimator):
 #: thresholds at ``-LGB_ZERO_THRESHOLD`` and ``+LGB_ZERO_THRESHOLD`` around the zero bin of any
 #: feature with values on both sides of zero.
 LGB_ZERO_THRESHOLD = float(np.float32(1e-35))
+CV_BELOW_ROWS = 10_000  # early_stopping="auto": rounds by k-fold CV below this many rows, by one held-out share from it
+CV_FOLDS = 5
+DEFAULTS_PER_LEAF = 40  # num_leaves="auto": at most one leaf per this many defaults in the training data
+DEFAULTS_PER_MIN_LEAF = 5  # min_child_samples="auto": a leaf holds at least the rows expected to carry this many defaults
+MIN_LEAF_ROWS = 20
 
 
 def _interval_probes(t: np.ndarray) -> np.ndarray:
@@ -664,26 +669,44 @@ def _interval_probes(t: np.ndarray) -> np.ndarray:
 
 
 class _LGBMBase(_CreditEstimator):
-    """Shared LightGBM plumbing: matrix building (categories -> codes), training, early stopping.
+    """Shared LightGBM plumbing: matrix building (categories -> codes), training, and the complexity
+    chosen from the data, so a small book with few defaults gets a small model.
 
-    String/category columns: categories are stored at fit; unseen categories and missing values
-    become NaN (LightGBM's missing branch). ``early_stopping="auto"`` holds out
-    ``validation_fraction`` (stratified) when there are at least 10,000 rows and stops after
-    ``n_iter_no_change`` rounds without a better validation log loss; the model keeps the best
-    iteration and is not refitted on the held-out rows.
+    * Rounds (``early_stopping="auto"``): below ``CV_BELOW_ROWS`` (10,000) rows, stratified
+      ``CV_FOLDS``-fold cross-validation picks the round after which the mean held-out log loss
+      stopped improving for ``n_iter_no_change`` rounds, and the model is refitted on every row with
+      that many rounds; from 10,000 rows one stratified ``validation_fraction`` is held out and the
+      best iteration kept (not refitted). ``"cv"`` always cross-validates, ``True`` always holds out,
+      ``False`` fits ``n_estimators`` rounds.
+    * Leaves (``num_leaves="auto"``): one per ``DEFAULTS_PER_LEAF`` (40) defaults, between 2 and
+      ``max_leaves`` (15 for ``gbm_monotone``, 8 for ``gbm_additive``).
+    * Leaf size (``min_child_samples="auto"``): the rows expected to hold ``DEFAULTS_PER_MIN_LEAF``
+      (5) defaults at the training default rate, at least ``MIN_LEAF_ROWS`` (20) and at most a
+      quarter of the rows. (German credit, 30% bad: 20 rows; a 3% book: 167 rows.)
+    * Categories: every split on a text column is one category against the rest (LightGBM's
+      one-vs-rest, ``max_cat_to_onehot`` above the column's category count). LightGBM's default
+      many-versus-many split sorts the categories by their own default rate and cuts the sorted
+      list, which on a few hundred defaults fits noise: on credit_data thinned to 6% bad with a
+      profile column of 384 levels it cost gbm_additive 0.03 AUC (benchmarks/bench_small_books.py).
+
+    With sample weights the defaults and the default rate are weighted. The values used are in
+    ``num_leaves_``, ``min_child_samples_`` and ``n_iter_`` after fitting. String/category columns:
+    categories are stored at fit; unseen categories and missing values become NaN (LightGBM's
+    missing branch).
     """
 
     enforces_directions = True
     _additive = False
+    max_leaves = 15
 
     def __init__(
         self,
         directions=None,
         n_estimators: int = 400,
         learning_rate: float = 0.05,
-        num_leaves: int = 15,
+        num_leaves="auto",
         max_depth: int = -1,
-        min_child_samples: int = 50,
+        min_child_samples="auto",
         reg_lambda: float = 1.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
@@ -723,9 +746,9 @@ class _LGBMBase(_CreditEstimator):
         params = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
+            "num_leaves": self.num_leaves_,
             "max_depth": self.max_depth,
-            "min_data_in_leaf": self.min_child_samples,
+            "min_data_in_leaf": self.min_child_samples_,
             "lambda_l2": self.reg_lambda,
             "bagging_fraction": self.subsample,
             "bagging_freq": 1 if self.subsample < 1 else 0,
@@ -738,6 +761,7 @@ class _LGBMBase(_CreditEstimator):
             "verbosity": -1,
             "min_data_per_group": 20,
             "cat_smooth": 10.0,
+            "max_cat_to_onehot": max([4, *(len(v) + 1 for v in self.categories_.values())]),
         }
         if self._additive:
             params["interaction_constraints"] = [[j] for j in range(len(self.columns_))]
@@ -746,17 +770,23 @@ class _LGBMBase(_CreditEstimator):
     def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         import lightgbm as lgb
 
-        if self.early_stopping not in ("auto", True, False):
-            raise ModelInputError(f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}")
+        if self.early_stopping not in ("auto", "cv", True, False):
+            raise ModelInputError(f"early_stopping must be 'auto', 'cv', True or False, got {self.early_stopping!r}")
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in self.columns_ if self.kinds_[c] == "categorical"
         }
+        self.num_leaves_, self.min_child_samples_ = self._complexity(y, w)
         M = self._matrix(X)
         names = [f"f{j}" for j in range(M.shape[1])]  # LightGBM-safe names; mapped back by position
         cat_idx = [j for j, c in enumerate(self.columns_) if self.kinds_[c] == "categorical"]
         params = self._lgb_params()
-        stop = self.early_stopping is True or (self.early_stopping == "auto" and len(y) >= 10_000)
-        if stop:
+        cv = self.early_stopping == "cv" or (self.early_stopping == "auto" and len(y) < CV_BELOW_ROWS)
+        stop = self.early_stopping is True or (self.early_stopping == "auto" and len(y) >= CV_BELOW_ROWS)
+        if cv:
+            rounds = self._cv_rounds(params, M, y, w, names, cat_idx)
+            dtr = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            booster = lgb.train(params, dtr, num_boost_round=rounds)
+        elif stop:
             from sklearn.model_selection import train_test_split
 
             tr, va = train_test_split(
@@ -777,6 +807,39 @@ class _LGBMBase(_CreditEstimator):
         self.n_iter_ = booster.num_trees()
         self.base_value_ = float(booster.predict(M[:1], pred_contrib=True)[0, -1])
         self._post_fit(X, M)
+
+    def _complexity(self, y: np.ndarray, w: np.ndarray | None) -> tuple[int, int]:
+        """``(num_leaves, min_child_samples)``: the given values, or "auto" from the (weighted)
+        number of defaults and default rate (class docstring)."""
+        n = float(len(y)) if w is None else float(w.sum())
+        defaults = float(y.sum()) if w is None else float((w * y).sum())
+        leaves, leaf_rows = self.num_leaves, self.min_child_samples
+        if leaves == "auto":
+            leaves = int(np.clip(defaults // DEFAULTS_PER_LEAF, 2, self.max_leaves))
+        elif isinstance(leaves, bool) or not isinstance(leaves, (int, np.integer)) or leaves < 2:
+            raise ModelInputError(f"num_leaves must be 'auto' or a whole number >= 2, got {leaves!r}")
+        if leaf_rows == "auto":
+            rate = max(defaults / max(n, 1e-12), 1e-12)
+            leaf_rows = int(min(max(MIN_LEAF_ROWS, np.ceil(DEFAULTS_PER_MIN_LEAF / rate)), max(MIN_LEAF_ROWS, len(y) // 4)))
+        elif isinstance(leaf_rows, bool) or not isinstance(leaf_rows, (int, np.integer)) or leaf_rows < 1:
+            raise ModelInputError(f"min_child_samples must be 'auto' or a whole number >= 1, got {leaf_rows!r}")
+        return int(leaves), int(leaf_rows)
+
+    def _cv_rounds(self, params: dict, M: np.ndarray, y: np.ndarray, w: np.ndarray | None, names: list[str], cat_idx: list[int]) -> int:
+        """Boosting rounds chosen by stratified ``CV_FOLDS``-fold cross-validation: the round after
+        which the mean held-out log loss has not improved for ``n_iter_no_change`` rounds."""
+        import lightgbm as lgb
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
+        if folds < 2:
+            return self.n_estimators
+        data = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=False)
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state).split(M, y)
+        res = lgb.cv(params, data, num_boost_round=self.n_estimators, folds=list(split),
+                     callbacks=[lgb.early_stopping(self.n_iter_no_change, verbose=False)])
+        self.cv_logloss_ = float(res["valid binary_logloss-mean"][-1])
+        return len(res["valid binary_logloss-mean"])
 
     def _post_fit(self, X: pd.DataFrame, M: np.ndarray) -> None:
         pass
@@ -825,20 +888,21 @@ class GBMAdditive(_LGBMBase):
     ``contributions`` and ``predict_proba`` then cost one ``np.searchsorted`` per column; the
     booster (``booster_``) gives the same log-odds (checked in the tests).
 
-    Defaults differ from ``gbm_monotone``: more, smaller trees (``num_leaves=8``, 800 rounds) since
-    each tree learns one feature's shape.
+    Defaults differ from ``gbm_monotone``: more, smaller trees (at most 8 leaves, up to 800 rounds)
+    since each tree learns one feature's shape.
     """
 
     _additive = True
+    max_leaves = 8
 
     def __init__(
         self,
         directions=None,
         n_estimators: int = 800,
         learning_rate: float = 0.05,
-        num_leaves: int = 8,
+        num_leaves="auto",
         max_depth: int = -1,
-        min_child_samples: int = 50,
+        min_child_samples="auto",
         reg_lambda: float = 1.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,

@@ -1,0 +1,264 @@
+"""Small books (issue 20): every model against a one-hot logistic regression on few loans and few defaults.
+
+Target: on German credit, credit_data and small samples of a generated hub (2,000 and 5,000 granted
+loans), every model's AUC is within 0.01 of a plain one-hot logistic regression's, or above it.
+
+The reference ``onehot_lr`` is scikit-learn only: numbers median-imputed with a missing indicator and
+standardised, text one-hot encoded (unknown categories ignored), ``LogisticRegression(C=1)``.
+``lgbm_plain`` (LightGBM with its default settings) is listed for comparison, not held to the target.
+Every model gets the same columns (on the hub: the numeric catalog features; ``financial_baseline``
+is the estimator here, not the finance-only model of ``riskmodel train``).
+
+Noise must not decide, so each figure is an average over many fits:
+
+* German credit and credit_data: repeated stratified 5-fold cross-validation (5 repeats, 25 folds,
+  ``random_state=0``); the AUC of each fold's held-out rows, averaged. The difference to the
+  reference is averaged over the same folds; its standard error is the folds' standard deviation
+  over sqrt(25), which understates the uncertainty a little (the folds share rows).
+* Hub samples: ``--samples`` (5) random samples of N granted loans from the training period of a
+  generated hub (``--firms`` 50,000, seed 0, default approval policy; cached in
+  ``data/synthetic/bench-books-<firms>``), each model fitted on each sample and evaluated on the
+  whole out-of-time test window of granted loans (the same rows for every model and sample);
+  standard error over the samples.
+
+    RISKMODEL_THREADS=1 .venv/bin/python benchmarks/bench_small_books.py
+
+Writes ``benchmarks/results/small_books.json`` and ``small_books.md`` (``--markdown-only`` rewrites the
+markdown from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = ("onehot_lr", "financial_baseline", "scorecard", "gbm_monotone", "gbm_additive", "lgbm_plain")
+REFERENCE = "onehot_lr"
+HELD = ("financial_baseline", "scorecard", "gbm_monotone", "gbm_additive")  # the models the target is for
+TARGET_GAP = 0.01
+SIZES = (2000, 5000)
+
+
+def onehot_lr():
+    """The reference: scikit-learn's one-hot logistic regression."""
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
+    cat = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"), OneHotEncoder(handle_unknown="ignore"))
+    ct = ColumnTransformer([("num", num, make_column_selector(dtype_include="number")),
+                            ("cat", cat, make_column_selector(dtype_exclude="number"))])
+    return make_pipeline(ct, LogisticRegression(C=1.0, max_iter=5000))
+
+
+class PlainLightGBM:
+    """LightGBM with its default settings (text columns as pandas categories)."""
+
+    def fit(self, X, y):
+        import lightgbm as lgb
+
+        from riskmodel import config
+
+        self.cats_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])}
+        self.m_ = lgb.LGBMClassifier(verbosity=-1, random_state=0, n_jobs=config.threads()).fit(self._frame(X), y)
+        return self
+
+    def _frame(self, X):
+        X = X.copy()
+        for c, cats in self.cats_.items():
+            X[c] = pd.Categorical(X[c].astype("string").astype(object), categories=cats)
+        return X
+
+    def predict_proba(self, X):
+        return self.m_.predict_proba(self._frame(X))
+
+
+def make(name: str, directions: dict, seed: int):
+    from riskmodel.models import make_model
+
+    if name == REFERENCE:
+        return onehot_lr()
+    if name == "lgbm_plain":
+        return PlainLightGBM()
+    est = make_model(name, directions=directions)
+    if "random_state" in est.get_params():
+        est.set_params(random_state=seed)
+    return est
+
+
+def fit_auc(name: str, directions: dict, Xtr, ytr, Xte, yte, seed: int) -> tuple[float, float, dict]:
+    from riskmodel.evaluation import auc
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = make(name, directions, seed).fit(Xtr, ytr)
+    sec = time.perf_counter() - t0
+    extra = {k: getattr(m, k) for k in ("n_iter_",) if hasattr(m, k) and name.startswith("gbm")}
+    return auc(yte, m.predict_proba(Xte)[:, 1]), sec, extra
+
+
+def summarise(aucs: dict[str, list[float]], secs: dict[str, list[float]], extra: dict[str, list]) -> dict:
+    ref = np.asarray(aucs[REFERENCE])
+    out = {}
+    for name, v in aucs.items():
+        v = np.asarray(v)
+        d = v - ref
+        row = {"auc": round(float(v.mean()), 4), "auc_sd": round(float(v.std(ddof=1)), 4), "fits": int(v.size),
+               "seconds_per_fit": round(float(np.mean(secs[name])), 3)}
+        if name != REFERENCE:
+            row |= {"diff": round(float(d.mean()), 4), "diff_se": round(float(d.std(ddof=1) / np.sqrt(d.size)), 4)}
+            if name in HELD:
+                row["meets_target"] = bool(d.mean() >= -TARGET_GAP)
+        if extra.get(name):
+            row["boosting_rounds_median"] = int(np.median([e["n_iter_"] for e in extra[name]]))
+        out[name] = row
+    return out
+
+
+def public_set(name: str, repeats: int, models) -> dict:
+    """Repeated stratified 5-fold CV on a public credit data set."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from riskmodel.creditdata import xy
+
+    X, y = xy(name)
+    aucs, secs, extra = ({m: [] for m in models} for _ in range(3))
+    for k, (tr, te) in enumerate(RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=0).split(X, y)):
+        for m in models:
+            a, s, e = fit_auc(m, {}, X.iloc[tr], y[tr], X.iloc[te], y[te], seed=k)
+            aucs[m].append(a)
+            secs[m].append(s)
+            if e:
+                extra[m].append(e)
+        print(f"  {name} fold {k + 1}: " + ", ".join(f"{m} {aucs[m][-1]:.3f}" for m in models), flush=True)
+    return {"rows": int(len(y)), "defaults": int(y.sum()), "protocol": f"repeated stratified 5-fold CV, {repeats} repeats, random_state=0",
+            "models": summarise(aucs, secs, extra)}
+
+
+def ensure_hub(out: Path, firms: int, seed: int) -> str:
+    """Generate the hub unless this generator version already wrote one with these parameters."""
+    from synthetic import GENERATOR_VERSION, GeneratorParams, generate
+
+    params = GeneratorParams(firms=firms, seed=seed)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        if m.get("generator_version") == GENERATOR_VERSION and m.get("parameters") == params.to_dict():
+            return "reused"
+    generate(params, out)
+    return "generated"
+
+
+def hub_samples(data_dir: Path, sizes, n_samples: int, models) -> dict:
+    from features.contract import TARGET
+    from riskmodel import dataset
+    from riskmodel.train import features_for_model, usable_features
+
+    ls = dataset.load_labelled(data_dir)
+    feats = usable_features(ls.train, features_for_model("gbm_monotone", ls.train, ls.catalog))
+    directions = {str(r.name): int(r.direction) for r in ls.catalog.itertuples() if r.name in feats}
+    Xte, yte = ls.test[feats], ls.test[TARGET].to_numpy(dtype="int64")
+    out = {"hub": str(data_dir.relative_to(ROOT)) if data_dir.is_relative_to(ROOT) else str(data_dir), "cut": str(ls.cut.date()),
+           "training_pool": len(ls.train), "test_rows": int(len(yte)), "test_defaults": int(yte.sum()), "features": len(feats), "sizes": {}}
+    for n in sizes:
+        aucs, secs, extra = ({m: [] for m in models} for _ in range(3))
+        defaults = []
+        for s in range(n_samples):
+            rows = np.random.default_rng(s).choice(len(ls.train), size=min(n, len(ls.train)), replace=False)
+            tr = ls.train.iloc[np.sort(rows)]
+            ytr = tr[TARGET].to_numpy(dtype="int64")
+            defaults.append(int(ytr.sum()))
+            for m in models:
+                a, sec, e = fit_auc(m, directions if m != REFERENCE else {}, tr[feats], ytr, Xte, yte, seed=s)
+                aucs[m].append(a)
+                secs[m].append(sec)
+                if e:
+                    extra[m].append(e)
+            print(f"  hub {n} sample {s + 1}: " + ", ".join(f"{m} {aucs[m][-1]:.3f}" for m in models), flush=True)
+        out["sizes"][str(n)] = {"samples": n_samples, "defaults_per_sample": defaults, "models": summarise(aucs, secs, extra)}
+    return out
+
+
+def markdown(r: dict) -> str:
+    L = ["# Small books: every model against a one-hot logistic regression", "",
+         f"Produced by `RISKMODEL_THREADS=1 .venv/bin/python benchmarks/bench_small_books.py` at commit `{r['commit']}` "
+         f"(threads {r['threads']}; load average {r['load_average'][0]} at start, {r['load_average'][1]} at the end); numbers from `small_books.json`.", "",
+         f"Target: every model ({', '.join(HELD)}) within {TARGET_GAP} AUC of `{REFERENCE}` or above it. `lgbm_plain` is LightGBM with "
+         "default settings, for comparison. Δ: mean AUC difference to the reference over the same folds or samples, ± its standard error.", ""]
+    cases = [(f"German credit ({r['german_credit']['rows']:,} rows, {r['german_credit']['defaults']} bad)", r["german_credit"]["protocol"], r["german_credit"]["models"]),
+             (f"credit_data ({r['credit_data']['rows']:,} rows, {r['credit_data']['defaults']:,} bad)", r["credit_data"]["protocol"], r["credit_data"]["models"])]
+    h = r["hub"]
+    for n, v in h["sizes"].items():
+        d = v["defaults_per_sample"]
+        cases.append((f"Hub sample of {int(n):,} granted loans ({min(d)}-{max(d)} defaults)",
+                      f"{v['samples']} samples from the {h['training_pool']:,} training loans of `{h['hub']}`; test: {h['test_rows']:,} out-of-time loans ({h['test_defaults']} defaults) from {h['cut']}",
+                      v["models"]))
+    failed = []
+    for title, protocol, models in cases:
+        L += [f"## {title}", "", protocol + ".", "", "| model | AUC | Δ vs onehot_lr | target | s per fit | rounds |", "|---|---:|---:|:-:|---:|---:|"]
+        for name, m in models.items():
+            delta = "—" if name == REFERENCE else f"{m['diff']:+.4f} ± {m['diff_se']:.4f}"
+            ok = "" if "meets_target" not in m else ("yes" if m["meets_target"] else "**NO**")
+            if m.get("meets_target") is False:
+                failed.append(f"{name} on {title}")
+            L.append(f"| {name} | {m['auc']:.4f} | {delta} | {ok} | {m['seconds_per_fit']:.2f} | {m.get('boosting_rounds_median', '')} |")
+        L.append("")
+    L += ["## Verdict", "", ("Every model meets the target on every case." if not failed else "Missed: " + "; ".join(failed) + "."), ""]
+    return "\n".join(L)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--firms", type=int, default=50_000)
+    ap.add_argument("--samples", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="CV repeats on the public sets")
+    ap.add_argument("--only", choices=("german_credit", "credit_data", "hub"), default=None)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--markdown-only", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.markdown_only:
+        (args.out / "small_books.md").write_text(markdown(json.loads((args.out / "small_books.json").read_text())))
+        return
+    from riskmodel import config
+
+    load0 = os.getloadavg()[0]
+    result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
+              "threads": config.threads(), "python": platform.python_version(), "target_gap": TARGET_GAP}
+    for name in ("german_credit", "credit_data"):
+        if args.only in (None, name):
+            result[name] = public_set(name, args.repeats, MODELS)
+    if args.only in (None, "hub"):
+        hub = ROOT / "data" / "synthetic" / f"bench-books-{args.firms}"
+        print(f"hub {hub}: {ensure_hub(hub, args.firms, 0)}", flush=True)
+        result["hub"] = hub_samples(hub, SIZES, args.samples, MODELS)
+    result["load_average"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+    if args.only is not None:
+        print(json.dumps(result, indent=1))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "small_books.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "small_books.md").write_text(markdown(result))
+    print((args.out / "small_books.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
