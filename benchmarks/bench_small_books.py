@@ -2,6 +2,10 @@
 
 Target: on German credit, credit_data and small samples of a generated hub (2,000 and 5,000 granted
 loans), every model's AUC is within 0.01 of a plain one-hot logistic regression's, or above it.
+Two harder books made from credit_data are reported beside them (not part of the target): its bads
+thinned at random to 6% of the rows (a low-default book: 3,404 rows, 204 bad), and the same with a
+``profile`` column crossing Home, Marital, Job, Records and an age band (a few hundred levels, the
+high-cardinality text column a bank's own table often has).
 
 The reference ``onehot_lr`` is scikit-learn only: numbers median-imputed with a missing indicator and
 standardised, text one-hot encoded (unknown categories ignored), ``LogisticRegression(C=1)``.
@@ -133,13 +137,40 @@ def summarise(aucs: dict[str, list[float]], secs: dict[str, list[float]], extra:
     return out
 
 
-def public_set(name: str, repeats: int, models) -> dict:
-    """Repeated stratified 5-fold CV on a public credit data set."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
+LOW_DEFAULT_RATE = 0.06
 
+
+def load_case(name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """A public credit data set, or one of the two harder books made from credit_data."""
     from riskmodel.creditdata import xy
 
-    X, y = xy(name)
+    if name in ("german_credit", "credit_data"):
+        return xy(name)
+    X, y = xy("credit_data")
+    rng = np.random.default_rng(0)
+    good, bad = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    keep = np.sort(np.r_[good, rng.choice(bad, size=int(LOW_DEFAULT_RATE / (1 - LOW_DEFAULT_RATE) * len(good)), replace=False)])
+    X, y = X.iloc[keep].reset_index(drop=True), y[keep]
+    if name == "credit_data_low_profile":
+        age = pd.cut(X["Age"], [0, 25, 30, 35, 40, 50, 60, 120]).astype(str)
+        parts = [X[c].fillna("na") for c in ("Home", "Marital", "Job", "Records")] + [age]
+        X["profile"] = parts[0].str.cat(parts[1:], sep="|").astype(object)
+    return X, y
+
+
+CASES = {
+    "german_credit": "German credit",
+    "credit_data": "credit_data",
+    "credit_data_low": f"credit_data, bads thinned to {LOW_DEFAULT_RATE:.0%} (not in the target)",
+    "credit_data_low_profile": f"credit_data, bads thinned to {LOW_DEFAULT_RATE:.0%}, with a high-cardinality profile column (not in the target)",
+}
+
+
+def public_set(name: str, repeats: int, models) -> dict:
+    """Repeated stratified 5-fold CV on a public credit data set (or a book made from one)."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    X, y = load_case(name)
     aucs, secs, extra = ({m: [] for m in models} for _ in range(3))
     for k, (tr, te) in enumerate(RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=0).split(X, y)):
         for m in models:
@@ -149,8 +180,9 @@ def public_set(name: str, repeats: int, models) -> dict:
             if e:
                 extra[m].append(e)
         print(f"  {name} fold {k + 1}: " + ", ".join(f"{m} {aucs[m][-1]:.3f}" for m in models), flush=True)
-    return {"rows": int(len(y)), "defaults": int(y.sum()), "protocol": f"repeated stratified 5-fold CV, {repeats} repeats, random_state=0",
-            "models": summarise(aucs, secs, extra)}
+    levels = {c: int(X[c].nunique()) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])}
+    return {"rows": int(len(y)), "defaults": int(y.sum()), "text_columns_levels": levels,
+            "protocol": f"repeated stratified 5-fold CV, {repeats} repeats, random_state=0", "models": summarise(aucs, secs, extra)}
 
 
 def ensure_hub(out: Path, firms: int, seed: int) -> str:
@@ -203,8 +235,11 @@ def markdown(r: dict) -> str:
          f"(threads {r['threads']}; load average {r['load_average'][0]} at start, {r['load_average'][1]} at the end); numbers from `small_books.json`.", "",
          f"Target: every model ({', '.join(HELD)}) within {TARGET_GAP} AUC of `{REFERENCE}` or above it. `lgbm_plain` is LightGBM with "
          "default settings, for comparison. Δ: mean AUC difference to the reference over the same folds or samples, ± its standard error.", ""]
-    cases = [(f"German credit ({r['german_credit']['rows']:,} rows, {r['german_credit']['defaults']} bad)", r["german_credit"]["protocol"], r["german_credit"]["models"]),
-             (f"credit_data ({r['credit_data']['rows']:,} rows, {r['credit_data']['defaults']:,} bad)", r["credit_data"]["protocol"], r["credit_data"]["models"])]
+    cases = []
+    for key, title in CASES.items():
+        c = r[key]
+        text = ", ".join(f"{k} {v}" for k, v in c.get("text_columns_levels", {}).items())
+        cases.append((f"{title} ({c['rows']:,} rows, {c['defaults']:,} bad)", c["protocol"] + (f"; text columns (levels): {text}" if text else ""), c["models"]))
     h = r["hub"]
     for n, v in h["sizes"].items():
         d = v["defaults_per_sample"]
@@ -213,15 +248,17 @@ def markdown(r: dict) -> str:
                       v["models"]))
     failed = []
     for title, protocol, models in cases:
+        held = "not in the target" not in title
         L += [f"## {title}", "", protocol + ".", "", "| model | AUC | Δ vs onehot_lr | target | s per fit | rounds |", "|---|---:|---:|:-:|---:|---:|"]
         for name, m in models.items():
             delta = "—" if name == REFERENCE else f"{m['diff']:+.4f} ± {m['diff_se']:.4f}"
             ok = "" if "meets_target" not in m else ("yes" if m["meets_target"] else "**NO**")
-            if m.get("meets_target") is False:
+            if m.get("meets_target") is False and held:
                 failed.append(f"{name} on {title}")
             L.append(f"| {name} | {m['auc']:.4f} | {delta} | {ok} | {m['seconds_per_fit']:.2f} | {m.get('boosting_rounds_median', '')} |")
         L.append("")
-    L += ["## Verdict", "", ("Every model meets the target on every case." if not failed else "Missed: " + "; ".join(failed) + "."), ""]
+    L += ["## Verdict", "", ("Every model meets the target on German credit, credit_data and both hub sample sizes." if not failed
+                              else "Missed: " + "; ".join(failed) + "."), ""]
     return "\n".join(L)
 
 
@@ -230,7 +267,7 @@ def main() -> None:
     ap.add_argument("--firms", type=int, default=50_000)
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=5, help="CV repeats on the public sets")
-    ap.add_argument("--only", choices=("german_credit", "credit_data", "hub"), default=None)
+    ap.add_argument("--only", choices=(*CASES, "hub"), default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--markdown-only", action="store_true")
     args = ap.parse_args()
@@ -243,7 +280,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
               "threads": config.threads(), "python": platform.python_version(), "target_gap": TARGET_GAP}
-    for name in ("german_credit", "credit_data"):
+    for name in CASES:
         if args.only in (None, name):
             result[name] = public_set(name, args.repeats, MODELS)
     if args.only in (None, "hub"):
