@@ -218,6 +218,30 @@ def paired_bootstrap(y, p_a, p_b, n_boot: int = 1000, seed: int | np.random.Gene
     }
 
 
+def bootstrap_aucs(y, preds: dict[str, np.ndarray], n_boot: int = 1000, seed: int | np.random.Generator = 0) -> dict[str, np.ndarray]:
+    """The AUC of each of several models on the same bootstrap resamples of the rows: ``{name:
+    array of n_boot AUCs}``, resample ``b`` the same rows for every model (drawn as in
+    :func:`paired_bootstrap`; resamples holding one class are skipped, so arrays may be shorter than
+    ``n_boot``). For statistics of several models at once, e.g. the share of a gap between two
+    models that a third one closes."""
+    y, _ = _check_yp(y, np.zeros(np.asarray(y).size))
+    groups = {k: _tie_groups(_check_yp(y, p)[1]) for k, p in preds.items()}
+    out: dict[str, list[float]] = {k: [] for k in preds}
+    if not _both_classes(y):
+        return {k: np.zeros(0) for k in preds}
+    rng = np.random.default_rng(seed)
+    is_bad = y == 1
+    n = y.size
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype("float64")
+        w_bad, w_good = w[is_bad], w[~is_bad]
+        if not w_bad.any() or not w_good.any():
+            continue
+        for k, (g, n_g) in groups.items():
+            out[k].append(_weighted_auc(w_bad, w_good, g[is_bad], g[~is_bad], n_g))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 # --------------------------------------------------------------------------------------------
 # Calibration
 # --------------------------------------------------------------------------------------------
