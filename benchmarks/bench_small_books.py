@@ -28,7 +28,9 @@ Noise must not decide, so each figure is an average over many fits:
     RISKMODEL_THREADS=1 .venv/bin/python benchmarks/bench_small_books.py
 
 Writes ``benchmarks/results/small_books.json`` and ``small_books.md`` (``--markdown-only`` rewrites the
-markdown from the JSON).
+markdown from the JSON). When ``small_books_before.json`` is there (the same script run on the
+defaults before issue 20: LightGBM with 400/800 rounds and no early stopping below 10,000 rows, 15/8
+leaves of at least 50 rows, LightGBM's own categorical splits), the markdown shows it beside.
 """
 
 from __future__ import annotations
@@ -229,33 +231,38 @@ def hub_samples(data_dir: Path, sizes, n_samples: int, models) -> dict:
     return out
 
 
-def markdown(r: dict) -> str:
+def markdown(r: dict, before: dict | None = None) -> str:
     L = ["# Small books: every model against a one-hot logistic regression", "",
          f"Produced by `RISKMODEL_THREADS=1 .venv/bin/python benchmarks/bench_small_books.py` at commit `{r['commit']}` "
          f"(threads {r['threads']}; load average {r['load_average'][0]} at start, {r['load_average'][1]} at the end); numbers from `small_books.json`.", "",
          f"Target: every model ({', '.join(HELD)}) within {TARGET_GAP} AUC of `{REFERENCE}` or above it. `lgbm_plain` is LightGBM with "
          "default settings, for comparison. Δ: mean AUC difference to the reference over the same folds or samples, ± its standard error.", ""]
+    if before:
+        L += [f"Δ before: the same script at commit `{before['commit']}`, with the defaults before issue 20 (`small_books_before.json`).", ""]
     cases = []
     for key, title in CASES.items():
         c = r[key]
         text = ", ".join(f"{k} {v}" for k, v in c.get("text_columns_levels", {}).items())
-        cases.append((f"{title} ({c['rows']:,} rows, {c['defaults']:,} bad)", c["protocol"] + (f"; text columns (levels): {text}" if text else ""), c["models"]))
+        cases.append((f"{title} ({c['rows']:,} rows, {c['defaults']:,} bad)", c["protocol"] + (f"; text columns (levels): {text}" if text else ""), c["models"],
+                      (before or {}).get(key, {}).get("models", {})))
     h = r["hub"]
     for n, v in h["sizes"].items():
         d = v["defaults_per_sample"]
         cases.append((f"Hub sample of {int(n):,} granted loans ({min(d)}-{max(d)} defaults)",
                       f"{v['samples']} samples from the {h['training_pool']:,} training loans of `{h['hub']}`; test: {h['test_rows']:,} out-of-time loans ({h['test_defaults']} defaults) from {h['cut']}",
-                      v["models"]))
+                      v["models"], (before or {}).get("hub", {}).get("sizes", {}).get(n, {}).get("models", {})))
     failed = []
-    for title, protocol, models in cases:
+    for title, protocol, models, old in cases:
         held = "not in the target" not in title
-        L += [f"## {title}", "", protocol + ".", "", "| model | AUC | Δ vs onehot_lr | target | s per fit | rounds |", "|---|---:|---:|:-:|---:|---:|"]
+        L += [f"## {title}", "", protocol + ".", "", "| model | AUC | Δ vs onehot_lr | target | Δ before | s per fit | rounds |", "|---|---:|---:|:-:|---:|---:|---:|"]
         for name, m in models.items():
             delta = "—" if name == REFERENCE else f"{m['diff']:+.4f} ± {m['diff_se']:.4f}"
             ok = "" if "meets_target" not in m else ("yes" if m["meets_target"] else "**NO**")
             if m.get("meets_target") is False and held:
                 failed.append(f"{name} on {title}")
-            L.append(f"| {name} | {m['auc']:.4f} | {delta} | {ok} | {m['seconds_per_fit']:.2f} | {m.get('boosting_rounds_median', '')} |")
+            was = old.get(name, {})
+            prior = "" if "diff" not in was else f"{was['diff']:+.4f}" + (" (NO)" if was.get("meets_target") is False else "")
+            L.append(f"| {name} | {m['auc']:.4f} | {delta} | {ok} | {prior} | {m['seconds_per_fit']:.2f} | {m.get('boosting_rounds_median', '')} |")
         L.append("")
     L += ["## Verdict", "", ("Every model meets the target on German credit, credit_data and both hub sample sizes." if not failed
                               else "Missed: " + "; ".join(failed) + "."), ""]
@@ -272,8 +279,10 @@ def main() -> None:
     ap.add_argument("--markdown-only", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    before_file = args.out / "small_books_before.json"
+    before = json.loads(before_file.read_text()) if before_file.is_file() else None
     if args.markdown_only:
-        (args.out / "small_books.md").write_text(markdown(json.loads((args.out / "small_books.json").read_text())))
+        (args.out / "small_books.md").write_text(markdown(json.loads((args.out / "small_books.json").read_text()), before))
         return
     from riskmodel import config
 
@@ -293,7 +302,7 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "small_books.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "small_books.md").write_text(markdown(result))
+    (args.out / "small_books.md").write_text(markdown(result, before))
     print((args.out / "small_books.md").read_text())
 
 
