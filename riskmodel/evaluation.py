@@ -630,6 +630,22 @@ def oracle_auc(truth: pd.DataFrame | None, application_ids, y) -> float | None:
 TTD_NOTE = "generated data only: rejected applicants' outcomes come from the generator's truth, which no bank has"
 
 
+def truth_outcomes(truth: pd.DataFrame | None, application_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(y, closed, true_pd)`` of the given applications from the truth (:data:`TTD_NOTE`): the
+    outcome each had or would have had if granted (NaN where unknown), whether its 12-month window
+    closed by the snapshot, and its true PD. None without a truth that holds outcomes."""
+    if truth is None or "default_12m" not in truth.columns or "window_closed" not in truth.columns:
+        return None
+    ids = pd.Series(np.asarray(application_ids, dtype=object).ravel()).astype("string")
+    t = truth.drop_duplicates("application_id").set_index("application_id")
+    known = ids.isin(t.index).to_numpy()
+    if not known.all():
+        log.warning("truth has no row for %d of %d applications; they are left out", int((~known).sum()), known.size)
+    row = t.reindex(ids)
+    closed = known & row["window_closed"].fillna(False).to_numpy(dtype=bool)
+    return row["default_12m"].to_numpy(dtype="float64", na_value=np.nan), closed, row["true_pd"].to_numpy(dtype="float64", na_value=np.nan)
+
+
 def through_the_door(truth: pd.DataFrame | None, application_ids, p, groups: dict[str, np.ndarray] | None = None, n_bins: int = 10) -> pd.DataFrame | None:
     """How PDs ``p`` rank and calibrate every applicant, not only the loans a bank granted
     (:data:`TTD_NOTE`): one row for all the given applications whose 12-month window closed, and
@@ -639,18 +655,12 @@ def through_the_door(truth: pd.DataFrame | None, application_ids, p, groups: dic
     Columns: ``population, n, defaults, default_rate, mean_pd, auc, ece, oracle_auc`` (the true
     PD's AUC on the same rows). None without a truth that holds outcomes; a group with no row keeps
     its row with n 0 and NaN metrics."""
-    if truth is None or "default_12m" not in truth.columns or "window_closed" not in truth.columns:
+    outcomes = truth_outcomes(truth, application_ids)
+    if outcomes is None:
         return None
-    ids = pd.Series(np.asarray(application_ids, dtype=object).ravel()).astype("string")
+    y, closed, tp = outcomes
+    ids = pd.Series(np.asarray(application_ids, dtype=object).ravel())
     p = np.asarray(p, dtype="float64").ravel()
-    t = truth.drop_duplicates("application_id").set_index("application_id")
-    known = ids.isin(t.index).to_numpy()
-    if not known.all():
-        log.warning("truth has no row for %d of %d applications; the through-the-door metrics use the rest", int((~known).sum()), known.size)
-    row = t.reindex(ids)
-    closed = known & row["window_closed"].fillna(False).to_numpy(dtype=bool)
-    y = row["default_12m"].to_numpy(dtype="float64", na_value=np.nan)
-    tp = row["true_pd"].to_numpy(dtype="float64", na_value=np.nan)
     masks = {"all": np.ones(ids.size, dtype=bool), **{k: np.asarray(v, dtype=bool).ravel() for k, v in (groups or {}).items()}}
     rows = []
     for name, mask in masks.items():
