@@ -655,7 +655,7 @@ def test_committed_sample_is_valid_and_matches_the_current_generator(tmp_path):
         assert hashlib.sha256((sample / rel).read_bytes()).hexdigest() == info["sha256"], f"{rel} changed after it was generated"
     p = m["parameters"]
     generate(
-        GeneratorParams(firms=p["firms"], seed=p["seed"], start=p["start"], end=p["end"], default_rate=p["default_rate"]),
+        GeneratorParams(firms=p["firms"], seed=p["seed"], start=p["start"], end=p["end"], default_rate=p["default_rate"], approval_policy=p["approval_policy"]),
         tmp_path / "s",
         key=privacy.DEMO_KEY,
     )
