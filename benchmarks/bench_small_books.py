@@ -187,20 +187,6 @@ def public_set(name: str, repeats: int, models) -> dict:
             "protocol": f"repeated stratified 5-fold CV, {repeats} repeats, random_state=0", "models": summarise(aucs, secs, extra)}
 
 
-def ensure_hub(out: Path, firms: int, seed: int) -> str:
-    """Generate the hub unless this generator version already wrote one with these parameters."""
-    from synthetic import GENERATOR_VERSION, GeneratorParams, generate
-
-    params = GeneratorParams(firms=firms, seed=seed)
-    manifest = out / "manifest.json"
-    if manifest.is_file():
-        m = json.loads(manifest.read_text())
-        if m.get("generator_version") == GENERATOR_VERSION and m.get("parameters") == params.to_dict():
-            return "reused"
-    generate(params, out)
-    return "generated"
-
-
 def hub_samples(data_dir: Path, sizes, n_samples: int, models) -> dict:
     from features.contract import TARGET
     from riskmodel import dataset
@@ -293,8 +279,11 @@ def main() -> None:
         if args.only in (None, name):
             result[name] = public_set(name, args.repeats, MODELS)
     if args.only in (None, "hub"):
-        hub = ROOT / "data" / "synthetic" / f"bench-books-{args.firms}"
-        print(f"hub {hub}: {ensure_hub(hub, args.firms, 0)}", flush=True)
+        from bench_reject_inference import ensure_hub, hub_dir  # the same hub (default approval policy)
+        from synthetic.world import DEFAULT_APPROVAL_POLICY
+
+        hub = hub_dir(args.firms, DEFAULT_APPROVAL_POLICY)
+        print(f"hub {hub}: {ensure_hub(hub, args.firms, 0, DEFAULT_APPROVAL_POLICY)}", flush=True)
         result["hub"] = hub_samples(hub, SIZES, args.samples, MODELS)
     result["load_average"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     if args.only is not None:
