@@ -49,17 +49,25 @@ TARGET_SCORECARD_GAP = 0.015
 SEG_MIN_ROWS, SEG_MIN_AUC = 500, 0.65
 
 
-def ensure_hub(out: Path, firms: int, seed: int) -> dict:
-    """Generate the hub unless a complete one with the same parameters is already there."""
-    from synthetic import GeneratorParams, generate
+APPROVAL_POLICY = "none"  # every application granted: the model comparison sees every applicant's outcome
 
+
+def ensure_hub(out: Path, firms: int, seed: int) -> dict:
+    """Generate the hub unless this generator version already wrote a complete one with these parameters.
+
+    Approval policy ``none`` (generator 1.3.0 and later; before it every application was granted):
+    the quality targets compare the models on every applicant. What a bank's approval policy does
+    to them is measured by ``benchmarks/bench_reject_inference.py``."""
+    from synthetic import GENERATOR_VERSION, GeneratorParams, generate
+
+    params = GeneratorParams(firms=firms, seed=seed, approval_policy=APPROVAL_POLICY)
     manifest = out / "manifest.json"
     if manifest.is_file():
-        params = json.loads(manifest.read_text()).get("parameters", {})
-        if params.get("firms") == firms and params.get("seed") == seed and (out / "truth" / "truth.parquet").is_file():
+        m = json.loads(manifest.read_text())
+        if m.get("generator_version") == GENERATOR_VERSION and m.get("parameters") == params.to_dict() and (out / "truth" / "truth.parquet").is_file():
             return {"status": "reused", "seconds": 0.0}
     t0 = time.perf_counter()
-    generate(GeneratorParams(firms=firms, seed=seed), out)
+    generate(params, out)
     return {"status": "generated", "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -306,7 +314,7 @@ def markdown(r: dict) -> str:
         f"{r['load_average_start'][0]}, end {r['load_average_end'][0]}); numbers from `models.json`.",
         "",
         f"Hub: `{r['hub']['dir']}` ({r['hub']['status']}; the same files as `riskmodel generate --firms {r['firms']} --seed {r['seed']} "
-        f"--out {r['hub']['dir']}`). Models trained by `riskmodel.train.train_generated` (default out-of-time cut, features "
+        f"--approval-policy {APPROVAL_POLICY} --out {r['hub']['dir']}`: every application granted). Models trained by `riskmodel.train.train_generated` (default out-of-time cut, features "
         "from the hub's cache) into a throwaway SQLite MLflow store, loaded back from the registry and scored on the test rows.",
         "",
         f"{r['firms']:,} firms, seed {r['seed']}; cut {r['cut_date']}: {r['n_train']:,} training and {r['n_test']:,} test "

@@ -75,11 +75,15 @@ class Column(BaseModel):
     # A date fixed in advance and known when the row is published (a certificate's expiry): it may lie
     # after the dataset's snapshot date, unlike every other date.
     scheduled: bool = False
+    # A column a file may lack (a hub that does not record it): read as all null. Only for nullable columns.
+    optional: bool = False
 
     @model_validator(mode="after")
     def _categories_only_for_category(self) -> Column:
         if (self.categories is not None) != (self.dtype == "category"):
             raise ValueError(f"column {self.name}: categories must be given exactly for dtype 'category'")
+        if self.optional and not self.nullable:
+            raise ValueError(f"column {self.name}: an optional column must be nullable (it reads as null when absent)")
         return self
 
 
@@ -344,6 +348,8 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column(name="term_months", dtype="int", grade="L2", min=1, max=120, unit="months", description="term requested"),
                 Column(name="product", dtype="category", grade="L2", categories=PRODUCTS, description="loan product"),
                 _money("collateral_value", "value of collateral and guarantees offered", grade="L3"),
+                Column(name="approved", dtype="bool", grade="L3", nullable=True, optional=True,
+                       description="the bank's decision: true if granted; outcomes exist only for granted loans (null or absent: not recorded)"),
                 _available("the application date"),
             ),
         ),
@@ -479,7 +485,10 @@ def validate_frame(
     violations: list[Violation] = []
     reasons: list[pd.DataFrame] = []
 
-    missing = [c for c in schema.column_names if c not in df.columns]
+    missing = [c.name for c in schema.columns if c.name not in df.columns and not c.optional]
+    absent = [c.name for c in schema.columns if c.name not in df.columns and c.optional]
+    if absent:
+        df = df.assign(**{c: pd.Series(pd.NA, index=df.index, dtype="object") for c in absent})
     extra = [c for c in df.columns if c not in schema.column_names]
     for c in missing:
         violations.append(Violation(schema.name, file, c, "required column is missing (add it or check the file)", len(df)))

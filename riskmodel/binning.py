@@ -145,15 +145,28 @@ class Bins:
         )
 
 
-def prebin_splits(xv: np.ndarray, max_prebins: int) -> np.ndarray:
-    """Split values of the quantile pre-bins of the non-missing values ``xv``: up to
-    ``max_prebins`` bins, one per distinct value when there are no more than that."""
+def weighted_quantile_higher(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(x, q, method="higher")`` of the sample in which value ``x[i]`` appears ``w[i]``
+    times (exact for whole-number weights; rows of weight 0 count for nothing)."""
+    o = np.argsort(x, kind="stable")
+    x, c = x[o], np.cumsum(w[o])
+    k = np.ceil(np.asarray(q) * (c[-1] - 1))  # position in the repeated sample, 0-based
+    return x[np.minimum(np.searchsorted(c, k, side="right"), len(x) - 1)]
+
+
+def prebin_splits(xv: np.ndarray, max_prebins: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Split values of the quantile pre-bins of the non-missing values ``xv`` (each counted
+    ``weights`` times when given): up to ``max_prebins`` bins, one per distinct value when there
+    are no more than that."""
+    if weights is not None:
+        xv, weights = xv[weights > 0], weights[weights > 0]
     if len(xv) == 0:
         return np.empty(0)
     uniq = np.unique(xv)
     if len(uniq) <= max_prebins:
         return uniq[1:]
-    q = np.quantile(xv, np.linspace(0, 1, max_prebins + 1)[1:-1], method="higher")
+    qs = np.linspace(0, 1, max_prebins + 1)[1:-1]
+    q = np.quantile(xv, qs, method="higher") if weights is None else weighted_quantile_higher(xv, weights, qs)
     splits = np.unique(q)
     return splits[splits > uniq[0]]
 
@@ -273,8 +286,10 @@ class VariableBinning:
         return self.woe_lookup()[self.bin_index(values)]
 
     def table(self) -> pd.DataFrame:
-        count = self.count.astype("int64")
-        event = self.event.astype("int64")
+        """One row per bin; counts are whole numbers unless the binning was fitted with weights."""
+        whole = bool(np.all(self.count == np.round(self.count)) and np.all(self.event == np.round(self.event)))
+        count = self.count.astype("int64") if whole else self.count
+        event = self.event.astype("int64") if whole else self.event
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, event / np.maximum(count, 1), np.nan)
         return pd.DataFrame(
@@ -315,6 +330,10 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
     smoothing : float, default 0.5
         Pseudo-count added to events and non-events of each bin for the WoE.
 
+    ``fit(X, y, sample_weight=None)``: with weights, every count (pre-bin quantiles, bin sizes,
+    events, category shares) counts row ``i`` ``sample_weight[i]`` times, so whole-number weights
+    give the bins of the data with each row repeated that many times.
+
     Attributes
     ----------
     bins_ : dict name -> VariableBinning
@@ -338,7 +357,7 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
         self.smoothing = smoothing
 
     # ---- fit --------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y) -> "MonotonicBinner":
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "MonotonicBinner":
         if not isinstance(X, pd.DataFrame):
             raise BinningError("MonotonicBinner needs a pandas DataFrame with named columns")
         y = np.asarray(y)
@@ -349,17 +368,22 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
         if self.unknown_direction not in ("auto", "free"):
             raise BinningError(f"unknown_direction must be 'auto' or 'free', got {self.unknown_direction!r}")
         y = y.astype("float64")
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype="float64")
+            if w.shape != y.shape or not np.all(np.isfinite(w)) or (w < 0).any():
+                raise BinningError(f"sample_weight must hold one finite, non-negative number per row of X ({len(X)}), got shape {w.shape}")
         directions = dict(self.directions or {})
         self.bins_: dict[str, VariableBinning] = {}
         for name in X.columns:
             col = X[name]
             if is_categorical(col):
-                vb = self._fit_categorical(str(name), col, y)
+                vb = self._fit_categorical(str(name), col, y, w)
             else:
                 d = directions.get(name, 0)
                 if d not in (-1, 0, 1):
                     raise BinningError(f"direction of {name!r} must be -1, 0 or +1, got {d!r}")
-                vb = self._fit_numeric(str(name), col.to_numpy(dtype="float64", na_value=np.nan), y, int(d))
+                vb = self._fit_numeric(str(name), col.to_numpy(dtype="float64", na_value=np.nan), y, int(d), w)
             self.bins_[str(name)] = vb
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         return self
@@ -376,47 +400,57 @@ class MonotonicBinner(TransformerMixin, BaseEstimator):
             event=event, woe=woe, iv_terms=iv_terms, missing_seen=missing_count > 0, **kw,
         )
 
-    def _fit_numeric(self, name: str, x: np.ndarray, y: np.ndarray, direction: int) -> VariableBinning:
-        n = len(x)
+    def _fit_numeric(self, name: str, x: np.ndarray, y: np.ndarray, direction: int, w: np.ndarray | None = None) -> VariableBinning:
         miss = np.isnan(x)
         xv, yv = x[~miss], y[~miss]
+        wv = None if w is None else w[~miss]
+        n = float(len(x)) if w is None else float(w.sum())
         # all later steps merge adjacent pre-bins, so they work on per-bin counts, not on rows
-        splits = prebin_splits(xv, self.max_prebins)
+        splits = prebin_splits(xv, self.max_prebins, wv)
         idx = np.searchsorted(splits, xv, side="right")
         k = len(splits) + 1
-        bins = Bins(splits, np.bincount(idx, minlength=k).astype("float64"), np.bincount(idx, weights=yv, minlength=k))
+        if wv is None:
+            bins = Bins(splits, np.bincount(idx, minlength=k).astype("float64"), np.bincount(idx, weights=yv, minlength=k))
+            missing = (float(miss.sum()), float(y[miss].sum()))
+        else:
+            bins = Bins(splits, np.bincount(idx, weights=wv, minlength=k), np.bincount(idx, weights=wv * yv, minlength=k))
+            missing = (float(w[miss].sum()), float((w * y)[miss].sum()))
         bins, used = merge_bins(bins, direction, n, min_bin_share=self.min_bin_share, smoothing=self.smoothing, unknown_direction=self.unknown_direction)
         return self._finish(
-            name, "numeric", used, numeric_labels(bins.splits), bins.count, bins.event,
-            float(miss.sum()), float(y[miss].sum()), splits=bins.splits,
+            name, "numeric", used, numeric_labels(bins.splits), bins.count, bins.event, *missing, splits=bins.splits,
         )
 
-    def _fit_categorical(self, name: str, col: pd.Series, y: np.ndarray) -> VariableBinning:
+    def _fit_categorical(self, name: str, col: pd.Series, y: np.ndarray, w: np.ndarray | None = None) -> VariableBinning:
         isna = col.isna().to_numpy()
-        s = col.astype(str)[~isna]
-        yv = y[~isna]
-        n = len(col)
-        counts = s.value_counts()
+        w_all = np.ones(len(col)) if w is None else w
+        keep = ~isna & (w_all > 0)
+        s = col.astype(str)[keep]
+        yv, wv = y[keep], w_all[keep]
+        n = float(w_all.sum())
+        # per category: weighted events ("sum") and rows ("count"); plain counts without weights
+        stats = pd.DataFrame({"cat": s.to_numpy(), "y": yv * wv, "w": wv}).groupby("cat", sort=True).agg(sum=("y", "sum"), count=("w", "sum"))
+        counts = stats["count"].sort_values(ascending=False, kind="mergesort")
         frequent = counts[counts >= self.min_category_share * n].index.tolist()
         rare = [c for c in counts.index if c not in set(frequent)]
-        stats = pd.DataFrame({"cat": s.to_numpy(), "y": yv}).groupby("cat", sort=True)["y"].agg(["sum", "count"])
         groups: list[tuple[str, float, float, list[str]]] = [
             (c, float(stats.loc[c, "count"]), float(stats.loc[c, "sum"]), [c]) for c in frequent
         ]
-        if rare:
-            groups.append((OTHER_LABEL, float(stats.loc[rare, "count"].sum()), float(stats.loc[rare, "sum"].sum()), rare))
+        if rare:  # a category of the data may itself be called "other": the pooled bin is then "(other)"
+            pooled = OTHER_LABEL if OTHER_LABEL not in frequent else f"({OTHER_LABEL})"
+            groups.append((pooled, float(stats.loc[rare, "count"].sum()), float(stats.loc[rare, "sum"].sum()), rare))
         a = self.smoothing  # order by smoothed rate, i.e. by WoE
         groups.sort(key=lambda g: ((g[2] + a) / (g[1] + 2 * a), g[0]))
         labels = [g[0] for g in groups]
+        position = {g[3][0]: i for i, g in enumerate(groups) if g[3] is not rare}
         categories = sorted(frequent)
-        category_bin = np.asarray([labels.index(c) for c in categories], dtype="int64")
-        other_bin = labels.index(OTHER_LABEL) if rare else None
+        category_bin = np.asarray([position[c] for c in categories], dtype="int64")
+        other_bin = next(i for i, g in enumerate(groups) if g[3] is rare) if rare else None
         if rare:  # rare categories seen in training are known and map to the other bin
             categories = categories + sorted(rare)
             category_bin = np.append(category_bin, np.full(len(rare), other_bin, dtype="int64"))
         return self._finish(
             name, "categorical", 0, labels, [g[1] for g in groups], [g[2] for g in groups],
-            float(isna.sum()), float(y[isna].sum()),
+            float(w_all[isna].sum()), float((w_all * y)[isna].sum()),
             categories=categories, category_bin=category_bin, other_bin=other_bin,
         )
 

@@ -92,12 +92,13 @@ def generate_cmd(
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed and options give byte-identical files"),
     start: str = typer.Option("2021-01", "--start", help="first month of the data window, YYYY-MM"),
     end: str = typer.Option("2025-12", "--end", help="last month of the data window (the snapshot), YYYY-MM"),
-    default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of labelled applications, 0.01 to 0.08"),
+    default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of all applications whose 12-month window closed (through the door, as if all were granted), 0.01 to 0.08"),
+    approval_policy: str = typer.Option("traditional", "--approval-policy", help="the bank's approval policy: traditional (collateral and statements), tech_aware (adds certificates and invention patents) or none (every application granted); only approved applications get outcomes"),
 ) -> None:
     """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
     from synthetic import GeneratorParams, generate
 
-    params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate)
+    params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate, approval_policy=approval_policy)
     manifest = generate(params, out)
     _echo_json(
         {
@@ -106,6 +107,8 @@ def generate_cmd(
             "rows": manifest["rows"],
             "labelled_applications": manifest["labelled_applications"],
             "default_rate_observed": manifest["default_rate_observed"],
+            "approval_policy": params.approval_policy,
+            "approval_rate": manifest["approval"]["rates"]["all"]["rate"],
         }
     )
 
@@ -204,6 +207,7 @@ def train(
     keep_column: Optional[list[str]] = typer.Option(None, "--keep-column", help="bring your own: use this column as a feature although it looks like an identifier or a date (repeatable)"),
     name: Optional[str] = typer.Option(None, "--name", help="registered model name (default riskmodel-<model>)"),
     seed: int = typer.Option(42, "--seed", help="random seed of the estimator"),
+    reject_inference: Optional[str] = typer.Option(None, "--reject-inference", help="with --data: also learn from the applications the bank declined before the cut: reweight | augment | self_label (docs/reject_inference.md)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Train a model, evaluate it out of time, log it to MLflow and register it."""
@@ -225,10 +229,10 @@ def train(
             raise UserError("--keep-column applies to --features/--test only; with --data the features come from the feature catalog")
         if directions is not None:
             raise UserError("--directions applies to --features/--test only; with --data the directions come from the feature catalog")
-        summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed)
+        summary = training.train(data, model, experiment, features=features, test=test, target=target, cut=cut, features_file=features_file, registered_name=name, seed=seed, reject_inference=reject_inference)
     else:
         summary = training.train(None, model, experiment, features=features, test=test, target=target, directions_file=directions,
-                                 keep_columns=keep_column or (), registered_name=name, seed=seed)
+                                 keep_columns=keep_column or (), registered_name=name, seed=seed, reject_inference=reject_inference)
     if as_json:
         _echo_json(summary)
         return
@@ -240,6 +244,16 @@ def train(
     typer.echo(f"test: {line}" + (f"  (oracle AUC {summary['oracle_auc']:.4f})" if summary.get("oracle_auc") is not None else ""))
     if "features_cache" in summary:
         typer.echo(f"features: {summary['features_cache']['status']} ({summary['features_cache']['path']})")
+    if summary.get("reject_inference"):
+        ri = summary["reject_inference"]
+        typer.echo(f"reject inference: {ri['method']} with {ri['n_rejected']:,} declined applications beside {ri['n_accepted']:,} granted loans")
+    ttd = summary.get("through_the_door")
+    if ttd:
+        typer.echo(f"through the door ({ttd['note']}):")
+        for r in ttd["populations"]:
+            if r["n"]:
+                auc = "-" if r["auc"] is None else f"{r['auc']:.4f}"
+                typer.echo(f"  {r['population']:<12} {r['n']:>7,} applications, default rate {r['default_rate']:.4f}, mean PD {r['mean_pd']:.4f}, AUC {auc}")
     for seg in summary.get("low_auc_segments", []):
         typer.echo(f"warning: segment {seg['segment']}={seg['value']} ({seg['count']} rows) has AUC {seg['auc']:.3f} < 0.65")
     for col, info in (summary.get("columns") or {}).items():  # bring your own: every column not used as is

@@ -8,7 +8,9 @@ steps, done here and nowhere else:
    ``DIR/cache/features-<data fingerprint>-<feature code version>.parquet``;
 2. the outcomes joined on ``application_id`` (ids compared as strings, at most one outcome per
    application and one feature row per application, else a :class:`UserError`), dates parsed;
-3. the out-of-time split by application date (:func:`riskmodel.evaluation.oot_split`).
+3. the out-of-time split by application date (:func:`riskmodel.evaluation.oot_split`);
+4. the bank's own record of every application (:func:`decisions`): whether it was approved and
+   whether it was the firm's first, which reject inference and the through-the-door evaluation use.
 
 The cache key is content, never a name: the **data fingerprint** is a sha256 over the bytes of
 ``manifest.json`` and of every table file (``<table>.parquet``), and the **feature code version**
@@ -48,7 +50,7 @@ import pandas as pd
 
 from features.build import build_features
 from features.catalog import catalog as build_catalog, feature_code_version
-from features.contract import CATALOG_COLUMNS, DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, TARGET
+from features.contract import CATALOG_COLUMNS, DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, STARTUP, TARGET
 from features.errors import OutputError
 from features.files import AtomicOutput, write_text
 from features.tables import TABLE_NAMES, load_tables, read_table
@@ -380,6 +382,46 @@ def split(labelled: pd.DataFrame, cut: str | pd.Timestamp | None = None, test_sh
         raise UserError(f"out-of-time split: {exc}") from None
 
 
+def decisions(applications: pd.DataFrame) -> pd.DataFrame:
+    """The bank's record of each application: ``application_id``, ``approved`` (nullable boolean:
+    True granted, False rejected, NA not recorded; all NA when the table has no ``approved``
+    column) and ``first_application`` (no earlier application of the firm in the table)."""
+    ids = applications[KEY].astype("string")
+    if "approved" in applications.columns:
+        approved = applications["approved"].astype("boolean")
+    else:
+        approved = pd.Series(pd.NA, index=applications.index, dtype="boolean")
+    order = pd.DataFrame({FIRM: applications[FIRM].astype("string"), DATE: pd.to_datetime(applications[DATE]), KEY: ids})
+    order = order.sort_values([FIRM, DATE, KEY], kind="mergesort")
+    first = ~order[FIRM].duplicated()
+    return pd.DataFrame({
+        KEY: ids.to_numpy(),
+        "approved": approved.to_numpy(),
+        "first_application": first.reindex(applications.index).to_numpy(dtype=bool),
+    }).astype({KEY: "string", "approved": "boolean"})
+
+
+#: The groups of applicants the through-the-door evaluation reports besides all of them.
+POPULATION_GROUPS = {
+    "approved": "granted by the bank",
+    "rejected": "declined by the bank (no outcome in its book)",
+    "young_first": "first application of a firm under three years (首贷)",
+}
+
+
+def population_groups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks over the rows of ``frame`` (features with the :func:`decisions` columns) for
+    :data:`POPULATION_GROUPS`, from what the bank knows: its decision, the firm's earlier
+    applications and the firm's age (``lifecycle_stage``)."""
+    approved = frame["approved"].astype("boolean")
+    young = frame["lifecycle_stage"].astype("string").eq(STARTUP).fillna(False).to_numpy(dtype=bool) if "lifecycle_stage" in frame.columns else np.zeros(len(frame), dtype=bool)
+    return {
+        "approved": approved.eq(True).fillna(False).to_numpy(dtype=bool),
+        "rejected": approved.eq(False).fillna(False).to_numpy(dtype=bool),
+        "young_first": young & frame["first_application"].to_numpy(dtype=bool),
+    }
+
+
 @dataclass
 class LabelledSet:
     """The labelled training set of a data hub."""
@@ -391,6 +433,26 @@ class LabelledSet:
     cut: pd.Timestamp
     catalog: pd.DataFrame
     info: MatrixInfo
+    decisions: pd.DataFrame | None = None  # :func:`decisions` of every application
+
+    def _with_decisions(self, rows: pd.DataFrame) -> pd.DataFrame:
+        d = self.decisions if self.decisions is not None else decisions(self.features[list(ID_COLUMNS)])
+        out = rows.assign(**{KEY: rows[KEY].astype("string")}).merge(d, on=KEY, how="left", validate="one_to_one")
+        out[DATE] = pd.to_datetime(out[DATE])
+        return out
+
+    def rejected(self) -> pd.DataFrame:
+        """Features of the applications the bank declined before the cut: the unlabelled rows
+        reject inference learns from (they never have an outcome)."""
+        rows = self._with_decisions(self.features)
+        keep = rows["approved"].eq(False).fillna(False).to_numpy(dtype=bool) & (rows[DATE] < self.cut).to_numpy()
+        return rows.loc[keep].reset_index(drop=True)
+
+    def population(self) -> pd.DataFrame:
+        """Features of every application from the cut on, approved or not, with the
+        :func:`decisions` columns: the through-the-door population of the out-of-time window."""
+        rows = self._with_decisions(self.features)
+        return rows.loc[(rows[DATE] >= self.cut).to_numpy()].reset_index(drop=True)
 
 
 def _hub(data_dir: str | Path) -> Path:
@@ -416,10 +478,10 @@ def load_labelled(
     data_dir = _hub(data_dir)
     if not (data_dir / "outcomes.parquet").is_file():
         raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications ({TARGET})")
-    features, catalog, info, tables = _matrix(data_dir, features_file, use_cache, write_cache, need=("outcomes",))
+    features, catalog, info, tables = _matrix(data_dir, features_file, use_cache, write_cache, need=("outcomes", "applications"))
     labelled = join_outcomes(features, tables["outcomes"], data_dir)
     train, test, cut_ts = split(labelled, cut, test_share)
-    return LabelledSet(features, labelled, train, test, cut_ts, catalog, info)
+    return LabelledSet(features, labelled, train, test, cut_ts, catalog, info, decisions(tables["applications"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,6 +714,7 @@ class RunLabelledSet:
     source: str  # "data_hub" (riskmodel train --data) or "byo" (--features/--test)
     manifest: dict | None = None  # the generator's manifest.json, when the hub has one
     truth: pd.DataFrame | None = None  # the generator's true PDs, when the hub has them
+    population: pd.DataFrame | None = None  # every application of the test window, when the hub has a truth (LabelledSet.population)
 
 
 def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.DataFrame | None = None) -> RunLabelledSet:
@@ -667,7 +730,7 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
     run_id, params = info["run_id"], info["params"]
     source = params.get("source", "data_hub")
     target = params.get("target", TARGET)
-    manifest = truth = None
+    manifest = truth = population = None
     if source == "byo":
         if data is not None:
             raise UserError("--data applies to runs trained with --data; a bring-your-own run reads the tables recorded in the run")
@@ -691,7 +754,8 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
         manifest_file = data_dir / "manifest.json"
         manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
         truth = ev.load_truth(data_dir)
-    return RunLabelledSet(train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, source, manifest, truth)
+        population = ls.population() if truth is not None else None
+    return RunLabelledSet(train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, source, manifest, truth, population)
 
 
 def labelled_batch(features: pd.DataFrame, outcomes: pd.DataFrame, target: str, names: tuple[str, str]) -> tuple[pd.DataFrame, dict]:

@@ -14,8 +14,10 @@ Vocabulary
   cut at the reference's quantiles; missing values are a bin of their own; empty bins get a small
   epsilon share so the index stays finite. Bands: < 0.1 stable, 0.1-0.25 watch, > 0.25 act.
 
-Only this module reads ``truth/`` (the generator's latent true PD), to report the oracle AUC: the
-ceiling any model could reach on the same test rows.
+Only this module reads ``truth/`` (the generator's latent true PD and the outcome every applicant
+had or would have had), to report the oracle AUC, the ceiling any model could reach on the same test
+rows, and the through-the-door metrics (:func:`through_the_door`): how the model ranks and
+calibrates every applicant, the ones the bank rejected included. Both exist on generated data only.
 """
 
 from __future__ import annotations
@@ -214,6 +216,30 @@ def paired_bootstrap(y, p_a, p_b, n_boot: int = 1000, seed: int | np.random.Gene
         "share_positive": float((diffs > 0).mean()),
         "n_boot": int(k),
     }
+
+
+def bootstrap_aucs(y, preds: dict[str, np.ndarray], n_boot: int = 1000, seed: int | np.random.Generator = 0) -> dict[str, np.ndarray]:
+    """The AUC of each of several models on the same bootstrap resamples of the rows: ``{name:
+    array of n_boot AUCs}``, resample ``b`` the same rows for every model (drawn as in
+    :func:`paired_bootstrap`; resamples holding one class are skipped, so arrays may be shorter than
+    ``n_boot``). For statistics of several models at once, e.g. the share of a gap between two
+    models that a third one closes."""
+    y, _ = _check_yp(y, np.zeros(np.asarray(y).size))
+    groups = {k: _tie_groups(_check_yp(y, p)[1]) for k, p in preds.items()}
+    out: dict[str, list[float]] = {k: [] for k in preds}
+    if not _both_classes(y):
+        return {k: np.zeros(0) for k in preds}
+    rng = np.random.default_rng(seed)
+    is_bad = y == 1
+    n = y.size
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype("float64")
+        w_bad, w_good = w[is_bad], w[~is_bad]
+        if not w_bad.any() or not w_good.any():
+            continue
+        for k, (g, n_g) in groups.items():
+            out[k].append(_weighted_auc(w_bad, w_good, g[is_bad], g[~is_bad], n_g))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,7 +591,10 @@ def oot_split(
 
 
 def load_truth(data_dir: str | Path | None) -> pd.DataFrame | None:
-    """``truth/truth.parquet`` of a generated dataset (application_id, true_pd, ...), or None.
+    """``truth/truth.parquet`` of a generated dataset, or None: ``application_id``, ``true_pd`` and,
+    when the file has them, ``default_12m`` (the outcome every applicant had or would have had if
+    granted) and ``window_closed`` (its 12 months ended by the snapshot; generators before 1.3.0
+    granted every application and call it ``labelled``).
 
     Evaluation code is the only reader of ``truth/``: features and models never see it.
     """
@@ -578,7 +607,10 @@ def load_truth(data_dir: str | Path | None) -> pd.DataFrame | None:
     if "application_id" not in truth.columns or "true_pd" not in truth.columns:
         log.warning("%s has no application_id/true_pd columns: oracle AUC not computed", path)
         return None
-    return truth[["application_id", "true_pd"]].assign(application_id=lambda t: t["application_id"].astype("string"))
+    if "window_closed" not in truth.columns and "labelled" in truth.columns:
+        truth = truth.assign(window_closed=truth["labelled"])
+    cols = [c for c in ("application_id", "true_pd", "default_12m", "window_closed") if c in truth.columns]
+    return truth[cols].assign(application_id=lambda t: t["application_id"].astype("string"))
 
 
 def oracle_auc(truth: pd.DataFrame | None, application_ids, y) -> float | None:
@@ -593,6 +625,69 @@ def oracle_auc(truth: pd.DataFrame | None, application_ids, y) -> float | None:
     if not ok.all():
         log.warning("truth has no true_pd for %d of %d test rows; oracle AUC uses the rest", int((~ok).sum()), ok.size)
     return auc(np.asarray(y, dtype="float64")[ok], tp.to_numpy(dtype="float64")[ok])
+
+
+TTD_NOTE = "generated data only: rejected applicants' outcomes come from the generator's truth, which no bank has"
+
+
+def truth_outcomes(truth: pd.DataFrame | None, application_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(y, closed, true_pd)`` of the given applications from the truth (:data:`TTD_NOTE`): the
+    outcome each had or would have had if granted (NaN where unknown), whether its 12-month window
+    closed by the snapshot, and its true PD. None without a truth that holds outcomes."""
+    if truth is None or "default_12m" not in truth.columns or "window_closed" not in truth.columns:
+        return None
+    ids = pd.Series(np.asarray(application_ids, dtype=object).ravel()).astype("string")
+    t = truth.drop_duplicates("application_id").set_index("application_id")
+    known = ids.isin(t.index).to_numpy()
+    if not known.all():
+        log.warning("truth has no row for %d of %d applications; they are left out", int((~known).sum()), known.size)
+    row = t.reindex(ids)
+    closed = known & row["window_closed"].fillna(False).to_numpy(dtype=bool)
+    return row["default_12m"].to_numpy(dtype="float64", na_value=np.nan), closed, row["true_pd"].to_numpy(dtype="float64", na_value=np.nan)
+
+
+def through_the_door(truth: pd.DataFrame | None, application_ids, p, groups: dict[str, np.ndarray] | None = None, n_bins: int = 10) -> pd.DataFrame | None:
+    """How PDs ``p`` rank and calibrate every applicant, not only the loans a bank granted
+    (:data:`TTD_NOTE`): one row for all the given applications whose 12-month window closed, and
+    one per named group (a boolean mask over the given rows, e.g. ``rejected``), with the outcome
+    each applicant had or would have had if granted (the truth's ``default_12m``).
+
+    Columns: ``population, n, defaults, default_rate, mean_pd, auc, ece, oracle_auc`` (the true
+    PD's AUC on the same rows). None without a truth that holds outcomes; a group with no row keeps
+    its row with n 0 and NaN metrics."""
+    outcomes = truth_outcomes(truth, application_ids)
+    if outcomes is None:
+        return None
+    y, closed, tp = outcomes
+    ids = pd.Series(np.asarray(application_ids, dtype=object).ravel())
+    p = np.asarray(p, dtype="float64").ravel()
+    masks = {"all": np.ones(ids.size, dtype=bool), **{k: np.asarray(v, dtype=bool).ravel() for k, v in (groups or {}).items()}}
+    rows = []
+    for name, mask in masks.items():
+        m = mask & closed
+        yy, pp = y[m], p[m]
+        rows.append({
+            "population": name, "n": int(m.sum()), "defaults": int(yy.sum()),
+            "default_rate": float(yy.mean()) if m.any() else float("nan"),
+            "mean_pd": float(pp.mean()) if m.any() else float("nan"),
+            "auc": auc(yy, pp) if m.any() else float("nan"),
+            "ece": expected_calibration_error(yy, pp, n_bins) if m.any() else float("nan"),
+            "oracle_auc": auc(yy, tp[m]) if m.any() else float("nan"),
+        })
+    return pd.DataFrame(rows, columns=["population", "n", "defaults", "default_rate", "mean_pd", "auc", "ece", "oracle_auc"])
+
+
+def ttd_metrics(table: pd.DataFrame | None) -> dict[str, float]:
+    """The :func:`through_the_door` table as flat metrics: ``ttd_auc``, ``ttd_ece``, ... for all
+    applicants, ``ttd_<group>_auc`` ... for each group."""
+    if table is None:
+        return {}
+    out = {}
+    for r in table.itertuples(index=False):
+        prefix = "ttd_" if r.population == "all" else f"ttd_{r.population}_"
+        for k in ("n", "defaults", "default_rate", "mean_pd", "auc", "ece", "oracle_auc"):
+            out[f"{prefix}{k}"] = float(getattr(r, k))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -612,6 +707,7 @@ class Evaluation:
     grades: pd.DataFrame | None = None
     grades_monotone: bool | None = None
     oracle_auc: float | None = None
+    through_the_door: pd.DataFrame | None = None  # generated data only (see :func:`through_the_door`)
     extra: dict = field(default_factory=dict)
 
 

@@ -21,9 +21,11 @@ Four models, built by ``make_model(name, directions=None, **params)``:
     contributions and PD are an ``np.searchsorted`` per column: millions of rows per second.
 
 Common contract (team contract 4)
-    * ``fit(X, y)``: ``X`` a DataFrame (numeric columns float, NaN allowed; string/category columns
-      are categorical) or a numeric array; ``y`` in {0, 1} with 1 = default. Validation happens in
-      one place (``_CreditEstimator._validate``) and raises :class:`ModelInputError`, which is both a
+    * ``fit(X, y, sample_weight=None)``: ``X`` a DataFrame (numeric columns float, NaN allowed;
+      string/category columns are categorical) or a numeric array; ``y`` in {0, 1} with 1 = default;
+      ``sample_weight`` one non-negative number per row (row ``i`` counts ``sample_weight[i]`` times:
+      reject inference's reweighting and augmentation use it). Validation happens in one place
+      (``_CreditEstimator._validate``) and raises :class:`ModelInputError`, which is both a
       ``riskmodel.errors.UserError`` (one-line CLI message) and a ``ValueError`` (scikit-learn).
     * ``predict_proba(X)[:, 1]`` is the PD; ``decision_function(X)`` its log-odds.
     * ``contributions(X)`` -> DataFrame (rows of X x ``feature_names_in_``) of additive log-odds
@@ -43,7 +45,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from riskmodel import config
 from riskmodel.binning import MonotonicBinner, category_codes, is_categorical
@@ -61,6 +63,31 @@ class ModelInputError(UserError, ValueError):
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    """Median of the non-missing ``x`` when row ``i`` counts ``w[i]`` times: for whole-number weights
+    exactly ``np.median`` of the repeated values; NaN when no row with weight is left."""
+    ok = ~np.isnan(x) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    o = np.argsort(x[ok], kind="stable")
+    xs, c = x[ok][o], np.cumsum(w[ok][o])
+    half = c[-1] / 2.0
+    lo = xs[min(np.searchsorted(c, half, side="left"), len(xs) - 1)]
+    hi = xs[min(np.searchsorted(c, half, side="right"), len(xs) - 1)]
+    return float((lo + hi) / 2.0)
+
+
+def _corr(frame: pd.DataFrame, w: np.ndarray | None) -> pd.DataFrame:
+    """Pearson correlations of the columns (weighted when ``w`` is given); 0 where undefined."""
+    if w is None:
+        return frame.corr().fillna(0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.cov(frame.to_numpy(dtype="float64"), rowvar=False, aweights=w)
+        d = np.sqrt(np.diag(c))
+        r = c / np.outer(d, d)
+    return pd.DataFrame(np.nan_to_num(r, nan=0.0), index=frame.columns, columns=frame.columns)
 
 
 def _check_directions(directions) -> dict:
@@ -195,20 +222,40 @@ class _CreditEstimator(ClassifierMixin, BaseEstimator):
             if X[c].nunique(dropna=True) <= 1:
                 log.warning("feature %r is constant in training; it cannot affect the model", c)
 
+    def _check_weights(self, sample_weight, X: pd.DataFrame, y: np.ndarray) -> np.ndarray | None:
+        """``sample_weight`` as float64 (None stays None): one finite, non-negative number per row,
+        not all zero, with weight on both classes."""
+        if sample_weight is None:
+            return None
+        try:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        except ValueError as exc:
+            raise ModelInputError(f"sample_weight: {exc}; pass one non-negative number per row") from None
+        for cls in (0, 1):
+            if not w[y == cls].sum() > 0:
+                raise ModelInputError(
+                    f"sample_weight is zero on every row of class {cls}; a classifier needs weight on both "
+                    "defaults (1) and non-defaults (0)"
+                )
+        return w
+
     # ---- public API ------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` and ``y`` (1 = default); ``sample_weight``: row ``i`` counts
+        ``sample_weight[i]`` times (None: every row once)."""
         if y is None:
             raise ModelInputError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None; pass y (1 = default)"
             )
         X, y = self._validate(X, y, reset=True)
+        w = self._check_weights(sample_weight, X, y)
         self._check_fit_columns(X)
         self.feature_range_ = {
             c: (float(np.nanmin(X[c])), float(np.nanmax(X[c]))) for c in self.columns_ if self.kinds_[c] == "numeric"
         }
         self.classes_ = np.array([0, 1])
         self.directions_ = _check_directions(self.directions)
-        self._fit(X, y)
+        self._fit(X, y, w)
         return self
 
     def contributions(self, X, check_input: bool = True) -> pd.DataFrame:
@@ -250,7 +297,8 @@ class FinancialBaseline(_CreditEstimator):
 
     Numeric columns: median imputation, a missing indicator for each column with missing values in
     training, standardisation. String columns: one-hot, categories rarer than ``min_category_share``
-    (and unseen ones) grouped into "other", missing as its own level. L2-regularised (``C``).
+    (and unseen ones) grouped into "(other)", missing as its own level "(missing)" (a category of
+    the data that bears one of these names is still its own level). L2-regularised (``C``).
 
     Contributions: ``coef * (z - mean_train(z))`` summed over the design columns of each feature;
     all design columns are standardised, so the reference is the training mean of every column
@@ -278,41 +326,48 @@ class FinancialBaseline(_CreditEstimator):
                 if c in self.indicators_:
                     cols.append(miss.astype("float64")[:, None])
             else:
-                levels = self.levels_[c]
+                levels = self.levels_[c]  # the known categories, then the pooled "(other)" and "(missing)" levels
                 s = X[c]
                 isna = s.isna().to_numpy()
-                codes = category_codes(s, levels)
-                codes = np.where(codes < 0, levels.index("other"), codes)
-                codes = np.where(isna, levels.index("(missing)"), codes)
+                codes = category_codes(s, levels[:-2])
+                codes = np.where(codes < 0, len(levels) - 2, codes)
+                codes = np.where(isna, len(levels) - 1, codes)
                 cols.append((codes[:, None] == np.arange(len(levels))).astype("float64"))
         return np.hstack(cols)
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
         return (self._raw_design(X) - self.mean_) / self.scale_
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        self.medians_ = {c: float(np.nanmedian(X[c])) for c in self.columns_ if self.kinds_[c] == "numeric"}
+        if w is None:
+            self.medians_ = {c: float(np.nanmedian(X[c])) for c in self.columns_ if self.kinds_[c] == "numeric"}
+        else:
+            self.medians_ = {c: _weighted_median(X[c].to_numpy(dtype="float64"), w) for c in self.columns_ if self.kinds_[c] == "numeric"}
         self.indicators_ = [c for c in self.medians_ if X[c].isna().any()]
         self.levels_ = {}
-        n = len(X)
+        n = len(X) if w is None else float(w.sum())
         owner = []
         for j, c in enumerate(self.columns_):
             if self.kinds_[c] == "categorical":
-                counts = X[c].dropna().astype(str).value_counts()
+                if w is None:
+                    counts = X[c].dropna().astype(str).value_counts()
+                else:
+                    ok = X[c].notna().to_numpy()
+                    counts = pd.Series(w[ok]).groupby(X[c][ok].astype(str).to_numpy()).sum()
                 frequent = sorted(counts[counts >= self.min_category_share * n].index.tolist())
-                self.levels_[c] = [*frequent, "other", "(missing)"]
+                self.levels_[c] = [*frequent, "(other)", "(missing)"]
                 owner.extend([j] * len(self.levels_[c]))
             else:
                 owner.extend([j] * (2 if c in self.indicators_ else 1))
         R = self._raw_design(X)
-        self.mean_ = R.mean(axis=0)
-        scale = R.std(axis=0)
+        self.mean_ = np.average(R, axis=0, weights=w)
+        scale = np.sqrt(np.average((R - self.mean_) ** 2, axis=0, weights=w))
         self.scale_ = np.where(scale > 0, scale, 1.0)
         Z = (R - self.mean_) / self.scale_
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        lr.fit(Z, y)
+        lr.fit(Z, y, sample_weight=w)
         self.n_iter_ = int(lr.n_iter_[0])
         owner = np.asarray(owner, dtype="int64")
         self.owner_ = owner
@@ -414,13 +469,14 @@ class Scorecard(_CreditEstimator):
         self.base_odds = base_odds
         self.pdo = pdo
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression
 
         if self.reference not in ("neutral", "best"):
             raise ModelInputError(f"reference must be 'neutral' or 'best', got {self.reference!r}")
         self.scaling_ = PDOScaling(self.base_score, self.base_odds, self.pdo)
-        n_events = float(y.sum())
+        n_events = float(y.sum()) if w is None else float((w * y).sum())
+        n_rows = len(y) if w is None else float(w.sum())
         if self.min_bin_share == "auto":  # about 100 defaults per bin, between 2% and 5% of rows
             self.min_bin_share_ = float(np.clip(100.0 / max(n_events, 1.0), 0.02, 0.05))
         elif isinstance(self.min_bin_share, (int, float)) and 0 < self.min_bin_share < 0.5:
@@ -433,10 +489,10 @@ class Scorecard(_CreditEstimator):
             min_bin_share=self.min_bin_share_,
             min_category_share=self.min_category_share,
             unknown_direction=self.unknown_direction,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=w)
         W = self.binner_.transform(X)
         self.iv_ = self.binner_.iv()
-        self.min_iv_ = self._iv_thresholds(len(y), n_events)
+        self.min_iv_ = self._iv_thresholds(n_rows, n_events)
         self.dropped_: dict[str, str] = {}
         candidates = [c for c in self.iv_.index if self.iv_[c] >= self.min_iv_[c]]
         for c in self.iv_.index:
@@ -448,7 +504,7 @@ class Scorecard(_CreditEstimator):
             candidates = [best]
             self.dropped_.pop(best, None)
         kept: list[str] = []
-        corr = W[candidates].corr().fillna(0.0) if len(candidates) > 1 else None
+        corr = _corr(W[candidates], w) if len(candidates) > 1 else None
         for c in candidates:
             clash = [k for k in kept if abs(corr.loc[c, k]) > self.max_corr] if corr is not None else []
             if clash:
@@ -457,7 +513,7 @@ class Scorecard(_CreditEstimator):
                 kept.append(c)
         while True:
             lr = LogisticRegression(C=self.C, max_iter=2000)
-            lr.fit(W[kept].to_numpy(), y)
+            lr.fit(W[kept].to_numpy(), y, sample_weight=w)
             coef = lr.coef_[0]
             if not self.sign_check or coef.min() > 0 or len(kept) == 1:
                 break
@@ -469,7 +525,7 @@ class Scorecard(_CreditEstimator):
             log.warning("scorecard: the only remaining feature %r has coefficient %.4g <= 0", kept[0], coef[0])
         self._set_model(kept, coef, float(lr.intercept_[0]))
 
-    def _iv_thresholds(self, n: int, n_events: float) -> pd.Series:
+    def _iv_thresholds(self, n: float, n_events: float) -> pd.Series:
         """Minimum IV per feature. A number applies to all. ``"auto"``: the conventional 0.02, lowered
         on large samples to the IV a feature with no signal would exceed only 0.1% of the time.
 
@@ -588,6 +644,11 @@ class Scorecard(_CreditEstimator):
 #: thresholds at ``-LGB_ZERO_THRESHOLD`` and ``+LGB_ZERO_THRESHOLD`` around the zero bin of any
 #: feature with values on both sides of zero.
 LGB_ZERO_THRESHOLD = float(np.float32(1e-35))
+CV_BELOW_ROWS = 10_000  # early_stopping="auto": rounds by k-fold CV below this many rows, by one held-out share from it
+CV_FOLDS = 5
+DEFAULTS_PER_LEAF = 40  # num_leaves="auto": at most one leaf per this many defaults in the training data
+DEFAULTS_PER_MIN_LEAF = 5  # min_child_samples="auto": a leaf holds at least the rows expected to carry this many defaults
+MIN_LEAF_ROWS = 20
 
 
 def _interval_probes(t: np.ndarray) -> np.ndarray:
@@ -608,26 +669,44 @@ def _interval_probes(t: np.ndarray) -> np.ndarray:
 
 
 class _LGBMBase(_CreditEstimator):
-    """Shared LightGBM plumbing: matrix building (categories -> codes), training, early stopping.
+    """Shared LightGBM plumbing: matrix building (categories -> codes), training, and the complexity
+    chosen from the data, so a small book with few defaults gets a small model.
 
-    String/category columns: categories are stored at fit; unseen categories and missing values
-    become NaN (LightGBM's missing branch). ``early_stopping="auto"`` holds out
-    ``validation_fraction`` (stratified) when there are at least 10,000 rows and stops after
-    ``n_iter_no_change`` rounds without a better validation log loss; the model keeps the best
-    iteration and is not refitted on the held-out rows.
+    * Rounds (``early_stopping="auto"``): below ``CV_BELOW_ROWS`` (10,000) rows, stratified
+      ``CV_FOLDS``-fold cross-validation picks the round after which the mean held-out log loss
+      stopped improving for ``n_iter_no_change`` rounds, and the model is refitted on every row with
+      that many rounds; from 10,000 rows one stratified ``validation_fraction`` is held out and the
+      best iteration kept (not refitted). ``"cv"`` always cross-validates, ``True`` always holds out,
+      ``False`` fits ``n_estimators`` rounds.
+    * Leaves (``num_leaves="auto"``): one per ``DEFAULTS_PER_LEAF`` (40) defaults, between 2 and
+      ``max_leaves`` (15 for ``gbm_monotone``, 8 for ``gbm_additive``).
+    * Leaf size (``min_child_samples="auto"``): the rows expected to hold ``DEFAULTS_PER_MIN_LEAF``
+      (5) defaults at the training default rate, at least ``MIN_LEAF_ROWS`` (20) and at most a
+      quarter of the rows. (German credit, 30% bad: 20 rows; a 3% book: 167 rows.)
+    * Categories: every split on a text column is one category against the rest (LightGBM's
+      one-vs-rest, ``max_cat_to_onehot`` above the column's category count). LightGBM's default
+      many-versus-many split sorts the categories by their own default rate and cuts the sorted
+      list, which on a few hundred defaults fits noise: on credit_data thinned to 6% bad with a
+      profile column of 384 levels it cost gbm_additive 0.03 AUC (benchmarks/bench_small_books.py).
+
+    With sample weights the defaults and the default rate are weighted. The values used are in
+    ``num_leaves_``, ``min_child_samples_`` and ``n_iter_`` after fitting. String/category columns:
+    categories are stored at fit; unseen categories and missing values become NaN (LightGBM's
+    missing branch).
     """
 
     enforces_directions = True
     _additive = False
+    max_leaves = 15
 
     def __init__(
         self,
         directions=None,
         n_estimators: int = 400,
         learning_rate: float = 0.05,
-        num_leaves: int = 15,
+        num_leaves="auto",
         max_depth: int = -1,
-        min_child_samples: int = 50,
+        min_child_samples="auto",
         reg_lambda: float = 1.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
@@ -667,9 +746,9 @@ class _LGBMBase(_CreditEstimator):
         params = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
+            "num_leaves": self.num_leaves_,
             "max_depth": self.max_depth,
-            "min_data_in_leaf": self.min_child_samples,
+            "min_data_in_leaf": self.min_child_samples_,
             "lambda_l2": self.reg_lambda,
             "bagging_fraction": self.subsample,
             "bagging_freq": 1 if self.subsample < 1 else 0,
@@ -682,32 +761,39 @@ class _LGBMBase(_CreditEstimator):
             "verbosity": -1,
             "min_data_per_group": 20,
             "cat_smooth": 10.0,
+            "max_cat_to_onehot": max([4, *(len(v) + 1 for v in self.categories_.values())]),
         }
         if self._additive:
             params["interaction_constraints"] = [[j] for j in range(len(self.columns_))]
         return params
 
-    def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None = None) -> None:
         import lightgbm as lgb
 
-        if self.early_stopping not in ("auto", True, False):
-            raise ModelInputError(f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}")
+        if self.early_stopping not in ("auto", "cv", True, False):
+            raise ModelInputError(f"early_stopping must be 'auto', 'cv', True or False, got {self.early_stopping!r}")
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in self.columns_ if self.kinds_[c] == "categorical"
         }
+        self.num_leaves_, self.min_child_samples_ = self._complexity(y, w)
         M = self._matrix(X)
         names = [f"f{j}" for j in range(M.shape[1])]  # LightGBM-safe names; mapped back by position
         cat_idx = [j for j, c in enumerate(self.columns_) if self.kinds_[c] == "categorical"]
         params = self._lgb_params()
-        stop = self.early_stopping is True or (self.early_stopping == "auto" and len(y) >= 10_000)
-        if stop:
+        cv = self.early_stopping == "cv" or (self.early_stopping == "auto" and len(y) < CV_BELOW_ROWS)
+        stop = self.early_stopping is True or (self.early_stopping == "auto" and len(y) >= CV_BELOW_ROWS)
+        if cv:
+            rounds = self._cv_rounds(params, M, y, w, names, cat_idx)
+            dtr = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            booster = lgb.train(params, dtr, num_boost_round=rounds)
+        elif stop:
             from sklearn.model_selection import train_test_split
 
             tr, va = train_test_split(
                 np.arange(len(y)), test_size=self.validation_fraction, random_state=self.random_state, stratify=y
             )
-            dtr = lgb.Dataset(M[tr], y[tr], feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
-            dva = lgb.Dataset(M[va], y[va], reference=dtr)
+            dtr = lgb.Dataset(M[tr], y[tr], weight=None if w is None else w[tr], feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            dva = lgb.Dataset(M[va], y[va], weight=None if w is None else w[va], reference=dtr)
             booster = lgb.train(
                 params, dtr, num_boost_round=self.n_estimators, valid_sets=[dva],
                 callbacks=[lgb.early_stopping(self.n_iter_no_change, verbose=False)],
@@ -715,12 +801,45 @@ class _LGBMBase(_CreditEstimator):
             best = booster.best_iteration or self.n_estimators
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         else:
-            dtr = lgb.Dataset(M, y, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+            dtr = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
             booster = lgb.train(params, dtr, num_boost_round=self.n_estimators)
         self.booster_ = booster
         self.n_iter_ = booster.num_trees()
         self.base_value_ = float(booster.predict(M[:1], pred_contrib=True)[0, -1])
         self._post_fit(X, M)
+
+    def _complexity(self, y: np.ndarray, w: np.ndarray | None) -> tuple[int, int]:
+        """``(num_leaves, min_child_samples)``: the given values, or "auto" from the (weighted)
+        number of defaults and default rate (class docstring)."""
+        n = float(len(y)) if w is None else float(w.sum())
+        defaults = float(y.sum()) if w is None else float((w * y).sum())
+        leaves, leaf_rows = self.num_leaves, self.min_child_samples
+        if leaves == "auto":
+            leaves = int(np.clip(defaults // DEFAULTS_PER_LEAF, 2, self.max_leaves))
+        elif isinstance(leaves, bool) or not isinstance(leaves, (int, np.integer)) or leaves < 2:
+            raise ModelInputError(f"num_leaves must be 'auto' or a whole number >= 2, got {leaves!r}")
+        if leaf_rows == "auto":
+            rate = max(defaults / max(n, 1e-12), 1e-12)
+            leaf_rows = int(min(max(MIN_LEAF_ROWS, np.ceil(DEFAULTS_PER_MIN_LEAF / rate)), max(MIN_LEAF_ROWS, len(y) // 4)))
+        elif isinstance(leaf_rows, bool) or not isinstance(leaf_rows, (int, np.integer)) or leaf_rows < 1:
+            raise ModelInputError(f"min_child_samples must be 'auto' or a whole number >= 1, got {leaf_rows!r}")
+        return int(leaves), int(leaf_rows)
+
+    def _cv_rounds(self, params: dict, M: np.ndarray, y: np.ndarray, w: np.ndarray | None, names: list[str], cat_idx: list[int]) -> int:
+        """Boosting rounds chosen by stratified ``CV_FOLDS``-fold cross-validation: the round after
+        which the mean held-out log loss has not improved for ``n_iter_no_change`` rounds."""
+        import lightgbm as lgb
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
+        if folds < 2:
+            return self.n_estimators
+        data = lgb.Dataset(M, y, weight=w, feature_name=names, categorical_feature=cat_idx, free_raw_data=False)
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state).split(M, y)
+        res = lgb.cv(params, data, num_boost_round=self.n_estimators, folds=list(split),
+                     callbacks=[lgb.early_stopping(self.n_iter_no_change, verbose=False)])
+        self.cv_logloss_ = float(res["valid binary_logloss-mean"][-1])
+        return len(res["valid binary_logloss-mean"])
 
     def _post_fit(self, X: pd.DataFrame, M: np.ndarray) -> None:
         pass
@@ -769,20 +888,21 @@ class GBMAdditive(_LGBMBase):
     ``contributions`` and ``predict_proba`` then cost one ``np.searchsorted`` per column; the
     booster (``booster_``) gives the same log-odds (checked in the tests).
 
-    Defaults differ from ``gbm_monotone``: more, smaller trees (``num_leaves=8``, 800 rounds) since
-    each tree learns one feature's shape.
+    Defaults differ from ``gbm_monotone``: more, smaller trees (at most 8 leaves, up to 800 rounds)
+    since each tree learns one feature's shape.
     """
 
     _additive = True
+    max_leaves = 8
 
     def __init__(
         self,
         directions=None,
         n_estimators: int = 800,
         learning_rate: float = 0.05,
-        num_leaves: int = 8,
+        num_leaves="auto",
         max_depth: int = -1,
-        min_child_samples: int = 50,
+        min_child_samples="auto",
         reg_lambda: float = 1.0,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,

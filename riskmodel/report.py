@@ -9,11 +9,12 @@ it directly and the HTML embeds a further subset holding only the characters the
 
 Sections (``SECTIONS``): data summary and manifest, signals used (catalog), scorecard table with
 points, importance three ways, monotonicity check, shapes of the top signals, ROC/KS,
-calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, the validator's
-battery (``riskmodel validate`` on the out-of-time rows), five example firms with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
-that returns plain data; :mod:`riskmodel.pages` renders the page from
-``riskmodel/templates/report.html.j2`` (Jinja2, autoescape on). The finished report is logged to
-the run under ``report/``.
+calibration, bad rate by grade, segment metrics with weak-segment flags, the through-the-door
+metrics (generated data only: every applicant, the declined ones included), PSI, the validator's
+battery (``riskmodel validate`` on the out-of-time rows), five example firms with reason codes.
+Each section has a builder here (``summary_section`` ... ``examples_section``) that returns plain
+data; :mod:`riskmodel.pages` renders the page from ``riskmodel/templates/report.html.j2`` (Jinja2,
+autoescape on). The finished report is logged to the run under ``report/``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("calibration", "Calibration"),
     ("grades", "Bad rate by grade"),
     ("segments", "Segment metrics"),
+    ("ttd", "Through the door (generated data only)"),
     ("psi", "Population stability (PSI)"),
     ("validation", "Validation"),
     ("examples", "Example firms with reason codes"),
@@ -72,6 +74,7 @@ class RunData:
     catalog: pd.DataFrame
     manifest: dict | None = None
     truth: pd.DataFrame | None = None
+    population: pd.DataFrame | None = None  # every application of the test window (generated hubs)
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,7 +89,7 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
     info = tracking.finished_run(run_id)
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
     ls = dataset.run_labelled_set(info, data, catalog=credit_model.catalog)
-    return RunData(info, credit_model, ls.train, ls.test, ls.target, ls.catalog, ls.manifest, ls.truth)
+    return RunData(info, credit_model, ls.train, ls.test, ls.target, ls.catalog, ls.manifest, ls.truth, ls.population)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +322,20 @@ def segments_section(a: _Analysis) -> dict:
                                 row_class=flag_rows("flag", "low_auc", "insufficient"), scroll=True)}
 
 
+def ttd_section(a: _Analysis) -> dict:
+    """The model on every applicant of the test window, the declined ones included, with the outcome
+    the generator's truth knows for each (None: bring-your-own data or no truth)."""
+    from riskmodel import dataset
+    from riskmodel.train import through_the_door
+
+    table = through_the_door(a.cm, a.rd.population, a.rd.truth)
+    if table is None:
+        return {"table": None}
+    t = table.assign(population=[f"{p} ({dataset.POPULATION_GROUPS[p]})" if p in dataset.POPULATION_GROUPS else "all applicants" for p in table["population"]])
+    return {"note": ev.TTD_NOTE, "reject_inference": a.params.get("reject_inference", "none"),
+            "table": table_data(percent(t, ("default_rate", "mean_pd")), digits={"default_rate %": 2, "mean_pd %": 2, "auc": 3, "ece": 4, "oracle_auc": 3})}
+
+
 def psi_section(a: _Analysis) -> dict:
     """PSI of the score and every feature, train versus out-of-time test, the score first."""
     psi = a.result.psi.copy()
@@ -365,7 +382,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     builders = {
         "summary": summary_section, "catalog": catalog_section, "scorecard": scorecard_section, "importance": importance_section,
         "monotonicity": monotonicity_section, "shapes": shapes_section, "roc": roc_section, "calibration": calibration_section,
-        "grades": grades_section, "segments": segments_section, "psi": psi_section, "validation": validation_section,
+        "grades": grades_section, "segments": segments_section, "ttd": ttd_section, "psi": psi_section, "validation": validation_section,
         "examples": lambda x: examples_section(x, n_examples),
     }
     assert list(builders) == [sid for sid, _ in SECTIONS]

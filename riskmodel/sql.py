@@ -236,8 +236,9 @@ def _financial_baseline_functions(est) -> dict[str, object]:
             return float(total)
 
         values = [level_value(i) for i in range(len(levels))]
-        # _raw_design: unseen -> "other"; then missing -> "(missing)"; a level's own text maps to it
-        out[c] = _Levels(list(zip(levels, values)), values[levels.index("(missing)")], values[levels.index("other")])
+        # _raw_design: the known categories (all levels but the last two) map to their own level,
+        # any other text to the pooled "(other)" level (second to last), missing to "(missing)" (last)
+        out[c] = _Levels(list(zip(levels[:-2], values[:-2])), values[-1], values[-2])
     return out
 
 

@@ -8,6 +8,11 @@ Two entry points share one core, :func:`run_training`, which opens an MLflow run
   :mod:`riskmodel.dataset`, which caches the feature matrix by the content of the tables and the
   feature code, so the next model trained on the same data and code skips the build (the summary
   says ``hit`` or ``written``). Feature directions (+1 raises PD, -1 lowers it) come from the catalog.
+  ``reject_inference`` (``riskmodel train --reject-inference METHOD``) adds the applications the bank
+  declined before the cut (:mod:`riskmodel.rejects`). On a generated hub the evaluation also reports
+  the through-the-door metrics (every applicant of the test window, the declined ones included, with
+  the outcome the generator's truth knows; :func:`riskmodel.evaluation.through_the_door`): generated
+  data only, and read by evaluation code only, never by the fit.
 * :func:`train_byo` (``riskmodel train --features TRAIN --test TEST --target COL``): real data from
   elsewhere, already split. String columns are categorical; directions are unknown (0) unless a
   TOML/YAML file gives them.
@@ -126,14 +131,26 @@ def train_generated(
     params: Mapping[str, Any] | None = None,
     use_cache: bool = True,
     artifact_location: str | None = None,
+    reject_inference: str | None = None,
 ) -> dict:
-    """Train ``model`` on a data-hub directory, evaluate it out of time, log and register it."""
+    """Train ``model`` on a data-hub directory, evaluate it out of time, log and register it.
+
+    ``reject_inference``: one of :data:`riskmodel.rejects.METHODS` to learn from the declined
+    applications before the cut too (None: the granted loans only)."""
+    from riskmodel import rejects as ri
+
     t_start = time.perf_counter()
     check_model_name(model)
+    if reject_inference is not None:
+        ri.check_method(reject_inference)
     data_dir = Path(data_dir)
     ls = dataset.load_labelled(data_dir, cut=cut, test_share=test_share, features_file=features_file, use_cache=use_cache)
     features = features_for_model(model, ls.train, ls.catalog)
     features = usable_features(ls.train, features, "training rows (before the cut)")
+    rejected = ls.rejected() if reject_inference is not None else None
+    if rejected is not None and rejected.empty:
+        raise UserError(f"--reject-inference {reject_inference}: {data_dir} records no declined application before the cut "
+                        f"{ls.cut.date()} (applications.approved is never false there); train without it")
     directions = {str(r.name): int(r.direction) for r in ls.catalog.itertuples() if r.name in features}
     meta = {
         "source": "data_hub",
@@ -146,6 +163,7 @@ def train_generated(
         "test_share": test_share,
         "n_labelled": len(ls.labelled),
         "features_cache": ls.info.cache_status,
+        "reject_inference": reject_inference or "none",
     }
     summary = run_training(
         model=model,
@@ -162,6 +180,9 @@ def train_generated(
         meta=meta,
         truth=ev.load_truth(data_dir),
         artifact_location=artifact_location,
+        rejected=rejected,
+        reject_inference=reject_inference,
+        population=ls.population(),
     )
     summary["features_cache"] = ls.info.cache
     summary["cut_date"] = meta["cut_date"]
@@ -239,9 +260,12 @@ def train(
     directions_file: str | Path | None = None,
     features_file: str | Path | None = None,
     keep_columns: Sequence[str] = (),
+    reject_inference: str | None = None,
     **kwargs,
 ) -> dict:
     """Dispatch: ``train(data_dir, model, ...)`` for a data hub, ``train(features=, test=, target=)`` for BYO."""
+    if reject_inference is not None and data_dir is None:
+        raise UserError("--reject-inference applies to --data only: it needs the hub's declined applications (applications.approved)")
     if data_dir is not None:
         if features is not None or test is not None:
             raise UserError("give either --data (a data-hub directory) or --features/--test/--target (your own tables), not both")
@@ -249,7 +273,7 @@ def train(
             raise UserError(f"--model is required with --data; choose one of: {', '.join(MODEL_NAMES)}")
         if keep_columns:
             raise UserError("--keep-column applies to --features/--test only; with --data the features come from the feature catalog")
-        return train_generated(data_dir, model, experiment or DEFAULT_EXPERIMENT, features_file=features_file, **kwargs)
+        return train_generated(data_dir, model, experiment or DEFAULT_EXPERIMENT, features_file=features_file, reject_inference=reject_inference, **kwargs)
     if features is None or test is None or target is None:
         raise UserError("bring-your-own training needs --features TRAIN.parquet, --test TEST.parquet and --target COL (or use --data DIR)")
     return train_byo(features, test, target, model or "scorecard", experiment or DEFAULT_BYO_EXPERIMENT, directions_file=directions_file, keep_columns=keep_columns, **kwargs)
@@ -310,26 +334,45 @@ class Fitted:
     pred_train: pd.DataFrame
     pred_test: pd.DataFrame
     seconds: dict[str, float]  # seconds_fit, seconds_predict
+    reject_inference: dict | None = None  # what riskmodel.rejects did, when it was used
 
 
-def fit(estimator, model: str, train_df: pd.DataFrame, test_df: pd.DataFrame, features: list[str], target: str, catalog: pd.DataFrame) -> Fitted:
-    """Fit ``estimator`` on the training rows, wrap it as a CreditModel and predict both sets."""
+def fit(estimator, model: str, train_df: pd.DataFrame, test_df: pd.DataFrame, features: list[str], target: str, catalog: pd.DataFrame,
+        *, rejected: pd.DataFrame | None = None, reject_inference: str | None = None, seed: int = 0) -> Fitted:
+    """Fit ``estimator`` on the training rows (with reject inference ``reject_inference`` on the
+    ``rejected`` rows' features when given), wrap it as a CreditModel and predict both sets."""
     X_train, X_test = train_df[features], test_df[features]
     y_train = train_df[target].to_numpy(dtype="int64")
     y_test = test_df[target].to_numpy(dtype="int64")
     t0 = time.perf_counter()
-    estimator.fit(X_train, y_train)
+    ri_info = None
+    if reject_inference is not None:
+        from riskmodel import rejects as ri
+
+        estimator, ri_info = ri.fit_with_rejects(reject_inference, estimator, X_train, y_train, rejected[features], seed=seed)
+    else:
+        estimator.fit(X_train, y_train)
     t1 = time.perf_counter()
     credit_model = make_credit_model(estimator, features, catalog, model)
     pred_train = credit_model.predict_grades(X_train)
     pred_test = credit_model.predict_grades(X_test)
     seconds = {"seconds_fit": t1 - t0, "seconds_predict": time.perf_counter() - t1}
-    return Fitted(model, estimator, credit_model, features, X_train, X_test, y_train, y_test, pred_train, pred_test, seconds)
+    return Fitted(model, estimator, credit_model, features, X_train, X_test, y_train, y_test, pred_train, pred_test, seconds, ri_info)
 
 
-def evaluate(fitted: Fitted, test_df: pd.DataFrame, truth: pd.DataFrame | None) -> tuple[ev.Evaluation, dict[str, float]]:
+def through_the_door(credit_model, population: pd.DataFrame | None, truth: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The through-the-door table (:func:`riskmodel.evaluation.through_the_door`) of a fitted model
+    on ``population`` (:meth:`riskmodel.dataset.LabelledSet.population`), or None without truth."""
+    if truth is None or population is None or population.empty:
+        return None
+    p = credit_model.predict_grades(population[list(credit_model.features)])["pd"].to_numpy()
+    return ev.through_the_door(truth, population["application_id"], p, dataset.population_groups(population))
+
+
+def evaluate(fitted: Fitted, test_df: pd.DataFrame, truth: pd.DataFrame | None, population: pd.DataFrame | None = None) -> tuple[ev.Evaluation, dict[str, float]]:
     """The out-of-time evaluation of a fitted model and its metrics (with the AUC on start-ups, the
-    borrowers technology-flow lending is for, and the seconds each step took)."""
+    borrowers technology-flow lending is for, the through-the-door metrics on generated data, and
+    the seconds each step took)."""
     t0 = time.perf_counter()
     f = fitted
     seg_cols = [c for c in SEGMENT_COLUMNS if c in test_df.columns]
@@ -346,6 +389,8 @@ def evaluate(fitted: Fitted, test_df: pd.DataFrame, truth: pd.DataFrame | None) 
         young = (test_df["lifecycle_stage"].astype("string") == "startup").to_numpy()
         if young.any():
             metrics["test_auc_startup"] = ev.auc(f.y_test[young], f.pred_test["pd"].to_numpy()[young])
+    result.through_the_door = through_the_door(f.credit_model, population, truth)
+    metrics.update(ev.ttd_metrics(result.through_the_door))
     metrics.update(f.seconds)
     metrics["seconds_evaluate"] = time.perf_counter() - t0
     return result, metrics
@@ -373,6 +418,10 @@ def log_to_run(run, fitted: Fitted, result: ev.Evaluation, metrics: Mapping[str,
     run.log_figure(plots.plot_roc_ks(result.roc, metrics["test_auc"], metrics["test_ks"], title=f.model), "roc_ks.png")
     run.log_table(result.segments, "segments.csv")
     run.log_table(result.psi, "psi.csv")
+    if result.through_the_door is not None:
+        run.log_table(result.through_the_door, "through_the_door.csv")
+    if f.reject_inference is not None:
+        run.log_dict(f.reject_inference, "reject_inference.json")
     if result.grades is not None:
         run.log_table(result.grades, "bad_rate_by_grade.csv")
     monitoring.log_training_reference(run, monitoring.training_reference(f.X_train, f.features, f.pred_train, f.y_train, cut_date))
@@ -398,6 +447,17 @@ def fit_warnings(metrics: Mapping[str, float]) -> list[str]:
     return [text]
 
 
+def _ttd_summary(table: pd.DataFrame | None) -> dict | None:
+    """The through-the-door table for the training summary: one record per population, with the note
+    that it exists on generated data only."""
+    if table is None:
+        return None
+    rows = []
+    for r in table.to_dict("records"):
+        rows.append({k: (int(v) if k in ("n", "defaults") else (round(float(v), 6) if isinstance(v, float) and np.isfinite(v) else (None if isinstance(v, float) else v))) for k, v in r.items()})
+    return {"note": ev.TTD_NOTE, "populations": rows}
+
+
 SUMMARY_METRICS = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_auc_startup", "train_auc", "psi_score", "grades_monotone", "segments_low_auc")
 
 
@@ -418,11 +478,16 @@ def run_training(
     truth: pd.DataFrame | None,
     artifact_location: str | None = None,
     warnings: Sequence[str] = (),
+    rejected: pd.DataFrame | None = None,
+    reject_inference: str | None = None,
+    population: pd.DataFrame | None = None,
 ) -> dict:
     """:func:`fit`, :func:`evaluate` and :func:`log_to_run` one model inside one MLflow run (FAILED if
     anything raises); returns the training summary. ``warnings`` (the data's) are logged as the run's
     tag ``riskmodel.warnings`` and returned in ``summary["warnings"]`` with those of the fit (a
-    train–test AUC gap above :data:`AUC_GAP_WARNING`)."""
+    train–test AUC gap above :data:`AUC_GAP_WARNING`). ``rejected`` and ``reject_inference``: see
+    :func:`fit`; ``population``: every application of the test window, for the through-the-door
+    metrics (with ``truth``)."""
     from riskmodel import tracking
 
     estimator = build_estimator(model, directions, seed, params)  # bad parameters fail before a run exists
@@ -445,8 +510,8 @@ def run_training(
                 **{k: v for k, v in meta.items()},
             }
         )
-        fitted = fit(estimator, model, train_df, test_df, features, target, catalog)
-        result, metrics = evaluate(fitted, test_df, truth)
+        fitted = fit(estimator, model, train_df, test_df, features, target, catalog, rejected=rejected, reject_inference=reject_inference, seed=seed)
+        result, metrics = evaluate(fitted, test_df, truth, population)
         warnings = [*warnings, *fit_warnings(metrics)]
         if warnings:
             run.set_tags({"riskmodel.warnings": " | ".join(warnings)[:5000]})
@@ -468,6 +533,8 @@ def run_training(
         "metrics": {k: round(float(metrics[k]), 6) for k in SUMMARY_METRICS if k in metrics and np.isfinite(metrics[k])},
         "oracle_auc": round(float(result.oracle_auc), 6) if result.oracle_auc is not None else None,
         "warnings": warnings,
+        "reject_inference": fitted.reject_inference,
+        "through_the_door": _ttd_summary(result.through_the_door),
         "low_auc_segments": result.segments.loc[result.segments["flag"] == "low_auc", ["segment", "value", "count", "auc"]].to_dict("records"),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "store_lock": {

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from features.errors import UserError
-from synthetic.world import Calendar
+from synthetic.world import APPROVAL_POLICIES, DEFAULT_APPROVAL_POLICY, Calendar
 
 CHUNK_SIZE = 50_000  # fixed: the output depends on it, so it is part of the format, not an option
 MIN_MONTH, MAX_MONTH = "2010-01", "2035-12"
@@ -31,6 +31,7 @@ class GeneratorParams:
     start: str = "2021-01"
     end: str = "2025-12"
     default_rate: float = 0.03
+    approval_policy: str = DEFAULT_APPROVAL_POLICY
 
     def __post_init__(self) -> None:
         if isinstance(self.firms, bool) or not isinstance(self.firms, (int, np.integer)):
@@ -63,6 +64,8 @@ class GeneratorParams:
         lo, hi = DEFAULT_RATE_RANGE
         if not (lo <= rate <= hi):
             raise UserError(f"--default-rate must be between {lo} and {hi} (a share, e.g. 0.03 for 3%), got {self.default_rate}")
+        if not isinstance(self.approval_policy, str) or self.approval_policy not in APPROVAL_POLICIES:
+            raise UserError(f"--approval-policy must be one of {', '.join(APPROVAL_POLICIES)}, got {self.approval_policy!r}")
 
     @property
     def calendar(self) -> Calendar:

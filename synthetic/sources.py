@@ -4,9 +4,10 @@
 ``features.tables`` and the truth (the latent state and true PD of every application). It is a
 sequence of steps, one per source: the latent world (:mod:`synthetic.world`), the firms register,
 the monthly feeds (electricity, social security, invoices, bills), annual statements and R&D
-filings, certifications, patents, bids, talent, and last the applications with their outcomes and
-truth. Every step draws from the chunk's one random stream, so the order of the steps, and of the
-draws inside each, is part of the output: reordering them changes the data.
+filings, certifications, patents, bids, talent, the applications, the bank's decision on each
+(:func:`approvals`), and last the outcomes of the approved applications and the truth of all. Every
+step draws from the chunk's one random stream, so the order of the steps, and of the draws inside
+each, is part of the output: reordering them changes the data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.tables import (
     BUYER_TYPES,
@@ -34,11 +36,15 @@ from synthetic.world import Calendar, add_months, days, sigmoid, year_day, years
 
 
 
-def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar, intercept: float, perm: tuple[int, int], key: bytes) -> tuple[dict, dict]:
+def simulate_chunk(
+    rng: np.random.Generator, n: int, offset: int, cal: Calendar, intercept: float, perm: tuple[int, int], key: bytes, *, policy: str
+) -> tuple[dict, dict]:
     """Simulate ``n`` firms with global indices ``offset .. offset+n-1``: (tables, truth) as column dicts.
 
-    ``perm`` is the permutation behind registration ids and ``key`` the pseudonymisation key; the steps
-    run in the order below, which is the order of their random draws."""
+    ``perm`` is the permutation behind registration ids, ``key`` the pseudonymisation key and
+    ``policy`` the bank's approval policy (a name in ``world.APPROVAL_POLICIES``); the steps run in
+    the order below, which is the order of their random draws. The approval decisions draw last, so
+    every table but ``outcomes`` (and ``applications.approved``) is the same under every policy."""
     L, ops = world.latent_world(rng, n, cal, intercept)
     gidx = offset + np.arange(n, dtype=np.int64)
     firm_id, firms_table = firms(rng, L, gidx, perm, key)
@@ -54,7 +60,8 @@ def simulate_chunk(rng: np.random.Generator, n: int, offset: int, cal: Calendar,
     tables["bids"], bidder = bids(ch)
     tables["talent"], has_talent = talent(ch, key)
     tables["applications"], apps = applications(ch, bidder, has_talent)
-    tables["outcomes"], truth = outcomes_and_truth(ch, apps)
+    tables["applications"]["approved"] = approvals(ch, tables, apps, policy)
+    tables["outcomes"], truth = outcomes_and_truth(ch, apps, tables["applications"]["approved"])
     return tables, truth
 
 
@@ -537,15 +544,114 @@ def applications(ch: Chunk, bidder: np.ndarray, has_talent: np.ndarray) -> tuple
     return table, {"af": af, "ak": ak, "day": a_day, "id": app_id, "maturity": m_app}
 
 
-def outcomes_and_truth(ch: Chunk, apps: dict) -> tuple[dict, dict]:
-    """The 12-month outcome of every application whose window closed by the snapshot (labelled),
-    and the truth of every application: true PD, log-odds, the latent drivers and the default.
-    Draws nothing: defaults were drawn in the latent world."""
+def approvals(ch: Chunk, tables: dict, apps: dict, policy: str) -> np.ndarray:
+    """The bank's decision on every application (True = approved) under ``policy``
+    (``world.APPROVAL_POLICIES``), from :func:`bank_view`: what the chunk's tables held before the
+    application date and the bank's own earlier decisions. Applications are decided in the order a
+    firm made them; one uniform draw per application (none under ``"none"``, which approves all)."""
+    na = len(apps["af"])
+    rule = world.APPROVAL_POLICIES[policy]
+    if rule is None:
+        return np.ones(na, dtype=bool)
+    u = ch.rng.random(na)
+    v = bank_view(ch, tables, apps)
+    z = (
+        rule.intercept
+        + rule.collateral * v["collateral"]
+        + rule.statements * v["statements"]
+        + rule.profitable * v["profitable"]
+        + rule.leveraged * v["leveraged"]
+        + rule.established * v["established"]
+        + rule.overdue * v["overdue"]
+        + rule.high_tech * v["high_tech"]
+        + rule.specialised * v["specialised"]
+        + rule.inventions * v["inventions"]
+    )
+    approved = np.zeros(na, dtype=bool)
+    borrowed = np.zeros(ch.n, dtype=bool)  # the firm had an earlier application approved
+    af, ak = apps["af"], apps["ak"]
+    for k in range(world.MAX_APPS):
+        r = np.flatnonzero(ak == k)
+        approved[r] = u[r] < sigmoid(z[r] + rule.repeat * borrowed[af[r]])
+        borrowed[af[r[approved[r]]]] = True
+    return approved
+
+
+def bank_view(ch: Chunk, tables: dict, apps: dict) -> dict[str, np.ndarray]:
+    """What the bank knows about each application on its date, read from the chunk's tables (rows
+    with ``available_date`` before the application date, as ``features.asof`` reads them):
+    collateral coverage, filed statements (up to ``world.MAX_STATEMENTS``) and whether the latest
+    shows a profit or high leverage, whether the firm is three years old, had an overdue bill in the
+    12 months before, holds a valid high-tech or specialised certificate, and its granted invention
+    patents (up to ``world.MAX_INVENTIONS``)."""
+    app = tables["applications"]
+    af, a_day = apps["af"], apps["day"]
+    na = len(af)
+    coverage = np.minimum(app["collateral_value"] / app["amount"], world.COLLATERAL_CAP)
+    founded = days(tables["firms"]["founding_date"])[af]
+    # statements: the latest available before the application, and how many
+    fin = tables["financials"]
+    a_i, r_i = _pairs(af, _firm_index(ch, fin["firm_id"]))
+    known = days(fin["available_date"])[r_i] < a_day[a_i]
+    a_i, r_i = a_i[known], r_i[known]
+    statements = np.bincount(a_i, minlength=na)
+    latest = np.full(na, -1, dtype=np.int64)
+    order = np.lexsort((days(fin["available_date"])[r_i], a_i))  # the last row of each application is its latest
+    latest[a_i[order]] = r_i[order]
+    # position -1 (no statement) picks the appended neutral row: no profit, no leverage
+    profitable = np.append(fin["net_profit"], 0.0)[latest] > 0
+    leveraged = np.append(fin["total_liabilities"], 0.0)[latest] > world.LEVERAGE_LIMIT * np.append(fin["total_assets"], 1.0)[latest]
+    # overdue bills in the 12 months before the application
+    bill = tables["bills"]
+    a_i, r_i = _pairs(af, _firm_index(ch, bill["firm_id"]))
+    late = (
+        (bill["overdue_count"][r_i] > 0)
+        & (days(bill["available_date"])[r_i] < a_day[a_i])
+        & (days(bill["month"])[r_i] >= a_day[a_i] - 365)
+    )
+    overdue = np.bincount(a_i[late], minlength=na) > 0
+    # certificates valid on the application date
+    cert = tables["certifications"]
+    a_i, r_i = _pairs(af, _firm_index(ch, cert["firm_id"]))
+    d = a_day[a_i]
+    valid = (days(cert["available_date"])[r_i] < d) & (days(cert["issue_date"])[r_i] <= d) & (d <= days(cert["expiry_date"])[r_i])
+    ctype = _codes(cert["cert_type"], CERT_TYPES)[r_i]
+    high_tech = np.bincount(a_i[valid & (ctype == CERT_TYPES.index("high_tech"))], minlength=na) > 0
+    special = valid & np.isin(ctype, [CERT_TYPES.index("specialized"), CERT_TYPES.index("little_giant")])
+    specialised = np.bincount(a_i[special], minlength=na) > 0
+    # invention patents granted
+    pat = tables["patents"]
+    a_i, r_i = _pairs(af, _firm_index(ch, pat["firm_id"]))
+    grant = (
+        (_codes(pat["event"], PATENT_EVENTS)[r_i] == PATENT_EVENTS.index("grant"))
+        & (_codes(pat["patent_type"], PATENT_TYPES)[r_i] == PATENT_TYPES.index("invention"))
+        & (days(pat["available_date"])[r_i] < a_day[a_i])
+    )
+    inventions = np.bincount(a_i[grant], minlength=na)
+    return {
+        "collateral": coverage,
+        "statements": np.minimum(statements, world.MAX_STATEMENTS),
+        "profitable": profitable,
+        "leveraged": leveraged,
+        "established": (a_day - founded) >= 3 * 365.25,
+        "overdue": overdue,
+        "high_tech": high_tech,
+        "specialised": specialised,
+        "inventions": np.minimum(inventions, world.MAX_INVENTIONS),
+    }
+
+
+def outcomes_and_truth(ch: Chunk, apps: dict, approved: np.ndarray) -> tuple[dict, dict]:
+    """The 12-month outcome of every approved application whose window closed by the snapshot
+    (labelled), and the truth of every application: true PD, log-odds, the latent drivers, the
+    default it had or would have had if granted, and the bank's decision. Draws nothing: defaults
+    were drawn in the latent world, which the decision does not change."""
     L, S = ch.L, ch.L["scores"]
     af, ak, a_day, app_id = apps["af"], apps["ak"], apps["day"], apps["id"]
     dflt = S["default"][af, ak]
     dday = S["default_day"][af, ak]
-    lab = world.labelled_mask(a_day, ch.cal)
+    closed = world.labelled_mask(a_day, ch.cal)
+    lab = closed & approved
     r = np.flatnonzero(lab)
     ddate = _ts(np.where(dflt, dday, 0))
     ddate[~dflt] = np.datetime64("NaT")
@@ -556,7 +662,7 @@ def outcomes_and_truth(ch: Chunk, apps: dict) -> tuple[dict, dict]:
     truth = {
         "application_id": app_id, "firm_id": ch.firm_id[af], "application_date": _ts(a_day),
         "true_pd": S["pd"][af, ak], "logit": S["z"][af, ak], "default_12m": dflt.astype(np.int64), "default_date": ddate,
-        "labelled": lab, "tech_strength": L["T"][af], "financial_strength": L["F"][af], "maturity": apps["maturity"],
+        "labelled": lab, "window_closed": closed, "approved": approved, "tech_strength": L["T"][af], "financial_strength": L["F"][af], "maturity": apps["maturity"],
         "age_years": S["age"][af, ak], "operating_health": S["h3"][af, ak], "health_trend": S["trend"][af, ak],
         "health_level_longrun": L["mu_H"][af], "distress_episode": L["episode"][af],
         "industry": _cat(L["industry"][af], INDUSTRIES), "region": _cat(L["region"][af], REGIONS),
@@ -566,7 +672,81 @@ def outcomes_and_truth(ch: Chunk, apps: dict) -> tuple[dict, dict]:
     return outcomes, truth
 
 
+class ApprovalCounts:
+    """Who the bank approved, counted chunk by chunk from the truth (:meth:`add`), for the manifest
+    (:meth:`summary`): approval rates overall, by firm age band, by industry and for first-time
+    applicants, and the default rate approved and rejected applicants had or would have had (windows
+    closed by the snapshot; known only because the data is generated)."""
+
+    AGE_BANDS = ((0.0, 3.0, "under 3 years"), (3.0, 8.0, "3 to 8 years"), (8.0, np.inf, "8 years or more"))
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[int]] = {}  # group -> [applications, approved]
+        self.outcomes = {"approved": [0, 0], "rejected": [0, 0]}  # windows closed: [applications, defaults]
+
+    def _count(self, group: str, mask: np.ndarray, approved: np.ndarray) -> None:
+        g = self.groups.setdefault(group, [0, 0])
+        g[0] += int(mask.sum())
+        g[1] += int((mask & approved).sum())
+
+    def add(self, truth: dict) -> None:
+        approved = np.asarray(truth["approved"], dtype=bool)
+        age = np.asarray(truth["age_years"], dtype=np.float64)
+        industry = np.asarray(truth["industry"].to_numpy(zero_copy_only=False), dtype=object)
+        firm = np.asarray(truth["firm_id"].to_numpy(zero_copy_only=False), dtype=object)
+        day = days(truth["application_date"])
+        first = np.zeros(len(firm), dtype=bool)  # the firm's first application (a firm's applications share a chunk)
+        if len(firm):
+            o = np.lexsort((day, firm))
+            first[o] = np.r_[True, firm[o][1:] != firm[o][:-1]]
+        self._count("all", np.ones(len(firm), dtype=bool), approved)
+        for lo, hi, name in self.AGE_BANDS:
+            self._count(f"age: {name}", (age >= lo) & (age < hi), approved)
+        for ind in INDUSTRIES:
+            self._count(f"industry: {ind}", industry == ind, approved)
+        self._count("first application", first, approved)
+        self._count("first application, under 3 years", first & (age < 3.0), approved)
+        self._count("later application", ~first, approved)
+        closed = np.asarray(truth["window_closed"], dtype=bool)
+        dflt = np.asarray(truth["default_12m"]) == 1
+        for key, mask in (("approved", closed & approved), ("rejected", closed & ~approved)):
+            self.outcomes[key][0] += int(mask.sum())
+            self.outcomes[key][1] += int((mask & dflt).sum())
+
+    def summary(self, policy: str) -> dict:
+        rate = lambda k, n: round(k / n, 4) if n else None  # noqa: E731
+        return {
+            "policy": policy,
+            "rates": {g: {"applications": n, "approved": k, "rate": rate(k, n)} for g, (n, k) in self.groups.items()},
+            "default_rate_if_granted": {
+                key: {"applications": n, "defaults": d, "rate": rate(d, n)} for key, (n, d) in self.outcomes.items()
+            },
+        }
+
+
 # ---- column helpers ------------------------------------------------------------------------------
+
+
+def _firm_index(ch: Chunk, firm_ids: pa.Array) -> np.ndarray:
+    """Position in the chunk of each row's firm (every firm id of a chunk table is the chunk's)."""
+    return pc.index_in(firm_ids, value_set=ch.firm_id.values).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _codes(values: pa.Array, categories: tuple[str, ...]) -> np.ndarray:
+    """Position of each text value in ``categories`` (the inverse of :func:`_cat`)."""
+    return pc.index_in(values, value_set=pa.array(list(categories), type=pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _pairs(app_firm: np.ndarray, row_firm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(application position, row position) for every row of a table that belongs to the firm of
+    an application: each application meets each of its firm's rows once."""
+    order = np.argsort(row_firm, kind="stable")
+    sorted_firm = row_firm[order]
+    start = np.searchsorted(sorted_firm, app_firm, side="left")
+    count = np.searchsorted(sorted_firm, app_firm, side="right") - start
+    a_i = np.repeat(np.arange(len(app_firm)), count)
+    within = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return a_i, order[np.repeat(start, count) + within]
 
 _US_PER_DAY = np.int64(86_400_000_000)
 

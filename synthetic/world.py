@@ -138,6 +138,54 @@ MONTH_GAP_ARREARS = {"social_security": (-7.1, -1.5), "invoices": (-6.7, -1.5)}
 # 1.1.0). A firm short of cash delays or skips its audit and filing; a healthy one misses a year by accident.
 STATEMENT_MISSING = (-3.8, -1.0)
 
+# ---- the bank's approval policy ------------------------------------------------------------------
+COLLATERAL_CAP = 1.0  # collateral coverage counts up to this (a loan covered once over is covered)
+LEVERAGE_LIMIT = 0.7  # liabilities / assets above this count against the firm
+MAX_STATEMENTS = 2  # statements count up to two years of filed accounts
+MAX_INVENTIONS = 3  # granted invention patents count up to three
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """How the bank decides an application from what it knows on the application date: the
+    application (amount, collateral), the firms register (founding date), the financial statements,
+    overdue bills (the credit-report check), certificates and patent grants available before that
+    day, and its own earlier decisions.
+
+    ``P(approved) = sigmoid(intercept + the terms that apply)``, each term a log-odds weight. The draw
+    against that probability stands for the loan officer's judgement and for what no table holds; it
+    is independent of the firm's risk, so approval depends on the firm only through observable data.
+    """
+
+    intercept: float
+    collateral: float  # times collateral coverage (collateral_value / amount, up to COLLATERAL_CAP)
+    statements: float  # per filed annual statement available, up to MAX_STATEMENTS
+    profitable: float  # the latest statement shows a net profit
+    leveraged: float  # the latest statement's liabilities / assets exceed LEVERAGE_LIMIT
+    established: float  # the firm is at least three years old
+    repeat: float  # an earlier application of the firm was approved (and repaid: the firm still applies)
+    overdue: float  # a bill the firm accepted was overdue in the 12 months before (the credit-report check)
+    high_tech: float = 0.0  # holds a valid high-tech enterprise certificate
+    specialised: float = 0.0  # holds a valid 专精特新 (specialized) or 小巨人 (little giant) certificate
+    inventions: float = 0.0  # per granted invention patent, up to MAX_INVENTIONS
+
+
+APPROVAL_POLICIES: dict[str, ApprovalPolicy | None] = {
+    # collateral- and statement-based lending: what a traditional credit process asks for
+    "traditional": ApprovalPolicy(
+        intercept=-2.0, collateral=2.4, statements=0.6, profitable=1.0, leveraged=-1.0, established=0.6, repeat=1.2,
+        overdue=-2.0,
+    ),
+    # the same basics with less weight on collateral, plus a few of the hub's technology signals
+    "tech_aware": ApprovalPolicy(
+        intercept=-1.9, collateral=1.6, statements=0.5, profitable=0.7, leveraged=-1.0, established=0.4, repeat=1.2,
+        overdue=-2.0, high_tech=0.9, specialised=0.6, inventions=0.35,
+    ),
+    # every application granted: outcomes for every applicant (generator 1.2.0 and before)
+    "none": None,
+}
+DEFAULT_APPROVAL_POLICY = "traditional"
+
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))

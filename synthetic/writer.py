@@ -28,12 +28,12 @@ from features.files import AtomicOutput, check_outputs
 from features.tables import SCHEMAS, TABLE_NAMES
 from synthetic import world
 from synthetic.params import CHUNK_SIZE, GeneratorParams
-from synthetic.sources import simulate_chunk
+from synthetic.sources import ApprovalCounts, simulate_chunk
 from synthetic.world import Calendar
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 CALIBRATION_FIRMS = 30_000
 ROW_GROUP_SIZE = 1_000_000
 TRUTH_FILE = "truth/truth.parquet"
@@ -58,6 +58,8 @@ TRUTH_COLUMNS = {
     "default_12m": pa.int64(),
     "default_date": pa.timestamp("us"),
     "labelled": pa.bool_(),
+    "window_closed": pa.bool_(),
+    "approved": pa.bool_(),
     "tech_strength": pa.float64(),
     "financial_strength": pa.float64(),
     "maturity": pa.float64(),
@@ -161,7 +163,9 @@ def _check_out(out: Path) -> None:
 
 
 def calibrate(params: GeneratorParams) -> float:
-    """Intercept of the PD model so that labelled applications default at ``params.default_rate``.
+    """Intercept of the PD model so that the applications whose 12-month window closed default at
+    ``params.default_rate`` through the door (all of them, as if every one were granted; the approval
+    policy decides only which outcomes the bank sees).
 
     Computed on a fixed calibration sample (its own random stream), so the PD model does not depend on
     the number of firms generated."""
@@ -204,16 +208,18 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
     writers = _Writers(directory)
     n_chunks = -(-params.firms // CHUNK_SIZE)
     labelled = defaults = 0
+    decisions = ApprovalCounts()
     try:
         for c in range(n_chunks):
             n = min(CHUNK_SIZE, params.firms - c * CHUNK_SIZE)
             rng = np.random.default_rng(np.random.SeedSequence(int(params.seed), spawn_key=(1, c)))
-            tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, key)
+            tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, key, policy=params.approval_policy)
             for name in TABLE_NAMES:
                 writers.write(name, tables[name])
             writers.write("truth", truth)
             labelled += len(tables["outcomes"]["default_12m"])
             defaults += int(tables["outcomes"]["default_12m"].sum())
+            decisions.add(truth)
             log.info("chunk %d/%d: %d firms written", c + 1, n_chunks, n)
             del tables, truth
     finally:
@@ -236,6 +242,7 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
         "truth_rows": writers.rows["truth"],
         "labelled_applications": labelled,
         "default_rate_observed": round(defaults / labelled, 6) if labelled else None,
+        "approval": decisions.summary(params.approval_policy),
         "files": files,
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -73,12 +73,28 @@ def mlflow_store(_migrated_store, tmp_path, monkeypatch, request) -> Store:
 
 @pytest.fixture(scope="session")
 def small_hub(tmp_path_factory) -> Path:
-    """A small generated data hub (1,500 firms, seed 11), generated once per session. Treat as read-only;
-    copy it before writing into it."""
+    """A small generated data hub (1,500 firms, seed 11, every application granted), generated once
+    per session. Treat as read-only; copy it before writing into it.
+
+    Approval policy ``none``: the tests built on it check training, scoring and monitoring on a book
+    whose outcomes cover every applicant (with the default policy the training reference is the
+    approved book, and the hub's own applications, rejected ones included, drift from it by design).
+    ``policy_hub`` is the same world under the default policy."""
     from synthetic import GeneratorParams, generate
 
     out = tmp_path_factory.mktemp("hub") / "small"
-    generate(GeneratorParams(firms=1500, seed=11), out)
+    generate(GeneratorParams(firms=1500, seed=11, approval_policy="none"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def policy_hub(tmp_path_factory) -> Path:
+    """A generated data hub under the default approval policy (``traditional``): 4,000 firms, seed 7;
+    only approved applications have outcomes. Treat as read-only."""
+    from synthetic import GeneratorParams, generate
+
+    out = tmp_path_factory.mktemp("hub") / "policy"
+    generate(GeneratorParams(firms=4000, seed=7), out)
     return out
 
 

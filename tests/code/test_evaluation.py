@@ -268,3 +268,18 @@ def test_paired_bootstrap_one_class_and_bad_input():
     assert r["n_boot"] == 0 and np.isnan(r["diff"]) and all(np.isnan(r["ci95"]))
     with pytest.raises(ValueError, match="same length"):
         ev.paired_bootstrap([0, 1], [0.1, 0.2], [0.1])
+
+
+def test_bootstrap_aucs_resample_the_same_rows_for_every_model():
+    from riskmodel.evaluation import auc, bootstrap_aucs, paired_bootstrap
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.2).astype(int)
+    a, b = y + rng.normal(0, 1.0, 400), y + rng.normal(0, 1.5, 400)
+    draws = bootstrap_aucs(y, {"a": a, "b": b}, n_boot=300, seed=7)
+    pb = paired_bootstrap(y, a, b, n_boot=300, seed=7)
+    d = draws["a"] - draws["b"]
+    assert len(d) == pb["n_boot"] == 300
+    np.testing.assert_allclose([np.quantile(d, 0.025), np.quantile(d, 0.975)], pb["ci95"], atol=1e-12)
+    assert abs(np.mean(draws["a"]) - auc(y, a)) < 0.01
+    assert bootstrap_aucs(np.zeros(5), {"a": np.arange(5.0)})["a"].size == 0

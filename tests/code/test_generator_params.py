@@ -18,7 +18,10 @@ def test_defaults_and_manifest_parameters():
     p = GeneratorParams(firms=10)
     assert (p.seed, p.start, p.end, p.default_rate) == (0, "2021-01", "2025-12", 0.03)
     d = p.to_dict()
-    assert d == {"firms": 10, "seed": 0, "start": "2021-01", "end": "2025-12", "default_rate": 0.03, "chunk_size": CHUNK_SIZE}
+    assert d == {
+        "firms": 10, "seed": 0, "start": "2021-01", "end": "2025-12", "default_rate": 0.03,
+        "approval_policy": "traditional", "chunk_size": CHUNK_SIZE,
+    }
     assert str(p.calendar.snapshot) == "2025-12-31"
 
 
@@ -40,6 +43,8 @@ def test_defaults_and_manifest_parameters():
         ({"firms": 5, "default_rate": 0.0}, "between 0.01 and 0.08"),
         ({"firms": 5, "default_rate": 0.081}, "between 0.01 and 0.08"),
         ({"firms": 5, "default_rate": "x"}, "must be a number"),
+        ({"firms": 5, "approval_policy": "lenient"}, "--approval-policy must be one of traditional, tech_aware, none, got 'lenient'"),
+        ({"firms": 5, "approval_policy": None}, "--approval-policy must be one of"),
     ],
 )
 def test_bad_parameters_raise_user_error_saying_what_to_change(kwargs, match):

@@ -33,6 +33,12 @@ EXPECTED_FAILED = {
     "check_classifier_data_not_an_array": _LABELS_01,
     "check_classifiers_classes": _LABELS_01,
     "check_fit2d_1feature": _LABELS_01,
+    # the sample-weight checks below fit labels {1, 2}; tests/code/test_models_weights.py covers what
+    # they check (Series, list and wrong-shape weights; weights not modified) with 0/1 labels
+    "check_sample_weights_pandas_series": _LABELS_01,
+    "check_sample_weights_not_an_array": _LABELS_01,
+    "check_sample_weights_shape": _LABELS_01,
+    "check_sample_weights_not_overwritten": _LABELS_01,
 }
 
 
@@ -277,3 +283,21 @@ def test_gbm_additive_tabulates_intervals_next_to_zero_exactly():
     raw = m.booster_.predict(m._matrix(m._validate(probe)[0]), raw_score=True)
     np.testing.assert_allclose(m.decision_function(probe), raw, atol=1e-9)
     assert m.contributions(probe.iloc[:2])["growth"].gt(0).all()  # negatives are the risky side
+
+
+def test_a_category_called_other_keeps_its_own_level_and_bin():
+    """credit_data's Home column has a category "other": it is not the pool of rare categories."""
+    rng = np.random.default_rng(2)
+    n = 3000
+    home = rng.choice(["owner", "rent", "other", "rare1", "rare2"], n, p=[0.45, 0.3, 0.23, 0.01, 0.01])
+    y = (rng.random(n) < np.where(home == "other", 0.5, 0.1)).astype(int)
+    X = pd.DataFrame({"home": home.astype(object), "x": rng.normal(size=n)})
+    sc = make_model("scorecard").fit(X, y)
+    b = sc.binner_.bins_["home"]
+    other_bin = b.category_bin[b.categories.index("other")]
+    assert b.labels[other_bin] == "other" and b.labels[b.other_bin] == "(other)" and other_bin != b.other_bin
+    assert b.event[other_bin] / b.count[other_bin] > 0.4  # the risky category, not the pool
+    fb = make_model("financial_baseline").fit(X, y)
+    assert fb.levels_["home"] == ["other", "owner", "rent", "(other)", "(missing)"]
+    p = fb.predict_proba(pd.DataFrame({"home": ["other", "rare1", "unseen", None], "x": 0.0}))[:, 1]
+    assert p[0] > 0.35 and p[1] == pytest.approx(p[2]) and p[1] < 0.2

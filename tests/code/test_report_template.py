@@ -30,6 +30,7 @@ def _page(**overrides) -> dict:
         "calibration": {"plot": "iVBOR", "ece": "0.01", "table": t},
         "grades": {"table": None},
         "segments": {"n_low": 0, "table": t},
+        "ttd": {"table": None},
         "psi": {"table": t},
         "validation": {"verdict": "yellow", "kpis": [("YELLOW", "verdict")], "sample": "s", "parameters": "p", "tests": t, "discrimination": t,
                        "cap": "iVBOR", "grade_plot": "iVBOR", "grades": t, "portfolio": t, "psi": None, "concentration": t,
@@ -61,6 +62,9 @@ def test_the_page_is_the_sections_in_order_with_their_branches():
     assert "gbm_additive is not a points scorecard" in _section(page, "scorecard")
     assert "The model gives no feature any weight." in _section(page, "shapes")
     assert "No grades on the test rows." in _section(page, "grades")
+    assert "Not available: the outcomes of declined applicants are known only on generated data" in _section(page, "ttd")
+    ttd = report.render_page(_page(ttd={"table": _table(), "note": "generated data only", "reject_inference": "augment"}))
+    assert "Reject inference in this run: augment." in _section(ttd, "ttd") and "<table>" in _section(ttd, "ttd")
     assert "KS 0.5." in _section(page, "roc") and "true PD" not in _section(page, "roc")
     nav = re.search(r"<nav>(.*?)</nav>", page, flags=re.S).group(1)
     assert nav.split("\n") == [f'<a href="#{sid}">{name}</a>' for sid, name in report.SECTIONS]

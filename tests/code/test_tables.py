@@ -76,6 +76,27 @@ def test_missing_column_names_file_and_column(tmp_path):
         load_tables(tmp_path)
 
 
+def test_an_optional_column_may_be_absent_and_reads_as_null(tmp_path):
+    """applications.approved (the bank's decision) is optional: a hub that does not record it loads,
+    with the decision null; present, it is checked like any column."""
+    t = _tables()
+    assert "approved" not in t["applications"].columns
+    _write(tmp_path, t)
+    apps = load_tables(tmp_path)[0]["applications"]
+    assert apps["approved"].isna().all() and list(apps.columns) == SCHEMAS["applications"].column_names
+    t["applications"]["approved"] = ["yes", "true"]
+    _write(tmp_path, t)
+    with pytest.raises(TableError, match=r"applications\.parquet: column 'approved': value cannot be read as bool: 1 row\(s\), rows \[0\]"):
+        load_tables(tmp_path)
+    t["applications"]["approved"] = [True, False]
+    _write(tmp_path, t)
+    assert load_tables(tmp_path)[0]["applications"]["approved"].tolist() == [True, False]
+    from features.tables import Column
+
+    with pytest.raises(ValueError, match="an optional column must be nullable"):
+        Column(name="x", dtype="bool", description="x", optional=True)
+
+
 def test_missing_column_in_frames_given_to_build_features():
     t = _tables()
     t["social_security"] = t["social_security"].drop(columns=["headcount"])

@@ -195,10 +195,11 @@ def test_event_registers_are_published_soon_after_the_event(data):
 # ---- applications and outcomes -----------------------------------------------------------------
 
 
-def test_outcomes_only_for_closed_windows_and_defaults_inside_them(data):
+def test_outcomes_only_for_approved_applications_with_closed_windows_and_defaults_inside_them(data):
     a, o, snap = data["t"]["applications"], data["t"]["outcomes"], data["snap"]
     closed = a["application_date"] + pd.DateOffset(months=12) <= snap
-    assert set(o["application_id"]) == set(a.loc[closed, "application_id"])
+    assert set(o["application_id"]) == set(a.loc[closed & a["approved"].astype(bool), "application_id"])
+    assert (closed & ~a["approved"].astype(bool)).sum() > 300  # rejected: never an outcome
     assert (~closed).sum() > 100  # later applications are the scoring population
     m = o.merge(a[["application_id", "application_date"]], on="application_id")
     assert (m["available_date"] == m["application_date"] + pd.DateOffset(months=12)).all()
@@ -236,26 +237,33 @@ def test_truth_has_one_row_per_application_with_latent_state(data):
         assert col in tr.columns and tr[col].notna().all(), col
     assert tr["true_pd"].between(0, 1, inclusive="neither").all()
     assert tr["labelled"].sum() == len(data["t"]["outcomes"])
+    assert (tr["labelled"] == (tr["window_closed"] & tr["approved"])).all()
+    decided = tr.merge(a[["application_id", "approved"]], on="application_id", suffixes=("", "_bank"))
+    assert (decided["approved"] == decided["approved_bank"].astype(bool)).all()
 
 
 def test_default_rate_is_near_the_target(data):
-    o = data["t"]["outcomes"]
-    rate = o["default_12m"].mean()
-    se = np.sqrt(0.03 * 0.97 / len(o))
+    """--default-rate is the through-the-door rate: every application whose window closed, as if all
+    were granted (the truth knows it); the bank's outcomes show the rate of the loans it granted."""
+    closed = data["truth"][data["truth"]["window_closed"]]
+    rate = closed["default_12m"].mean()
+    se = np.sqrt(0.03 * 0.97 / len(closed))
     assert abs(rate - 0.03) < 3.5 * se, rate
-    assert data["manifest"]["default_rate_observed"] == pytest.approx(rate, abs=1e-6)
+    o = data["t"]["outcomes"]
+    assert data["manifest"]["default_rate_observed"] == pytest.approx(o["default_12m"].mean(), abs=1e-6)
 
 
 @pytest.mark.parametrize("target", [0.01, 0.08])
 def test_default_rate_is_configurable(tmp_path, target):
-    m = generate(GeneratorParams(firms=2000, seed=3, default_rate=target), tmp_path / "d")
-    n = m["labelled_applications"]
-    se = np.sqrt(target * (1 - target) / n)
-    assert abs(m["default_rate_observed"] - target) < 3.5 * se
+    generate(GeneratorParams(firms=2000, seed=3, default_rate=target), tmp_path / "d")
+    tr = pd.read_parquet(tmp_path / "d" / "truth" / "truth.parquet", columns=["window_closed", "default_12m"])
+    closed = tr.loc[tr["window_closed"], "default_12m"]
+    se = np.sqrt(target * (1 - target) / len(closed))
+    assert abs(closed.mean() - target) < 3.5 * se
 
 
 def test_oracle_auc_in_range_on_the_module_dataset(data):
-    lab = data["truth"][data["truth"]["labelled"]]
+    lab = data["truth"][data["truth"]["window_closed"]]
     auc = roc_auc_score(lab["default_12m"], lab["true_pd"])
     assert 0.74 < auc < 0.95, auc  # wide band: ~70 defaults; the 20k-firm test checks 0.78-0.92
 
@@ -263,8 +271,8 @@ def test_oracle_auc_in_range_on_the_module_dataset(data):
 @pytest.mark.slow
 def test_oracle_auc_between_078_and_092_at_default_settings(tmp_path):
     generate(GeneratorParams(firms=20_000, seed=2024), tmp_path / "big")
-    tr = pd.read_parquet(tmp_path / "big" / "truth" / "truth.parquet", columns=["labelled", "default_12m", "true_pd"])
-    lab = tr[tr["labelled"]]
+    tr = pd.read_parquet(tmp_path / "big" / "truth" / "truth.parquet", columns=["window_closed", "default_12m", "true_pd"])
+    lab = tr[tr["window_closed"]]
     auc = roc_auc_score(lab["default_12m"], lab["true_pd"])
     rate = lab["default_12m"].mean()
     assert 0.78 <= auc <= 0.92, auc
@@ -307,7 +315,7 @@ def test_regions_founding_dates_and_lifecycle_stages(data):
     age_end = (data["snap"] - f["founding_date"]).dt.days / 365.25
     assert age_end.min() > 0 and age_end.max() > 20 and (age_end > 12).mean() > 0.06
     assert (f["founding_date"] >= "2021-01-01").mean() > 0.1  # founded inside the window: short histories
-    age = data["truth"].loc[data["truth"]["labelled"], "age_years"]
+    age = data["truth"].loc[data["truth"]["window_closed"], "age_years"]
     stage = pd.cut(age, [0, 3, 8, 100], right=False, labels=["startup", "growth", "mature"]).value_counts(normalize=True)
     assert stage["startup"] > 0.25 and stage["growth"] > 0.2 and stage["mature"] > 0.1
 
@@ -533,6 +541,107 @@ def test_pd_depends_on_the_latent_drivers_in_the_documented_directions(data):
     assert c_m < c_y  # financial strength matters more once a firm is mature
 
 
+# ---- the bank's approval policy ----------------------------------------------------------------
+
+
+def _documented_approval_probability(t: dict, policy: sm.ApprovalPolicy) -> pd.DataFrame:
+    """P(approved) of every application under ``policy`` as data/synthetic/README.md documents it,
+    recomputed with pandas from the loaded tables (rows available before the application date)."""
+    a = t["applications"].merge(t["firms"][["firm_id", "founding_date"]], on="firm_id")
+    a["approved"] = a["approved"].astype(bool)
+    key = a[["application_id", "firm_id", "application_date"]]
+
+    def before(table: str) -> pd.DataFrame:
+        m = key.merge(t[table], on="firm_id")
+        return m[m["available_date"] < m["application_date"]]
+
+    def per_app(mask_frame: pd.DataFrame, how="any") -> pd.Series:
+        g = mask_frame.groupby("application_id").size() if how == "count" else mask_frame.groupby("application_id").size() > 0
+        return a["application_id"].map(g).fillna(0 if how == "count" else False).astype(float).to_numpy()
+
+    fin = before("financials").sort_values(["application_id", "available_date"])
+    last = fin.groupby("application_id").tail(1)
+    bills = before("bills")
+    bills = bills[(bills["overdue_count"] > 0) & (bills["month"] >= bills["application_date"] - pd.Timedelta(days=365))]
+    cert = before("certifications")
+    cert = cert[(cert["issue_date"] <= cert["application_date"]) & (cert["application_date"] <= cert["expiry_date"])]
+    pat = before("patents")
+    v = pd.DataFrame({
+        "collateral": np.minimum(a["collateral_value"] / a["amount"], sm.COLLATERAL_CAP),
+        "statements": np.minimum(per_app(fin, "count"), sm.MAX_STATEMENTS),
+        "profitable": per_app(last[last["net_profit"] > 0]),
+        "leveraged": per_app(last[last["total_liabilities"] > sm.LEVERAGE_LIMIT * last["total_assets"]]),
+        "established": ((a["application_date"] - a["founding_date"]).dt.days >= 3 * 365.25).astype(float),
+        "overdue": per_app(bills),
+        "high_tech": per_app(cert[cert["cert_type"] == "high_tech"]),
+        "specialised": per_app(cert[cert["cert_type"].isin(["specialized", "little_giant"])]),
+        "inventions": np.minimum(per_app(pat[(pat["event"] == "grant") & (pat["patent_type"] == "invention")], "count"), sm.MAX_INVENTIONS),
+    })
+    z = policy.intercept + sum(getattr(policy, c) * v[c] for c in v.columns)
+    order = a.sort_values(["firm_id", "application_date"]).index
+    earlier = a.loc[order].groupby("firm_id")["approved"].transform(lambda s: s.shift(fill_value=False).cummax())
+    z = z + policy.repeat * earlier.reindex(a.index).astype(float)
+    return a.assign(p=1 / (1 + np.exp(-z)), first=~a["application_id"].isin(a.loc[order][a.loc[order].duplicated("firm_id")]["application_id"]))
+
+
+def test_approval_follows_the_documented_rule_on_point_in_time_data_and_not_the_latent_risk(data):
+    """The decision is a draw against the documented probability computed from what the tables held
+    before the application date; given it, the firm's true PD (latent) does not move the decision."""
+    from sklearn.linear_model import LogisticRegression
+
+    a = _documented_approval_probability(data["t"], sm.APPROVAL_POLICIES["traditional"])
+    a = a.merge(data["truth"][["application_id", "true_pd"]], on="application_id")
+    y = a["approved"].to_numpy()
+    bins = pd.qcut(a["p"], 10, duplicates="drop")
+    table = a.groupby(bins, observed=True).agg(p=("p", "mean"), approved=("approved", "mean"), n=("p", "size"))
+    se = np.sqrt(table["p"] * (1 - table["p"]) / table["n"])
+    assert ((table["approved"] - table["p"]).abs() < 4 * se + 0.01).all(), table
+    X = np.column_stack([np.log(a["p"] / (1 - a["p"])), np.log(a["true_pd"] / (1 - a["true_pd"]))])
+    coef = LogisticRegression(C=1e6, max_iter=1000).fit(X, y).coef_[0]
+    assert 0.8 < coef[0] < 1.2 and abs(coef[1]) < 0.2, coef
+    assert roc_auc_score(y, a["p"]) > 0.8
+
+
+def test_who_is_rejected_and_what_the_manifest_reports(data):
+    a = _documented_approval_probability(data["t"], sm.APPROVAL_POLICIES["traditional"])
+    a = a.merge(data["truth"][["application_id", "age_years", "window_closed", "default_12m"]], on="application_id")
+    rates = data["manifest"]["approval"]["rates"]
+    assert data["manifest"]["approval"]["policy"] == "traditional"
+    assert rates["all"]["applications"] == len(a) and rates["all"]["approved"] == int(a["approved"].sum())
+    assert 0.45 < rates["all"]["rate"] < 0.65  # documented: about 55%
+    young_first = a["first"] & (a["age_years"] < 3)
+    assert rates["first application, under 3 years"]["approved"] == int(a.loc[young_first, "approved"].sum())
+    assert rates["first application, under 3 years"]["rate"] < 0.35  # 首贷难: the first loan of a young firm
+    assert rates["first application, under 3 years"]["rate"] < 0.5 * rates["later application"]["rate"]
+    assert rates["age: under 3 years"]["rate"] < rates["age: 3 to 8 years"]["rate"] < rates["age: 8 years or more"]["rate"] + 0.05
+    assert sum(rates[f"industry: {i}"]["applications"] for i in sm.INDUSTRIES) == len(a)
+    closed = a[a["window_closed"]]
+    known = data["manifest"]["approval"]["default_rate_if_granted"]
+    assert known["rejected"]["defaults"] == int(closed.loc[~closed["approved"], "default_12m"].sum())
+    assert known["approved"]["rate"] < known["rejected"]["rate"]  # the policy screens some risk out, not all
+
+
+def test_policies_change_only_the_decisions_and_the_outcomes_the_bank_sees(tmp_path):
+    """Every policy decides in the same world: the tables are equal apart from applications.approved and
+    outcomes; ``none`` grants every application (the outcomes of generator 1.2.0)."""
+    hubs = {p: tmp_path / p for p in ("none", "tech_aware")}
+    for p, out in hubs.items():
+        generate(GeneratorParams(firms=800, seed=5, approval_policy=p), out)
+    for name in TABLE_NAMES:
+        if name == "outcomes":
+            continue
+        x, y = (pd.read_parquet(out / f"{name}.parquet") for out in hubs.values())
+        pd.testing.assert_frame_equal(x.drop(columns="approved", errors="ignore"), y.drop(columns="approved", errors="ignore"))
+    a = {p: pd.read_parquet(out / "applications.parquet") for p, out in hubs.items()}
+    o = {p: pd.read_parquet(out / "outcomes.parquet") for p, out in hubs.items()}
+    assert a["none"]["approved"].all() and not a["tech_aware"]["approved"].all()
+    granted = set(a["tech_aware"].loc[a["tech_aware"]["approved"], "application_id"])
+    assert set(o["tech_aware"]["application_id"]) == set(o["none"]["application_id"]) & granted
+    pd.testing.assert_frame_equal(o["none"][o["none"]["application_id"].isin(granted)].reset_index(drop=True), o["tech_aware"])
+    t = {p: pd.read_parquet(out / "truth" / "truth.parquet") for p, out in hubs.items()}
+    pd.testing.assert_frame_equal(t["none"][["application_id", "true_pd", "default_12m"]], t["tech_aware"][["application_id", "true_pd", "default_12m"]])
+
+
 def test_committed_sample_is_valid_and_matches_the_current_generator(tmp_path):
     """Passes on any CPU: the fresh run is compared with the sample by value (compare_datasets), because
     floats may differ in the last bits between machines. The sha256 check is on the committed bytes
@@ -546,7 +655,7 @@ def test_committed_sample_is_valid_and_matches_the_current_generator(tmp_path):
         assert hashlib.sha256((sample / rel).read_bytes()).hexdigest() == info["sha256"], f"{rel} changed after it was generated"
     p = m["parameters"]
     generate(
-        GeneratorParams(firms=p["firms"], seed=p["seed"], start=p["start"], end=p["end"], default_rate=p["default_rate"]),
+        GeneratorParams(firms=p["firms"], seed=p["seed"], start=p["start"], end=p["end"], default_rate=p["default_rate"], approval_policy=p["approval_policy"]),
         tmp_path / "s",
         key=privacy.DEMO_KEY,
     )

@@ -81,6 +81,12 @@ def test_demo_prints_only_our_lines_and_logs_mlflow_to_the_file(demo_env):
             assert up["ci95"][0] <= up["ci95"][1] and up["verdict"] in ("beats", "not_shown", "worse")
             assert up["verdict"] == ("beats" if up["ci95"][0] > 0 else "worse" if up["ci95"][1] < 0 else "not_shown")
     assert [m["model"] for m in u["models"] if m["champion"]] == [summary["champion"]["model"]]
+    # the default approval policy: declined applications are not scored; through the door (generated data only)
+    assert summary["declined"] > 0 and summary["to_score"] == summary["scoring"]["rows_in"]
+    t = u["through_the_door"]
+    assert t["note"].startswith("generated data only") and t["n"] > u["n_test"] and 0 < t["n_declined"] < t["n"]
+    ttd = {m["model"]: m for m in t["models"]}
+    assert set(ttd) == set(by_model) and "uplift" not in ttd["financial_baseline"] and "uplift_young" in ttd["gbm_monotone"]
     assert set(summary["seconds_by_step"]) >= {"data", "features", "train scorecard", "compare", "score", "report"}
 
 
@@ -122,6 +128,13 @@ def test_format_uplift_says_plainly_which_model_does_not_beat_the_baseline():
     assert re.search(r"^gbm_monotone \* +0\.810 +\+0\.060 \[\+0\.040, \+0\.080\]", text, re.M), text
     assert re.search(r"^financial_baseline +0\.750 +\(baseline\)", text, re.M)
     assert "note: only" not in text
+    assert "Through the door" not in text
+    door = _uplift({"gbm_monotone": (0.06, 0.04, 0.08, 1000)})
+    door["through_the_door"] = {"note": "generated data only: x", "n": 12000, "n_declined": 5000, "defaults": 380, "n_young": 3500, "defaults_young": 100,
+                                "models": [dict(m) for m in door["models"]]}
+    text = format_uplift(door)
+    assert "Through the door (generated data only: x): all 12,000 applicants of the test window, 5,000 of them declined by the bank" in text
+    assert "gbm_monotone beats financial_baseline overall and for first applications of firms under three years through the door (both intervals above 0)." in text
     few = format_uplift(_uplift({"gbm_monotone": (0.02, None, None, 0)}, defaults=12))
     assert "gbm_monotone cannot be compared with financial_baseline overall" in few
     assert "note: only 12 defaults in the test window" in few
