@@ -47,8 +47,8 @@ def test_demo_prints_only_our_lines_and_logs_mlflow_to_the_file(demo_env):
     c.set_registered_model_alias("riskmodel-scorecard", "champion", "1")
     proc = _run(["demo", "--firms", "1500", "--out", "data", "--json"], root, env)
     assert proc.returncode == 0, proc.stderr
-    assert c.get_model_version_by_alias("riskmodel-scorecard", "champion").version == "1"
-    assert [v.version for v in c.search_model_versions("name = 'riskmodel-scorecard'")] == ["1"]
+    assert str(c.get_model_version_by_alias("riskmodel-scorecard", "champion").version) == "1"
+    assert [str(v.version) for v in c.search_model_versions("name = 'riskmodel-scorecard'")] == ["1"]
     names = sorted(m.name for m in c.search_registered_models())
     assert names == ["demo-financial_baseline", "demo-gbm_additive", "demo-gbm_monotone", "demo-scorecard", "riskmodel-scorecard"]
     def no_nan(name):
