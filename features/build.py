@@ -172,12 +172,16 @@ def _firm_index(tables: Mapping[str, pd.DataFrame], apps_frame: pd.DataFrame) ->
     return index
 
 
-def _table(tables: Mapping[str, pd.DataFrame], name: str, index: FirmIndex) -> MonthlyTable | EventTable:
+def _table(tables: Mapping[str, pd.DataFrame], name: str, index: FirmIndex, required: Sequence[str] | None = None) -> MonthlyTable | EventTable:
+    """The table object of ``name`` (an empty one when absent); ``required``: the columns it must have
+    (default: every column a signal may read)."""
     df = tables.get(name)
     if df is None:
         df = empty_table(name)
-    cols = [c for c in SCHEMAS[name].column_names if SCHEMAS[name].grade_of(c) != "L4"]
-    _check_columns(name, df, [c for c in cols if c not in ("cert_no", "bid_id", "patent_id", "person_id")] if len(df) else [])
+    if required is None:
+        cols = [c for c in SCHEMAS[name].column_names if SCHEMAS[name].grade_of(c) != "L4"]
+        required = [c for c in cols if c not in ("cert_no", "bid_id", "patent_id", "person_id")]
+    _check_columns(name, df, list(required) if len(df) else [])
     return MonthlyTable(name, df, index) if name in MONTHLY_TABLES else EventTable(name, df, index)
 
 
@@ -209,7 +213,7 @@ def part_stats(
         raise UserError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
     apps_frame = _applications(tables, applications, as_of)
     index = _firm_index(tables, apps_frame)
-    objs = {name: _table(tables, name, index) for name in requests.tables()}
+    objs = {name: _table(tables, name, index, sorted(requests.columns(name))) for name in requests.tables()}
     return _part(objs, index, requests, np.unique(np.asarray(months, dtype=np.int64)))
 
 

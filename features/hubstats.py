@@ -41,6 +41,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from features.tables import SCHEMAS
+
 NEVER = np.iinfo(np.int64).max  # "day index" of a missing date: never available
 
 
@@ -273,7 +275,9 @@ class StatRequests:
         cols = {"firm_id", "available_date"}
         if table in self.monthly or any(k.table == table for k in self.peers):
             cols.add("month")
-        cols |= {c for t, c in self.periods if t == table}
+        periods = {c for t, c in self.periods if t == table}
+        if periods:
+            cols |= periods | {SCHEMAS[table].event}
         cols |= {k.column for k in self.peers if k.table == table}
         return cols
 

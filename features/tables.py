@@ -402,6 +402,9 @@ class TableError(UserError):
         more = f"\n... and {len(violations) - 20} more" if len(violations) > 20 else ""
         super().__init__("source table validation failed:\n  " + "\n  ".join(lines) + more)
 
+    def __reduce__(self):  # rebuilt from its violations when it crosses a process boundary
+        return (type(self), (self.violations,))
+
 
 @dataclass
 class LoadReport:
@@ -629,6 +632,16 @@ def file_rows(path: Path) -> int:
         raise _unreadable(path, exc) from None
 
 
+def file_columns(path: Path) -> list[str]:
+    """Column names of a Parquet file, from its footer."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
 def read_pieces(path: Path, rows: int, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
     """A Parquet file in pieces of at most ``rows`` rows: ``(first row, frame)`` each, in file order."""
     path = Path(path)
@@ -754,6 +767,11 @@ class TableCheck:
             self._rejects.append(rej)
             keep[bad_rows] = False
         return clean, keep
+
+    @property
+    def broken(self) -> bool:
+        """With ``errors="raise"``: the current file broke a rule (:meth:`end_file` will raise)."""
+        return self.errors == "raise" and bool(self._found)
 
     def end_file(self) -> None:
         found, self._found = merge_violations(self._found), []
