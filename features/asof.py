@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.hubstats import NEVER, MonthlyCounts, PeerKey, PeerNorm, PeerValues, PeriodCounts, stat_name
-from features.tables import SCHEMAS
+from features.tables import SCHEMAS, add_months, by_date
 
 MONTHLY_TABLES: tuple[str, ...] = ("electricity", "social_security", "invoices", "bills")
 EVENT_TABLES: tuple[str, ...] = ("firms", "financials", "rnd_deductions", "certifications", "patents", "bids", "talent")
@@ -83,7 +83,7 @@ def day_index(values) -> np.ndarray:
 
 def month_index(values) -> np.ndarray:
     """Months since 1970-01 as int64 (calendar month of each date)."""
-    return _datetimes(values).astype("datetime64[M]").astype(np.int64)
+    return by_date(lambda d: d.astype("datetime64[M]").astype(np.int64), _datetimes(values))
 
 
 def year_of(values) -> np.ndarray:
@@ -95,8 +95,7 @@ def year_of(values) -> np.ndarray:
 
 def months_back(dates: np.ndarray, months: int) -> np.ndarray:
     """Day index of each date moved back ``months`` calendar months (day clipped to month end)."""
-    idx = pd.DatetimeIndex(dates) - pd.DateOffset(months=months)
-    return day_index(idx.to_numpy())
+    return day_index(add_months(_datetimes(dates), -months))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -298,12 +298,12 @@ def _empty(name: str) -> pd.DataFrame:
 
 
 @dataclass
-class _TableResult:
-    """What preparing one table (or one part of it) found."""
+class _Prepared:
+    """What preparing one table (bucketed) or one part (aligned) found."""
 
     report: LoadReport
-    months: np.ndarray | None = None  # application months (applications table)
-    ids: dict[int, pa.Array] = field(default_factory=dict)  # aligned: distinct firm ids per part
+    ids: dict[str, pa.Array] = field(default_factory=dict)  # aligned: distinct firm ids per table of the part
+    stats: tuple[PartStats, dict] | None = None  # aligned: the part's pass-1 statistics (peers spilled)
 
 
 def _global_duplicates(files: list[Path], name: str) -> list[np.ndarray] | None:
@@ -331,38 +331,83 @@ def _global_duplicates(files: list[Path], name: str) -> list[np.ndarray] | None:
     return out
 
 
-def _months(frame: pd.DataFrame) -> np.ndarray:
-    dates = frame[DATE].to_numpy(dtype="datetime64[ns]")
-    return np.unique(dates[~np.isnat(dates)].astype("datetime64[M]").astype(np.int64))
+def _application_months(files: list[Path], as_of) -> np.ndarray:
+    """Month indexes of every application date (pass 1 computes peer norms for each), read before
+    validation: a date validation rejects only adds a month no application asks for. With ``as_of``,
+    its month."""
+    if as_of is not None:
+        try:
+            day = pd.Timestamp(as_of).normalize()
+        except (ValueError, TypeError):
+            raise UserError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
+        return np.array([np.datetime64(day.to_datetime64(), "M").astype(np.int64)])
+    found = [np.zeros(0, dtype=np.int64)]
+    for f in files:
+        if DATE not in file_columns(f):
+            continue  # validation reports the missing column
+        for _, piece in read_pieces(f, PIECE_ROWS, columns=[DATE]):
+            dates = pd.to_datetime(piece[DATE], errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+            found.append(np.unique(dates[~np.isnat(dates)].astype("datetime64[M]").astype(np.int64)))
+    return np.unique(np.concatenate(found))
 
 
-def _prepare_aligned(directory: str, work: str, name: str, k: int, errors: str, dups: np.ndarray | None) -> _TableResult:
-    """Validate part ``k`` of table ``name`` (a whole part file: the key rule of a key with firm_id is
-    complete inside it) and write it as partition ``k``."""
+def _write_ipc(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+
+
+def _firm_ids(frame: pd.DataFrame) -> pa.Array:
+    return pc.unique(pa.array(frame["firm_id"], type=pa.large_string(), from_pandas=True).drop_null())
+
+
+def _prepare_aligned(directory: str, work: str, k: int, errors: str, dups: dict[str, np.ndarray], months: np.ndarray, as_of,
+                     features: Sequence[str] | None) -> _Prepared:
+    """Part ``k`` of every table: validate each part file whole (the key rule of a key with firm_id
+    is complete inside it; other keys come checked over the table in ``dups``), write it as
+    partition ``k``, and compute the part's pass-1 statistics from the validated frames."""
     report = LoadReport()
-    f = table_files(directory, name)[k]
-    check = TableCheck(name, report, max_date=dataset_end(Path(directory)), errors=errors)
-    raw = read_table(f)
-    check.begin_file(str(f), raw.columns, len(raw))
-    clean, keep = check.check(raw, str(f), 0, dups)
-    check.end_file()
-    clean = check.kept(clean, keep)
-    check.finish()
-    del raw
-    result = _TableResult(report)
-    if name in BUILD_TABLES:
-        path = partition_file(Path(work), k, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = _arrow(_storable(clean, name))
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
-            w.write_table(table)
-        result.ids[k] = pc.unique(pa.array(clean["firm_id"], type=pa.large_string(), from_pandas=True).drop_null())
-    if name == "applications":
-        result.months = _months(clean)
+    max_date = dataset_end(Path(directory))
+    result = _Prepared(report)
+    requests = stat_requests(_signals(features))
+    kept: dict[str, pd.DataFrame] = {}
+    for name in TABLE_NAMES:
+        files = table_files(directory, name)
+        if not files:
+            continue
+        f = files[k]
+        check = TableCheck(name, report, max_date=max_date, errors=errors)
+        raw = read_table(f)
+        check.begin_file(str(f), raw.columns, len(raw))
+        clean, keep = check.check(raw, str(f), 0, dups.get(name))
+        check.end_file()
+        del raw
+        clean = check.kept(clean, keep)
+        check.finish()
+        if name not in BUILD_TABLES:
+            continue
+        _write_ipc(partition_file(Path(work), k, name), _arrow(_storable(clean, name)))
+        result.ids[name] = _firm_ids(clean)
+        if name in ("firms", "applications") or name in requests.tables():
+            kept[name] = clean
+    part = part_stats(kept, requests, months, as_of=as_of)
+    del kept
+    result.stats = (part, _spill(part, Path(work), k))
     return result
 
 
-def _prepare_buckets(directory: str, work: str, name: str, n: int, errors: str, dups: list[np.ndarray] | None) -> _TableResult:
+def _spill(part: PartStats, work: Path, k: int) -> dict:
+    """Write the part's peer values to .npy files (read back memory-mapped when combined)."""
+    paths = {}
+    for i, (key, values) in enumerate(sorted(part.peers.items())):
+        path = work / f"peers-{k:05d}-{i}.npy"
+        np.save(path, np.ascontiguousarray(values.values))
+        values.values = np.zeros((len(values.months), 0))
+        paths[key] = str(path)
+    return paths
+
+
+def _prepare_buckets(directory: str, work: str, name: str, n: int, errors: str, dups: list[np.ndarray] | None) -> _Prepared:
     """Stream table ``name`` once: validate each piece, append its rows to their firms' partitions
     (all rows, with their file, row and whether they passed, so the key rule of a key with firm_id
     can be checked per partition afterwards, with the rows rejected for other rules included as a
@@ -371,7 +416,6 @@ def _prepare_buckets(directory: str, work: str, name: str, n: int, errors: str, 
     files = table_files(directory, name)
     check = TableCheck(name, report, max_date=dataset_end(Path(directory)), errors=errors)
     writers = _Writers(Path(work))
-    months: list[np.ndarray] = []
     firm_keyed = name not in GLOBAL_KEY_TABLES
     try:
         for i, f in enumerate(files):
@@ -397,18 +441,13 @@ def _prepare_buckets(directory: str, work: str, name: str, n: int, errors: str, 
                 for k in range(n):
                     if bounds[k + 1] > bounds[k]:
                         writers.write(k, name, table.slice(bounds[k], bounds[k + 1] - bounds[k]))
-                if name == "applications":
-                    months.append(_months(clean.loc[keep]))
             check.end_file()
     finally:
         writers.close()
     if firm_keyed and name in BUILD_TABLES:
         _bucket_keys(Path(work), name, n, [str(f) for f in files], check, errors)
     check.finish()
-    result = _TableResult(report)
-    if months:
-        result.months = np.unique(np.concatenate(months))
-    return result
+    return _Prepared(report)
 
 
 def _bucket_keys(work: Path, name: str, n: int, files: list[str], check: TableCheck, errors: str) -> None:
@@ -472,13 +511,13 @@ def _merge_reports(reports: Iterable[LoadReport]) -> LoadReport:
     return out
 
 
-def _check_aligned(layout: Layout, results: dict[tuple[str, int], _TableResult]) -> None:
+def _check_aligned(layout: Layout, results: list[_Prepared]) -> None:
     """Aligned parts must be firm-disjoint: every firm of the registry or the applications in one
     part only, and no row in another part than its firm's."""
     n = layout.aligned
     home = []
     for k in range(n):
-        ids = [results[(t, k)].ids[k] for t in ("firms", "applications") if (t, k) in results]
+        ids = [results[k].ids[t] for t in ("firms", "applications") if t in results[k].ids]
         local = pc.unique(pa.concat_arrays(ids)) if ids else pa.array([], type=pa.large_string())
         home.append(local)
     every = pa.concat_arrays(home) if home else pa.array([], type=pa.large_string())
@@ -490,18 +529,25 @@ def _check_aligned(layout: Layout, results: dict[tuple[str, int], _TableResult])
         raise UserError(f"{layout.directory}: firm {firm} is in parts {parts} of the firms or applications tables; "
                         "a hub partitioned by firm (manifest.json \"partitioning\") keeps each firm in one part "
                         "(remove \"partitioning\" from manifest.json to have the tables re-partitioned)")
-    for (name, k), res in results.items():
-        if name in ("firms", "applications") or k not in res.ids:
-            continue
-        foreign = pc.filter(res.ids[k], pc.invert(pc.is_in(res.ids[k], value_set=home[k])))
-        if len(foreign):
-            elsewhere = pc.filter(foreign, pc.is_in(foreign, value_set=every))
-            if len(elsewhere):
-                firm = elsewhere[0].as_py()
-                j = int(part_of[np.flatnonzero(every.to_numpy(zero_copy_only=False) == firm)[0]])
-                raise UserError(f"{layout.files[name][k]}: firm {firm} has rows here but is a firm of part {j}; a hub partitioned "
-                                "by firm (manifest.json \"partitioning\") keeps all of a firm's rows in one part (remove "
-                                "\"partitioning\" from manifest.json to have the tables re-partitioned)")
+    for k, res in enumerate(results):
+        for name, ids in res.ids.items():
+            if name in ("firms", "applications"):
+                continue
+            _foreign(layout, name, k, ids, home[k], every, part_of)
+
+
+def _foreign(layout: Layout, name: str, k: int, ids: pa.Array, home: pa.Array, every: pa.Array, part_of: np.ndarray) -> None:
+    """Refuse rows of part ``k`` whose firm is a firm of another part."""
+    foreign = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=home)))
+    if not len(foreign):
+        return
+    elsewhere = pc.filter(foreign, pc.is_in(foreign, value_set=every))
+    if len(elsewhere):
+        firm = elsewhere[0].as_py()
+        j = int(part_of[np.flatnonzero(every.to_numpy(zero_copy_only=False) == firm)[0]])
+        raise UserError(f"{layout.files[name][k]}: firm {firm} has rows here but is a firm of part {j}; a hub partitioned "
+                        "by firm (manifest.json \"partitioning\") keeps all of a firm's rows in one part (remove "
+                        "\"partitioning\" from manifest.json to have the tables re-partitioned)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -516,13 +562,7 @@ def _stats_part(work: str, k: int, months: np.ndarray, as_of, features: Sequence
     columns["firms"] = {"firm_id", "industry", "region", "founding_date", "available_date"}
     tables = read_partition(work, k, ("firms", "applications", *sorted(requests.tables())), columns=columns)
     part = part_stats(tables, requests, months, as_of=as_of)
-    paths = {}
-    for i, (key, values) in enumerate(sorted(part.peers.items())):
-        path = Path(work) / f"peers-{k:05d}-{i}.npy"
-        np.save(path, np.ascontiguousarray(values.values))
-        values.values = np.zeros((len(values.months), 0))
-        paths[key] = str(path)
-    return part, paths
+    return part, _spill(part, Path(work), k)
 
 
 def _features_part(work: str, k: int, stats: HubStats, as_of, features: Sequence[str] | None) -> pd.DataFrame:
@@ -663,25 +703,22 @@ def build_hub(
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".work", dir=parent))
     try:
         with _Runner(workers) as runner:
-            report, months = _prepare(layout, work, n, mode, errors, runner, progress)
+            months = _application_months(layout.files["applications"], as_of)
+            report, parts = _prepare(layout, work, n, mode, errors, runner, progress, months, as_of, features)
             seconds["validate"] = time.perf_counter() - t0
-            if as_of is not None:
-                try:
-                    months = np.array([pd.Timestamp(as_of).to_datetime64().astype("datetime64[M]").astype(np.int64)])
-                except (ValueError, TypeError):
-                    raise UserError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
             t1 = time.perf_counter()
-            parts: list[PartStats] = []
-            tasks = [(str(work), k, months, as_of, features) for k in range(n)]
-            for part, paths in runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)):
+            if parts is None:  # bucketed: pass 1 reads the partitions
+                tasks = [(str(work), k, months, as_of, features) for k in range(n)]
+                parts = list(runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)))
+            for part, paths in parts:
                 for key, path in paths.items():
                     part.peers[key].values = np.load(path, mmap_mode="r")
-                parts.append(part)
-            stats = HubStats.combine(parts)
+            stats = HubStats.combine([p for p, _ in parts])
             del parts
             seconds["pass 1"] = time.perf_counter() - t1
             t2 = time.perf_counter()
-            rows, n_features = _write(out, runner.map(_features_part, [(str(work), k, stats, as_of, features) for k in range(n)], _tick(progress, "features", n)))
+            tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
+            rows, n_features = _write(out, runner.map(_features_part, tasks, _tick(progress, "features", n)))
             seconds["features"] = time.perf_counter() - t2
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -695,34 +732,28 @@ def _tick(progress, step: str, total: int) -> Callable[[int], None] | None:
     return lambda done: progress(step, done, total)
 
 
-def _prepare(layout: Layout, work: Path, n: int, mode: str, errors: str, runner: _Runner, progress) -> tuple[LoadReport, np.ndarray]:
-    """Step 1: validate every table and write the partitions; returns the load report and the
-    application months of the whole hub."""
+def _prepare(layout: Layout, work: Path, n: int, mode: str, errors: str, runner: _Runner, progress, months: np.ndarray, as_of,
+             features: Sequence[str] | None) -> tuple[LoadReport, list | None]:
+    """Step 1: validate every table and write the partitions. Returns the load report and, for
+    aligned parts, each part's pass-1 statistics (None when bucketed: pass 1 runs afterwards)."""
     names = [t for t in TABLE_NAMES if t in layout.files]
     (work / "tables.json").write_text(json.dumps([t for t in names if t in BUILD_TABLES]))
-    results: list[_TableResult] = []
-    by_part: dict[tuple[str, int], _TableResult] = {}
+    dups = {name: _global_duplicates(layout.files[name], name) for name in names if name in GLOBAL_KEY_TABLES}
+    parts = None
     if mode == "aligned":
-        tasks = []
-        for name in names:
-            dups = _global_duplicates(layout.files[name], name) if name in GLOBAL_KEY_TABLES else None
-            tasks += [(str(layout.directory), str(work), name, k, errors, dups[k] if dups is not None else None) for k in range(n)]
-        for args, res in zip(tasks, runner.map(_prepare_aligned, tasks, _tick(progress, "validate", len(tasks)))):
-            results.append(res)
-            by_part[(args[2], args[3])] = res
-        _check_aligned(layout, by_part)
+        tasks = [(str(layout.directory), str(work), k, errors, {t: d[k] for t, d in dups.items() if d is not None}, months, as_of, features)
+                 for k in range(n)]
+        results = list(runner.map(_prepare_aligned, tasks, _tick(progress, "validate", n)))
+        _check_aligned(layout, results)
+        parts = [r.stats for r in results]
     else:
-        tasks = []
-        for name in names:
-            dups = _global_duplicates(layout.files[name], name) if name in GLOBAL_KEY_TABLES else None
-            tasks.append((str(layout.directory), str(work), name, n, errors, dups))
+        tasks = [(str(layout.directory), str(work), name, n, errors, dups.get(name)) for name in names]
         results = list(runner.map(_prepare_buckets, tasks, _tick(progress, "validate", len(tasks))))
     report = _merge_reports(r.report for r in results)
     report.missing_tables = [t for t in TABLE_NAMES if t not in layout.files]
     for t in report.missing_tables:
         log.warning("table %s is missing from %s: its signals will be NaN", t, layout.directory)
-    months = [r.months for r in results if r.months is not None]
-    return report, (np.unique(np.concatenate(months)) if months else np.zeros(0, dtype=np.int64))
+    return report, parts
 
 
 def _write(out: Path, frames: Iterator[pd.DataFrame]) -> tuple[int, int]:

@@ -466,6 +466,34 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     return series.astype("string"), notnull
 
 
+def by_date(fn: Callable[[np.ndarray], np.ndarray], dates: np.ndarray) -> np.ndarray:
+    """``fn`` applied to each distinct datetime64[ns] value of ``dates`` once, spread back to every
+    row. Calendar arithmetic costs tens of nanoseconds a value, and a table holds few distinct dates
+    (a monthly table: one per month), so this is many times faster on large columns."""
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    if len(d) < 4096:
+        return fn(d)
+    codes, uniq = pd.factorize(d.view(np.int64))
+    return fn(uniq.view("datetime64[ns]"))[codes]
+
+
+def add_months(dates: np.ndarray, months: int) -> np.ndarray:
+    """``dates`` (datetime64) moved by whole calendar months, the day clipped to the end of the
+    target month and the time of day kept: ``pd.DateOffset(months=months)``, vectorised (NaT stays NaT)."""
+    return by_date(lambda d: _add_months(d, months), dates)
+
+
+def _add_months(d: np.ndarray, months: int) -> np.ndarray:
+    day = d.astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    target = month + np.timedelta64(months, "M")
+    length = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")
+    shifted = target.astype("datetime64[D]") + np.minimum(day - month.astype("datetime64[D]"), length - np.timedelta64(1, "D"))
+    out = shifted.astype("datetime64[ns]") + (d - day.astype("datetime64[ns]"))
+    out[np.isnat(d)] = np.datetime64("NaT")
+    return out
+
+
 def _known_category(coerced: pd.Series, col: Column) -> np.ndarray:
     return coerced.isin(list(col.categories)).to_numpy() | coerced.isna().to_numpy()
 
@@ -554,10 +582,10 @@ def validate_frame(
     clean = pd.DataFrame(out)
 
     # Timing rule: a row cannot be known before the event it describes.
-    event = clean[schema.event]
+    event = clean[schema.event].to_numpy(dtype="datetime64[ns]")
     if schema.event_offset_months:
-        event = event + pd.DateOffset(months=schema.event_offset_months)
-    early = (clean["available_date"] < event).to_numpy()
+        event = add_months(event, schema.event_offset_months)
+    early = clean["available_date"].to_numpy(dtype="datetime64[ns]") < event
     rule = f"available_date before {schema.event}" + (f" + {schema.event_offset_months} month(s)" if schema.event_offset_months else "")
     flag(early, "available_date", rule + " (a row cannot be known before the event it describes)", df["available_date"].reset_index(drop=True))
 
