@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -494,13 +495,17 @@ def _add_months(d: np.ndarray, months: int) -> np.ndarray:
     return out
 
 
-def _known_category(coerced: pd.Series, col: Column) -> np.ndarray:
-    return coerced.isin(list(col.categories)).to_numpy() | coerced.isna().to_numpy()
-
-
-def _as_category(coerced: pd.Series, col: Column, ok: np.ndarray) -> pd.Series:
-    # unknown values are flagged by the caller; they become missing (pandas 4 will refuse the cast)
-    return coerced.where(ok).astype(pd.CategoricalDtype(list(col.categories)))
+def _categories(coerced: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
+    """A text column as the declared categories: ``(categorical, known)``, ``known`` False where a
+    value is not a declared category (it becomes missing; pandas 4 will refuse the cast)."""
+    cats = list(col.categories)
+    arr = pa.array(coerced, type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    codes = pc.fill_null(pc.index_in(arr, value_set=pa.array(cats, type=pa.large_string())), -1).to_numpy(zero_copy_only=False)
+    known = (codes >= 0) | np.asarray(arr.is_null(), dtype=bool)
+    cat = pd.Categorical.from_codes(codes.astype(np.int8 if len(cats) < 127 else np.int32), dtype=pd.CategoricalDtype(cats))
+    return pd.Series(cat, index=coerced.index, name=coerced.name), known
 
 
 def validate_frame(
@@ -568,9 +573,8 @@ def validate_frame(
             if col.dtype == "int" and not (isnull | bad_type).any():
                 coerced = coerced.astype("int64")
         if col.dtype == "category":
-            ok = _known_category(coerced, col)
+            coerced, ok = _categories(coerced, col)
             flag(~ok, col.name, f"unknown category (allowed: {', '.join(col.categories)})", raw)
-            coerced = _as_category(coerced, col, ok)
         if col.dtype == "string":
             lengths = coerced.str.len().to_numpy(dtype="float64", na_value=0)
             flag(lengths > 200, col.name, "text longer than 200 characters", raw)
@@ -597,7 +601,7 @@ def validate_frame(
 
     # Keys are unique.
     if duplicates is None:
-        dup = clean.duplicated(list(schema.key), keep="first").to_numpy()
+        dup = duplicated_keys(clean, list(schema.key))
     else:
         dup = np.asarray(duplicates, dtype=bool)
         if dup.shape != (len(clean),):
@@ -627,6 +631,56 @@ def table_files(directory: str | Path, name: str) -> list[Path]:
             raise UserError(f"{folder}: a table folder holds part files named {PART_PATTERN}, and this one has none")
         return parts
     return [single] if single.exists() else []
+
+
+def _grouped_duplicates(frame: pd.DataFrame, key: list[str]) -> np.ndarray | None:
+    """``duplicated(keep="first")`` in one pass when the rows come grouped by the first key column
+    (each value in one run of rows) and ordered by the other, numeric or date, key columns inside a
+    run, as an export ordered by firm and month is: a repeated key is then the row just before it.
+    None when the rows are not so ordered (or a key has a missing value)."""
+    if len(frame) < 2:
+        return np.zeros(len(frame), dtype=bool)
+    first = pa.array(frame[key[0]], from_pandas=True)
+    if isinstance(first, pa.ChunkedArray):
+        first = first.combine_chunks()
+    if first.null_count or not pa.types.is_string(first.type) and not pa.types.is_large_string(first.type):
+        return None
+    rest = []
+    for c in key[1:]:
+        col = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            v = col.to_numpy(dtype="datetime64[ns]").view(np.int64)
+            if (v == np.iinfo(np.int64).min).any():
+                return None
+        elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            v = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isnan(v).any():
+                return None
+        else:
+            return None
+        rest.append(v)
+    same_run = np.asarray(pc.equal(first.slice(1), first.slice(0, len(first) - 1)), dtype=bool)
+    heads = pc.filter(first, pa.array(np.r_[True, ~same_run]))
+    if pc.count_distinct(heads).as_py() != len(heads):
+        return None  # a value of the first column comes back after another: not grouped
+    equal = same_run.copy()
+    order_ok = np.ones(len(same_run), dtype=bool)
+    decided = np.zeros(len(same_run), dtype=bool)  # rows whose order is already told by an earlier column
+    for v in rest:
+        a, b = v[:-1], v[1:]
+        order_ok &= decided | (a <= b)
+        decided |= a < b
+        equal &= a == b
+    if not order_ok[same_run].all():
+        return None
+    return np.r_[False, equal]
+
+
+def duplicated_keys(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Which rows repeat a key of an earlier row (``DataFrame.duplicated(key, keep="first")``),
+    in one pass when the rows come ordered by the key (:func:`_grouped_duplicates`)."""
+    fast = _grouped_duplicates(frame, key)
+    return fast if fast is not None else frame.duplicated(key, keep="first").to_numpy()
 
 
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -695,7 +749,7 @@ def key_frame(raw: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
         col = schema.column(name)
         coerced, _ = _coerce(raw[name].reset_index(drop=True), col)
         if col.dtype == "category":
-            coerced = _as_category(coerced, col, _known_category(coerced, col))
+            coerced = _categories(coerced, col)[0]
         elif col.dtype in ("int", "float"):
             coerced = coerced.astype("float64")
         out[name] = coerced
