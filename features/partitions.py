@@ -303,7 +303,8 @@ class _Prepared:
     """What preparing one table (bucketed) or one part (aligned) found."""
 
     report: LoadReport
-    ids: dict[str, pa.Array] = field(default_factory=dict)  # aligned: distinct firm ids per table of the part
+    home: pa.Array | None = None  # aligned: the part's firms (registry and applications)
+    foreign: dict[str, pa.Array] = field(default_factory=dict)  # aligned: firms of other tables' rows not in home
     stats: tuple[PartStats, dict] | None = None  # aligned: the part's pass-1 statistics (peers spilled)
 
 
@@ -372,6 +373,7 @@ def _prepare_aligned(directory: str, work: str, k: int, errors: str, dups: dict[
     result = _Prepared(report)
     requests = stat_requests(_signals(features))
     kept: dict[str, pd.DataFrame] = {}
+    ids: dict[str, pa.Array] = {}
     for name in TABLE_NAMES:
         files = table_files(directory, name)
         if not files:
@@ -388,9 +390,14 @@ def _prepare_aligned(directory: str, work: str, k: int, errors: str, dups: dict[
         if name not in BUILD_TABLES:
             continue
         _write_ipc(partition_file(Path(work), k, name), _arrow(_storable(clean, name)))
-        result.ids[name] = _firm_ids(clean)
+        ids[name] = _firm_ids(clean)
         if name in ("firms", "applications") or name in requests.tables():
             kept[name] = clean
+    home = [ids[t] for t in ("firms", "applications") if t in ids]
+    result.home = pc.unique(pa.concat_arrays(home)) if home else pa.array([], type=pa.large_string())
+    for name, found in ids.items():
+        if name not in ("firms", "applications"):
+            result.foreign[name] = pc.filter(found, pc.invert(pc.is_in(found, value_set=result.home)))
     part = part_stats(kept, requests, months, as_of=as_of)
     del kept
     result.stats = (part, _spill(part, Path(work), k))
@@ -514,41 +521,28 @@ def _merge_reports(reports: Iterable[LoadReport]) -> LoadReport:
 
 def _check_aligned(layout: Layout, results: list[_Prepared]) -> None:
     """Aligned parts must be firm-disjoint: every firm of the registry or the applications in one
-    part only, and no row in another part than its firm's."""
-    n = layout.aligned
-    home = []
-    for k in range(n):
-        ids = [results[k].ids[t] for t in ("firms", "applications") if t in results[k].ids]
-        local = pc.unique(pa.concat_arrays(ids)) if ids else pa.array([], type=pa.large_string())
-        home.append(local)
+    part only, and no row in a part other than its firm's (a row of a firm in neither table is
+    dropped by every build alike)."""
+    home = [r.home for r in results]
     every = pa.concat_arrays(home) if home else pa.array([], type=pa.large_string())
-    part_of = np.repeat(np.arange(n), [len(h) for h in home])
-    dup = pd.Series(every.to_numpy(zero_copy_only=False)).duplicated(keep=False).to_numpy()
+    part_of = np.repeat(np.arange(len(home)), [len(h) for h in home])
+    values = every.to_numpy(zero_copy_only=False)
+    dup = pd.Series(values).duplicated(keep=False).to_numpy()
     if dup.any():
-        firm = every[int(np.flatnonzero(dup)[0])].as_py()
-        parts = sorted(set(part_of[(every.to_numpy(zero_copy_only=False) == firm)].tolist()))
+        firm = values[int(np.flatnonzero(dup)[0])]
+        parts = sorted(set(part_of[values == firm].tolist()))
         raise UserError(f"{layout.directory}: firm {firm} is in parts {parts} of the firms or applications tables; "
                         "a hub partitioned by firm (manifest.json \"partitioning\") keeps each firm in one part "
                         "(remove \"partitioning\" from manifest.json to have the tables re-partitioned)")
     for k, res in enumerate(results):
-        for name, ids in res.ids.items():
-            if name in ("firms", "applications"):
-                continue
-            _foreign(layout, name, k, ids, home[k], every, part_of)
-
-
-def _foreign(layout: Layout, name: str, k: int, ids: pa.Array, home: pa.Array, every: pa.Array, part_of: np.ndarray) -> None:
-    """Refuse rows of part ``k`` whose firm is a firm of another part."""
-    foreign = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=home)))
-    if not len(foreign):
-        return
-    elsewhere = pc.filter(foreign, pc.is_in(foreign, value_set=every))
-    if len(elsewhere):
-        firm = elsewhere[0].as_py()
-        j = int(part_of[np.flatnonzero(every.to_numpy(zero_copy_only=False) == firm)[0]])
-        raise UserError(f"{layout.files[name][k]}: firm {firm} has rows here but is a firm of part {j}; a hub partitioned "
-                        "by firm (manifest.json \"partitioning\") keeps all of a firm's rows in one part (remove "
-                        "\"partitioning\" from manifest.json to have the tables re-partitioned)")
+        for name, foreign in res.foreign.items():
+            elsewhere = pc.filter(foreign, pc.is_in(foreign, value_set=every)) if len(foreign) else foreign
+            if len(elsewhere):
+                firm = elsewhere[0].as_py()
+                j = int(part_of[np.flatnonzero(values == firm)[0]])
+                raise UserError(f"{layout.files[name][k]}: firm {firm} has rows here but is a firm of part {j}; a hub partitioned "
+                                "by firm (manifest.json \"partitioning\") keeps all of a firm's rows in one part (remove "
+                                "\"partitioning\" from manifest.json to have the tables re-partitioned)")
 
 
 # ------------------------------------------------------------------------------------------------
