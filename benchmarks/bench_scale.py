@@ -233,7 +233,7 @@ def bench_size(firms: int, seed: int, steps: list[str], workers: list[int]) -> d
                 r = run_step(["train", "--data", hub, "--features-file", matrix, "--model", model, "--name", f"bench-scale-{model}", "--json"],
                              env_ml, rows=manifest["labelled_applications"], cwd=work)
                 summary = _json(r.pop("stdout"))
-                r["n_train"], r["n_test"], r["auc"] = summary.get("n_train"), summary.get("n_test"), summary.get("metrics", {}).get("auc")
+                r["n_train"], r["n_test"], r["test_auc"] = summary.get("n_train"), summary.get("n_test"), summary.get("metrics", {}).get("test_auc")
                 result[f"train_{model}"] = r
                 if model == "scorecard":
                     model_uri = summary.get("model_uri")

@@ -29,6 +29,12 @@ period before: so not before the source's first period, and not while most rows 
 still to come) and the firm had been founded by its end. Counting months since the hub began instead
 would make every firm's coverage grow with the hub's age.
 
+What "held" means, and the industry norms of ``MonthlyWindow.peer_median``, depend on every firm's
+rows, not the application's firm alone: the windows read them from the build's
+``features.hubstats.HubStats`` (``table.hub``), computed before any signal runs, so a build over one
+partition of firms gives the same values as over the whole hub. A window built without one (a unit
+test) computes them from its own table.
+
 Both record which columns a signal reads, so the catalog derives each feature's sensitivity grade from
 the columns it actually uses, and both refuse L4 (restricted) columns outright.
 """

@@ -714,6 +714,16 @@ def file_rows(path: Path) -> int:
         raise _unreadable(path, exc) from None
 
 
+def read_hub_table(directory: str | Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Table ``name`` of a hub as read (not validated), whatever its layout (:func:`table_files`);
+    a UserError when the hub lacks it."""
+    files = table_files(directory, name)
+    if not files:
+        raise UserError(f"{Path(directory) / f'{name}.parquet'}: table '{name}' is missing from {directory}")
+    frames = [read_table(f, columns) for f in files]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 def file_columns(path: Path) -> list[str]:
     """Column names of a Parquet file, from its footer."""
     path = Path(path)

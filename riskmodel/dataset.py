@@ -379,7 +379,7 @@ def load_labelled(
     outcomes joined (:func:`join_outcomes`) and the out-of-time split at ``cut`` (default: the last
     ``test_share`` of labelled applications by date)."""
     data_dir = _hub(data_dir)
-    if not (data_dir / "outcomes.parquet").is_file():
+    if not table_files(data_dir, "outcomes"):
         raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications ({TARGET})")
     features, catalog, info, tables = _matrix(data_dir, features_file, use_cache, write_cache, need=("outcomes",))
     labelled = join_outcomes(features, tables["outcomes"], data_dir)

@@ -103,10 +103,11 @@ def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
         if credit_model.catalog is not None:
             catalog = credit_model.catalog.copy()
     else:
+        from features.tables import table_files
         from riskmodel import dataset
 
         data_dir = Path(data) if data is not None else Path(params.get("data", ""))
-        if not (data_dir / "outcomes.parquet").is_file():
+        if not table_files(data_dir, "outcomes"):
             raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
         # read the training cache when it is there; never write into the data directory
         ls = dataset.load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
