@@ -300,7 +300,7 @@ def score_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="with --data: score every firm as of this date (YYYY-MM-DD) instead of its applications"),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="rejected rows with reasons, .parquet or .csv (default: OUT stem + .rejects + OUT suffix)"),
     chunk_size: int = typer.Option(100_000, "--chunk-size", help="rows per chunk; memory stays flat with input size"),
-    engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process) or spark (local mode here; a cluster via SPARK_MASTER)"),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (streaming, one process), duckdb (the model's exported SQL in DuckDB, same checks and outputs) or spark (local mode here; a cluster via SPARK_MASTER)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Score feature rows: PD, score, grade and three reason codes; every row scored or rejected."""
@@ -312,13 +312,13 @@ def score_cmd(
         if features is None:
             raise UserError("--engine spark needs --features FILE (build them first with `riskmodel features`)")
         summary = score_spark(model, features, out, rejects=rejects)
-    elif engine == "pandas":
+    elif engine in ("pandas", "duckdb"):
         from riskmodel.scoring import score
 
         progress = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
-        summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress)
+        summary = score(model, out, features=features, data=data, as_of=as_of, rejects=rejects, chunk_size=chunk_size, progress=progress, engine=engine)
     else:
-        raise UserError(f"unknown --engine {engine!r}; use pandas or spark")
+        raise UserError(f"unknown --engine {engine!r}; use pandas, duckdb or spark")
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -412,6 +412,65 @@ def report_cmd(
         typer.echo(f"warning: fitted direction contradicts the catalog for {', '.join(summary['contradictions'])}")
     if summary["low_auc_segments"]:
         typer.echo(f"warning: {summary['low_auc_segments']} segment(s) with AUC < 0.65 (see the segments section)")
+    if summary.get("validation_verdict"):
+        typer.echo(f"validation on the out-of-time rows: {summary['validation_verdict'].upper()} (see the validation section; `riskmodel validate` exits by it)")
+
+
+# ---- validate, export (riskmodel/model_validation, riskmodel/sql) -----------------------------
+
+
+@app.command("validate")
+def validate_cmd(
+    run: Optional[str] = typer.Option(None, "--run", help="MLflow run id of a training run"),
+    model: Optional[str] = typer.Option(None, "--model", help="or a model URI (models:/NAME@champion): validate the model behind it"),
+    features: Optional[Path] = typer.Option(None, "--features", help="a later batch: feature file (Parquet or CSV); default: the run's out-of-time rows"),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="with --features: outcomes (application_id and the 0/1 target), joined on application_id"),
+    previous: Optional[Path] = typer.Option(None, "--previous", help="earlier scores of the same firms (riskmodel score --out): grade migration by firm_id"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="baseline model URI for the paired DeLong test (default: the experiment's financial_baseline run on the same data)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the run's data-hub directory, if it moved since training"),
+    out: Optional[Path] = typer.Option(None, "--out", help="directory for validation.json and validation.html"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not log metrics and files to the run"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
+) -> None:
+    """A model validator's battery (discrimination, calibration per grade, low-default bounds, stability) with traffic lights; exit 1 on red."""
+    from riskmodel.model_validation import format_summary, validate
+
+    mv, where = validate(run, model, features=features, outcomes=outcomes, previous=previous, baseline=baseline, data=data, out=out, log_to_run=not no_log)
+    if as_json:
+        _echo_json({**mv.to_dict(), "outputs": where})
+    else:
+        typer.echo(format_summary(mv))
+        for what in ("json", "html"):
+            if what in where:
+                typer.echo(f"{what} -> {where[what]}")
+        if "artifact_uri" in where:
+            typer.echo(f"logged to run {mv.model['run_id']}: metrics validation_{'oot' if mv.tag == 'oot' else 'batch'}_*, files {where['artifact_uri']}")
+    if mv.verdict == "red":
+        raise SystemExit(1)  # as monitor: SystemExit, not typer.Exit (see monitor_cmd)
+
+
+@app.command("export")
+def export_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow model URI: models:/NAME@champion, models:/NAME/3, runs:/RUN_ID/model"),
+    fmt: str = typer.Option("sql", "--format", help="sql: one SELECT that scores a feature table in a warehouse (scorecard, gbm_additive, financial_baseline)"),
+    dialect: str = typer.Option("duckdb", "--dialect", help="duckdb | spark (Spark SQL; Hive) | ansi (other engines)"),
+    table: str = typer.Option("features", "--table", help="the feature table the SELECT reads (db.table quoted part by part)"),
+    keys: str = typer.Option("application_id,firm_id,application_date", "--keys", help="comma-separated key columns carried to the output (leave out those the table lacks)"),
+    out: Path = typer.Option(..., "--out", help="the .sql file to write"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Export a model as SQL: PD, score, grade and reason codes with their texts, computed in the warehouse."""
+    from riskmodel.sql import export_model
+
+    if fmt != "sql":
+        raise UserError(f"--format {fmt!r} is not supported; the one export format is sql")
+    key_columns = [k.strip() for k in keys.split(",") if k.strip()]
+    s = export_model(model, out, dialect=dialect, table=table, key_columns=key_columns)
+    if as_json:
+        _echo_json(s)
+        return
+    typer.echo(f"wrote {s['out']}: {s['kind']} {s['model_name']} version {s['model_version']} as {s['dialect']} SQL ({s['lines']:,} lines)")
+    typer.echo(f"reads {len(s['reads'])} feature column(s) of {s['table']}; returns {', '.join(s['key_columns'])}, pd, score, grade, reason codes and their texts")
 
 
 # ---- monitor, stress, npl-tolerance --------------------------------------------------------------

@@ -23,6 +23,12 @@ file whose three still match is not read again (the same trust ``make`` and ``rs
 modification time). A cache file that cannot be read is built again, not a traceback. Cache files
 are written atomically (``features.files.AtomicOutput``), so a process reading the cache never sees
 a partial file and two processes building at once do not corrupt it.
+
+The other labelled sets live here too: a user's own training and test tables
+(:func:`prepare_byo`, ``riskmodel train --features --test``), the rows a tracked run was trained
+and tested on, rebuilt from its parameters (:func:`run_labelled_set`: the report and
+``riskmodel validate`` read them), and a later labelled batch (:func:`labelled_batch`: a feature
+file joined with an outcomes file, the monitoring case of ``riskmodel validate``).
 """
 
 from __future__ import annotations
@@ -35,13 +41,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from features.catalog import catalog as build_catalog, feature_code_version
-from features.contract import DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, TARGET
+from features.contract import CATALOG_COLUMNS, DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, TARGET
 from features.errors import OutputError
 from features.files import write_text
 from features.partitions import build_hub
@@ -313,18 +319,23 @@ def _id_frame(frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def join_outcomes(features: pd.DataFrame, outcomes: pd.DataFrame, where: str | Path) -> pd.DataFrame:
+def join_outcomes(
+    features: pd.DataFrame, outcomes: pd.DataFrame, where: str | Path, *, target: str = TARGET, dated: bool = True, names: tuple[str, str] | None = None
+) -> pd.DataFrame:
     """The applications of ``features`` that have an outcome, with the target column and
     ``application_date`` parsed. Ids are compared as strings; a duplicated id on either side, or no
-    labelled application at all, is a UserError (``where`` names the hub in the message)."""
-    missing = [c for c in (KEY, DATE) if c not in features.columns]
+    labelled application at all, is a UserError (``where`` names the hub in the message).
+    ``dated=False``: the date column is optional (a later batch of a bring-your-own model);
+    ``names``: how the messages call the two frames (default: the hub's feature matrix and outcomes)."""
+    missing = [c for c in ((KEY, DATE) if dated else (KEY,)) if c not in features.columns]
     if missing:
         raise UserError(f"feature matrix lacks {missing}; rebuild it with `riskmodel features --data {where}`")
     feats = features.copy()
     feats[KEY] = feats[KEY].astype("string")
-    labels = outcomes[[KEY, TARGET]].copy()
+    labels = outcomes[[KEY, target]].copy()
     labels[KEY] = labels[KEY].astype("string")
-    for frame, what in ((feats, f"the feature matrix of {where}"), (labels, f"{where}/outcomes.parquet")):
+    names = names or (f"the feature matrix of {where}", f"{where}/outcomes.parquet")
+    for frame, what in zip((feats, labels), names):
         dup = frame[KEY].duplicated()
         if dup.any():
             raise UserError(f"{what} has {int(dup.sum())} duplicate application_id(s) (first: {frame.loc[dup, KEY].iloc[0]}); "
@@ -332,7 +343,8 @@ def join_outcomes(features: pd.DataFrame, outcomes: pd.DataFrame, where: str | P
     labelled = feats.merge(labels, on=KEY, how="inner", validate="one_to_one")
     if labelled.empty:
         raise UserError(f"{where}: no application has an outcome yet; nothing to train on")
-    labelled[DATE] = pd.to_datetime(labelled[DATE])
+    if DATE in labelled.columns:
+        labelled[DATE] = pd.to_datetime(labelled[DATE])
     return labelled
 
 
@@ -386,3 +398,196 @@ def load_labelled(
     train, test, cut_ts = split(labelled, cut, test_share)
     return LabelledSet(features, labelled, train, test, cut_ts, catalog, info)
 
+
+# --------------------------------------------------------------------------------------------
+# Bring-your-own tables: a user's training and test files, already split
+# --------------------------------------------------------------------------------------------
+
+
+def usable_features(frame: pd.DataFrame, columns: Sequence[str], where: str = "training data") -> list[str]:
+    """Drop features that are all missing or constant (warning), error if none is left."""
+    keep, dropped = [], []
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            vals = s.to_numpy(dtype="float64", na_value=np.nan)
+            fin = vals[np.isfinite(vals)]
+            n_unique = np.unique(fin).size
+        else:
+            n_unique = s.dropna().nunique()
+        if n_unique <= 1:
+            dropped.append(c)
+        else:
+            keep.append(c)
+    if dropped:
+        log.warning("dropped %d feature(s) that are constant or all missing in the %s: %s", len(dropped), where, ", ".join(dropped))
+    if not keep:
+        raise UserError(
+            f"no usable feature in the {where}: every column is constant or all missing ({', '.join(dropped[:20])}); "
+            "check the file or choose other columns"
+        )
+    return keep
+
+
+def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
+    vals = pd.to_numeric(series, errors="coerce")
+    missing = int(series.isna().sum())
+    if missing:
+        raise UserError(f"{file}: target column {target!r} has {missing} missing value(s); drop those rows or fill them with 0/1")
+    bad = ~vals.isin([0, 1])
+    if bad.any():
+        seen = sorted(map(str, pd.unique(series[bad.to_numpy()])))[:5]
+        raise UserError(f"{file}: target column {target!r} must be binary 0/1 (1 = default); found {seen}; recode it (e.g. bad -> 1, good -> 0)")
+    return vals.to_numpy(dtype="int64")
+
+
+def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
+    """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
+    ``unit`` or ``lower_bound`` column: both are unknown, so scoring derives value bounds from the
+    training range."""
+    rows = []
+    for f in features:
+        rows.append(
+            {
+                "name": f, "name_zh": f, "name_en": f, "family": "byo", "kind": "signal", "tables": "byo",
+                "lookback_months": 0, "direction": int(directions.get(f, 0)), "grade": "L3",
+                "description": f"column {f} of the user's table", "reason_en": f"{f} raises the risk",
+                "reason_zh": f"{f} 推高风险", "actionable": True,
+            }
+        )
+    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
+
+
+def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Read and check BYO train/test tables; return them (strings as categorical text) and the feature columns."""
+    from features.tables import read_table
+
+    train_path, test_path = Path(train_path), Path(test_path)
+    train_df, test_df = read_table(train_path), read_table(test_path)
+    if train_df.empty:
+        raise UserError(f"{train_path}: the training file has no rows")
+    if test_df.empty:
+        raise UserError(f"{test_path}: the test file has no rows")
+    if target not in train_df.columns:
+        raise UserError(f"{train_path}: target column {target!r} not found; columns are {list(train_df.columns)[:20]} (pass --target COL)")
+    if list(train_df.columns) != list(test_df.columns):
+        miss = [c for c in train_df.columns if c not in test_df.columns]
+        extra = [c for c in test_df.columns if c not in train_df.columns]
+        what = f"missing {miss[:10]}, extra {extra[:10]}" if miss or extra else "same names in another order"
+        raise UserError(f"{test_path}: columns differ from {train_path} ({what}); both files need the same columns")
+    _binary_target(train_df[target], target, str(train_path))
+    _binary_target(test_df[target], target, str(test_path))
+    candidates = []
+    for c in train_df.columns:
+        if c == target:
+            continue
+        s = train_df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            log.warning("%s: column %r is a date; dates are not used as features (derive a number from it)", train_path, c)
+            continue
+        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            txt = s.astype("string")
+            if len(s) > 50 and txt.nunique() == len(s):
+                log.warning("%s: column %r has a distinct value on every row; treated as an identifier, not a feature", train_path, c)
+                continue
+            train_df[c] = txt.astype(object).where(txt.notna(), None)
+            t2 = test_df[c].astype("string")
+            test_df[c] = t2.astype(object).where(t2.notna(), None)
+        elif pd.api.types.is_bool_dtype(s):
+            train_df[c] = s.astype("float64")
+            test_df[c] = test_df[c].astype("float64")
+        else:
+            train_df[c] = s.astype("float64")
+            test_df[c] = pd.to_numeric(test_df[c], errors="coerce").astype("float64")
+        candidates.append(c)
+    features = usable_features(train_df, candidates, f"training file {train_path}")
+    return train_df, test_df, features
+
+
+# --------------------------------------------------------------------------------------------
+# The labelled set of a tracked training run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunLabelledSet:
+    """The labelled rows a training run was fitted (``train``) and tested out of time (``test``) on,
+    rebuilt from the run's parameters, and what came with them."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    target: str
+    catalog: pd.DataFrame
+    source: str  # "data_hub" (riskmodel train --data) or "byo" (--features/--test)
+    manifest: dict | None = None  # the generator's manifest.json, when the hub has one
+    truth: pd.DataFrame | None = None  # the generator's true PDs, when the hub has them
+
+
+def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.DataFrame | None = None) -> RunLabelledSet:
+    """The labelled set of a finished training run, from its ``info`` (``riskmodel.tracking.finished_run``).
+
+    A data-hub run reads the hub recorded in its ``data`` parameter (``data`` overrides it when the
+    hub moved), through the feature cache when it is there (never writing into the hub), and
+    redoes the split at the run's ``cut_date``; the hub must be the one the run was trained on
+    (its data fingerprint, or the manifest hash for runs logged before fingerprints). A
+    bring-your-own run reads its two tables again with :func:`prepare_byo`; ``catalog`` (the
+    model's own catalog rows, which carry its directions) replaces the generic BYO rows. Rows come
+    back in file order with a fresh index."""
+    run_id, params = info["run_id"], info["params"]
+    source = params.get("source", "data_hub")
+    target = params.get("target", TARGET)
+    manifest = truth = None
+    if source == "byo":
+        if data is not None:
+            raise UserError("--data applies to runs trained with --data; a bring-your-own run reads the tables recorded in the run")
+        paths = [p.strip() for p in params.get("data", "").split("|")]
+        if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
+            raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; they are needed to rebuild its rows")
+        train_df, test_df, cols = prepare_byo(paths[0], paths[1], target)
+        catalog = catalog.copy() if catalog is not None else byo_catalog(cols, {})
+    else:
+        data_dir = Path(data) if data is not None else Path(params.get("data", ""))
+        if not table_files(data_dir, "outcomes"):
+            raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
+        ls = load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
+        # runs logged before the data fingerprint existed recorded the manifest hash only
+        key = "data_fingerprint" if params.get("data_fingerprint") else "manifest_hash"
+        now = getattr(ls.info, key)
+        if params.get(key) and now != params[key]:
+            raise UserError(f"{data_dir} is not the data run {run_id} was trained on ({key.replace('_', ' ')} {now} != {params[key]})")
+        train_df, test_df, catalog = ls.train, ls.test, ls.catalog
+        manifest_file = data_dir / "manifest.json"
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
+        truth = ev.load_truth(data_dir)
+    return RunLabelledSet(train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, source, manifest, truth)
+
+
+def labelled_batch(features: pd.DataFrame, outcomes: pd.DataFrame, target: str, names: tuple[str, str]) -> tuple[pd.DataFrame, dict]:
+    """A later labelled batch (the monitoring case): the rows of ``features`` (a feature file the
+    model can score) whose ``application_id`` has an outcome in ``outcomes`` (``application_id``
+    and the 0/1 ``target``), joined as :func:`join_outcomes` joins a hub's. ``names`` are the two
+    files, for messages. Returns the labelled rows (file order of ``features``) and the counts:
+    ``feature_rows``, ``outcome_rows``, ``labelled``, ``without_outcome`` (feature rows not yet
+    labelled: left out) and ``outcomes_unmatched`` (outcomes of applications not in the file)."""
+    f_name, o_name = names
+    if KEY not in features.columns:
+        raise UserError(f"{f_name}: no {KEY} column; the features and the outcomes are joined on it")
+    for col in (KEY, target):
+        if col not in outcomes.columns:
+            raise UserError(f"{o_name}: required column {col!r} is missing; outcomes need {KEY} and the 0/1 target {target!r}")
+    _binary_target(outcomes[target], target, o_name)
+    feats = features.drop(columns=[target]) if target in features.columns else features
+    ids_f = set(feats[KEY].astype("string").dropna())
+    ids_o = set(outcomes[KEY].astype("string").dropna())
+    if not ids_f & ids_o:
+        raise UserError(f"no {KEY} of {f_name} has an outcome in {o_name}; nothing to validate (are they from the same batch?)")
+    labelled = join_outcomes(feats, outcomes, f_name, target=target, dated=False, names=names)
+    labelled[target] = labelled[target].astype("int64")
+    counts = {
+        "feature_rows": len(feats),
+        "outcome_rows": len(outcomes),
+        "labelled": len(labelled),
+        "without_outcome": len(feats) - len(labelled),
+        "outcomes_unmatched": len(ids_o - ids_f),
+    }
+    return labelled.reset_index(drop=True), counts

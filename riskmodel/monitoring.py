@@ -182,6 +182,13 @@ def feature_psi(profile: pd.DataFrame, batch: pd.DataFrame, features: list[str],
     return out.sort_values("psi", ascending=False, kind="mergesort", na_position="last").reset_index(drop=True)
 
 
+def psi_against_reference(ref: dict, score, batch: pd.DataFrame, features: list[str], catalog: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The score's PSI table (bins of the training score profile: ``bin, ref_share, cur_share, psi``)
+    and :func:`feature_psi` of ``features``, against a :func:`load_training_reference`."""
+    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
+    return ev.psi_against_profile(sp, pd.Series(np.asarray(score, dtype="float64"))), feature_psi(ref["feature_profile"], batch, features, catalog)
+
+
 def family_missing(table: pd.DataFrame) -> pd.DataFrame:
     """Missing-rate drift per source family from the per-feature table of :func:`feature_psi`."""
     g = table.dropna(subset=["ref_missing"]).groupby("family", sort=True)
@@ -204,7 +211,8 @@ def grade_shift(reference: dict, grades: np.ndarray, labels: list[str]) -> tuple
     return t, float(t["psi"].sum()) if ref else float("nan")
 
 
-def _latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+def latest_per_firm(frame: pd.DataFrame) -> pd.DataFrame:
+    """The latest row of each firm: by ``application_date`` when there is one, else the last in file order."""
     if "application_date" in frame.columns:
         frame = frame.assign(_d=pd.to_datetime(frame["application_date"], errors="coerce")).sort_values("_d", kind="mergesort")
     return frame.drop_duplicates("firm_id", keep="last")
@@ -219,8 +227,8 @@ def grade_migration(previous: pd.DataFrame, current: pd.DataFrame, labels: list[
             raise UserError(f"{source}: required column {col!r} is missing (give a scores file written by `riskmodel score`)")
     if "firm_id" not in current.columns:
         raise UserError("--features has no firm_id column; grade migration matches firms by firm_id")
-    prev = _latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
-    cur = _latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
+    prev = latest_per_firm(previous.assign(firm_id=previous["firm_id"].astype("string")))[["firm_id", "grade"]]
+    cur = latest_per_firm(current.assign(firm_id=current["firm_id"].astype("string")))[["firm_id", "grade"]]
     both = prev.merge(cur, on="firm_id", suffixes=("_prev", "_cur"))
     unknown = sorted(set(both["grade_prev"].dropna().astype(str)) - set(labels))
     if unknown:
@@ -266,10 +274,8 @@ def monitor(model_uri: str, features: str | Path, previous: str | Path | None = 
     grades = pred["grade"].to_numpy(dtype=object)
     labels = list(credit_model.master_scale.labels)
 
-    sp = ref["score_profile"].rename(columns={"ref_share": "share"})
-    st = ev.psi_against_profile(sp, pd.Series(score))
+    st, ftab = psi_against_reference(ref, score, batch, feats, credit_model.catalog)
     score_psi = float(st["psi"].sum())
-    ftab = feature_psi(ref["feature_profile"], batch, feats, credit_model.catalog)
     fam = family_missing(ftab)
     gtab, grade_psi = grade_shift(ref["reference"], grades, labels)
     # The grade PSI is reported but does not set the status: tail grades each hold under 1% of a

@@ -213,3 +213,57 @@ def roc_calibration_pngs(result, model: str) -> tuple[str, str]:
         roc = png(plot_roc_ks(result.roc, result.metrics["test_auc"], result.metrics["test_ks"], title=f"{model}, out-of-time test"))
         cal = png(plot_calibration(result.calibration))
     return roc, cal
+
+
+def plot_cap(cap: pd.DataFrame, accuracy_ratio: float | None, default_rate: float):
+    """Cumulative accuracy profile (``riskmodel.validation.cap_curve``): the model's curve, the
+    random model (diagonal) and the perfect one (every default first), the accuracy ratio in the legend."""
+    with _plotting() as plt:
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+        ar = f", AR {accuracy_ratio:.3f}" if accuracy_ratio is not None else ""
+        ax.plot(cap["population_share"] * 100, cap["default_share"] * 100, lw=1.6, label=f"model{ar}")
+        ax.plot([0, 100], [0, 100], ls="--", color="grey", lw=0.8, label="random")
+        if 0 < default_rate < 1:
+            ax.plot([0, default_rate * 100, 100], [0, 100, 100], ls=":", color="#55A868", lw=1.2, label="perfect")
+        ax.set_xlabel("applicants, highest PD first (%)")
+        ax.set_ylabel("defaults captured (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        ax.set_title("CAP curve")
+        fig.tight_layout()
+        return png(fig)
+
+
+def plot_grade_calibration(grades: pd.DataFrame):
+    """Per grade (``riskmodel.validation.grade_calibration``): observed default rate with its
+    Jeffreys 95% interval, the PD tested, and the Pluto-Tasche upper bound, on a log scale (grades
+    hold PDs from 0.1% to 30%); empty grades are left blank, a zero default rate sits on the axis."""
+    from scipy import stats
+
+    with _plotting() as plt:
+        fig, ax = plt.subplots(figsize=(7.2, 4.4))
+        x = np.arange(len(grades))
+        n = grades["n"].to_numpy(dtype="float64")
+        d = grades["defaults"].to_numpy(dtype="float64")
+        dr = grades["default_rate"].to_numpy(dtype="float64") * 100
+        has = n > 0
+        lo = np.where(has & (d > 0), stats.beta.ppf(0.025, d + 0.5, n - d + 0.5), 0.0) * 100
+        hi = np.where(has, stats.beta.ppf(0.975, d + 0.5, n - d + 0.5), np.nan) * 100
+        floor = 0.01
+        shown = np.where(dr > 0, dr, floor)
+        ax.errorbar(x[has], shown[has], yerr=[np.maximum(shown[has] - np.maximum(lo[has], floor), 0), np.maximum(hi[has] - shown[has], 0)],
+                    fmt="o", color="#4C72B0", capsize=3, label="observed default rate, Jeffreys 95%")
+        ax.plot(x, grades["pd_tested"] * 100, "s-", color="#DD8452", ms=4, label="PD tested")
+        ax.plot(x, grades["pt_upper_pd"] * 100, "^--", color="#8172B2", ms=4, lw=1, label="Pluto-Tasche upper bound")
+        ax.set_yscale("log")
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{g}\nn={int(c):,}" for g, c in zip(grades["grade"].astype(str), n)], fontsize=7.5)
+        ax.set_ylabel("% (log scale; 0 drawn at 0.01)")
+        ax.set_xlabel("grade, best to worst")
+        ax.grid(alpha=0.3, which="both", axis="y")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title("calibration per grade")
+        fig.tight_layout()
+        return png(fig)

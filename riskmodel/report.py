@@ -9,19 +9,17 @@ it directly and the HTML embeds a further subset holding only the characters the
 
 Sections (``SECTIONS``): data summary and manifest, signals used (catalog), scorecard table with
 points, importance three ways, monotonicity check, shapes of the top signals, ROC/KS,
-calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, five example firms
-with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
-that returns plain data; the page is rendered from ``riskmodel/templates/report.html.j2`` (Jinja2,
-autoescape on). The finished report is logged to the run under ``report/``.
+calibration, bad rate by grade, segment metrics with weak-segment flags, PSI, the validator's
+battery (``riskmodel validate`` on the out-of-time rows), five example firms with reason codes. Each section has a builder here (``summary_section`` ... ``examples_section``)
+that returns plain data; :mod:`riskmodel.pages` renders the page from
+``riskmodel/templates/report.html.j2`` (Jinja2, autoescape on). The finished report is logged to
+the run under ``report/``.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import functools
-import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract import SEGMENT_COLUMNS, TARGET
+from features.contract import SEGMENT_COLUMNS
 from riskmodel import evaluation as ev
 from riskmodel import explain, plots
-from riskmodel.errors import UserError
+from riskmodel.pages import flag_rows, fmt, percent, render_page, table_data
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("grades", "Bad rate by grade"),
     ("segments", "Segment metrics"),
     ("psi", "Population stability (PSI)"),
+    ("validation", "Validation"),
     ("examples", "Example firms with reason codes"),
 )
 N_SHAPES = 6
@@ -77,158 +76,17 @@ class RunData:
 
 
 def load_run_data(run_id: str, data: str | Path | None = None) -> RunData:
-    """Load run ``run_id``: parameters, model, and its train/test rows rebuilt from the run's data.
+    """Load run ``run_id``: parameters, model, and its train/test rows rebuilt from the run's data
+    (:func:`riskmodel.dataset.run_labelled_set`).
 
     ``data`` overrides the data location recorded in the run (a data-hub directory for generated
     runs) when the report is written on another machine."""
-    from riskmodel import tracking
-    from riskmodel import train as tr
+    from riskmodel import dataset, tracking
 
-    info = tracking.run_info(run_id)
-    params = info["params"]
-    if info["status"] != "FINISHED":
-        raise UserError(f"run {run_id} is {info['status']}, not FINISHED; report on a finished run (`riskmodel compare --experiment {info['experiment']}`)")
+    info = tracking.finished_run(run_id)
     credit_model, _, _ = tracking.load_credit_model(f"runs:/{run_id}/{tracking.MODEL_NAME_IN_RUN}")
-    source = params.get("source", "generated")
-    target = params.get("target", TARGET)
-    manifest = truth = None
-    if source == "byo":
-        if data is not None:
-            raise UserError("--data applies to runs trained with --data; a bring-your-own run reads the tables recorded in the run")
-        paths = [p.strip() for p in params.get("data", "").split("|")]
-        if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
-            raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; the report needs them")
-        train_df, test_df, _ = tr.prepare_byo(paths[0], paths[1], target)
-        catalog = tr.byo_catalog(credit_model.features, {f: 0 for f in credit_model.features})
-        if credit_model.catalog is not None:
-            catalog = credit_model.catalog.copy()
-    else:
-        from features.tables import table_files
-        from riskmodel import dataset
-
-        data_dir = Path(data) if data is not None else Path(params.get("data", ""))
-        if not table_files(data_dir, "outcomes"):
-            raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
-        # read the training cache when it is there; never write into the data directory
-        ls = dataset.load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
-        # runs logged before the data fingerprint existed recorded the manifest hash only
-        key = "data_fingerprint" if params.get("data_fingerprint") else "manifest_hash"
-        now = getattr(ls.info, key)
-        if params.get(key) and now != params[key]:
-            raise UserError(f"{data_dir} is not the data run {run_id} was trained on ({key.replace('_', ' ')} {now} != {params[key]})")
-        train_df, test_df, catalog = ls.train, ls.test, ls.catalog
-        manifest_file = data_dir / "manifest.json"
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else None
-        truth = ev.load_truth(data_dir)
-    return RunData(info, credit_model, train_df.reset_index(drop=True), test_df.reset_index(drop=True), target, catalog, manifest, truth)
-
-
-# --------------------------------------------------------------------------------------------
-# Page data for the template (riskmodel/templates/report.html.j2)
-# --------------------------------------------------------------------------------------------
-
-
-TEMPLATE = "report.html.j2"
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "–"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if abs(v) >= 1e9:
-            return f"{v:.3g}"
-        text = f"{v:,.{digits}f}"
-        if digits:
-            text = text.rstrip("0").rstrip(".")
-        return "0" if text in ("-0", "0", "") else text
-    return str(v)
-
-
-WIDE = frozenset({"reason (zh / en)", "description"})
-NOWRAP = frozenset({"name_zh", "feature", "variable", "name", "bin", "value", "first_date", "last_date", "set", "item"})
-
-
-def table_data(df: pd.DataFrame, digits: dict[str, int] | None = None, row_class=None, scroll: bool = False, max_rows: int | None = None) -> dict:
-    """A table as plain data for the template's ``table`` macro: ``head`` (column name, CSS class),
-    ``rows`` (row CSS class, cells of (text, CSS class)) and ``scroll``. Numbers are formatted
-    (``digits`` per column) and right-aligned, names unwrapped; ``row_class(row) -> css class``
-    marks rows. The template escapes every text."""
-    digits = digits or {}
-    if max_rows is not None and len(df) > max_rows:
-        df = df.head(max_rows)
-    cols = list(df.columns)
-    num = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols}
-    css = {c: "num" if num[c] else ("nw" if c in NOWRAP else ("wide" if c in WIDE else ("mid" if c == "name_en" else ""))) for c in cols}
-    rows = []
-    for rec in df.itertuples(index=False):
-        cells = [(_fmt(v, digits.get(c, 4)) if num[c] or isinstance(v, (float, np.floating)) else _fmt(v), css[c]) for c, v in zip(cols, rec)]
-        rows.append((row_class(dict(zip(cols, rec))) if row_class else "", cells))
-    return {"head": [(str(c), css[c]) for c in cols], "rows": rows, "scroll": scroll}
-
-
-def _percent(df: pd.DataFrame, cols) -> pd.DataFrame:
-    """Rates and PDs as percentages (column renamed ``<col> %``): 0.0123 reads better as 1.23."""
-    out = df.copy()
-    for c in cols:
-        if c in out.columns:
-            out[c] = out[c].astype("float64") * 100
-    return out.rename(columns={c: f"{c} %" for c in cols if c in out.columns})
-
-
-def _flag_rows(column: str, flag: str, warn: str):
-    """A ``row_class`` marking rows red whose ``column`` says ``flag``, yellow when it says ``warn``."""
-    return lambda r: "flag" if r[column] == flag else ("warn" if r[column] == warn else "")
-
-
-def _font_face(page_text: str) -> str:
-    """@font-face embedding the shipped CJK font, cut down to the CJK characters on the page.
-
-    The face comes first in ``font-family`` and covers only U+2E80 and up: Latin text falls through
-    to the next fonts. (With a Latin font first, Chromium drew some mixed runs such as
-    "强度(近一年)" as empty boxes even though the embedded font has every glyph.)"""
-    chars = {ch for ch in page_text if ord(ch) >= 0x2E80}
-    path = plots.font_path()
-    if not chars or not path.is_file():
-        return ""
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(str(path))
-    opts = subset.Options()
-    opts.hinting = False
-    opts.layout_features = []
-    opts.flavor = "woff"
-    sub = subset.Subsetter(opts)
-    sub.populate(text="".join(sorted(chars)))
-    sub.subset(font)
-    buf = io.BytesIO()
-    font.save(buf)
-    b64 = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'@font-face {{ font-family: "ReportCJK"; src: url(data:font/woff;base64,{b64}) format("woff"); font-display: block; unicode-range: U+2E80-FFFF; }}'
-
-
-def render_page(page: dict) -> str:
-    """The report's HTML from its page data (:func:`build_report`), through the Jinja2 template with
-    autoescape on. The CJK font is embedded cut down to the characters of the rendered page."""
-    import jinja2
-    from markupsafe import Markup
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("riskmodel", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    template = env.get_template(TEMPLATE)
-    html_text = template.render(page=page, font_css="")
-    return template.render(page=page, font_css=Markup(_font_face(html_text)))
+    ls = dataset.run_labelled_set(info, data, catalog=credit_model.catalog)
+    return RunData(info, credit_model, ls.train, ls.test, ls.target, ls.catalog, ls.manifest, ls.truth)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,6 +129,7 @@ class _Analysis:
     in_model: set
     shapes: list
     seconds: dict
+    validation: Any = None  # the ModelValidation the Validation section ran (riskmodel.model_validation)
 
     @property
     def cm(self):
@@ -352,7 +211,7 @@ def summary_section(a: _Analysis) -> dict:
              "first_date": _dates(rd.test, "first"), "last_date": _dates(rd.test, "last")},
         ]
     )
-    out = {"kpis": [(_fmt(v, 3), k) for k, v in kpis if v is not None], "run": table_data(pd.DataFrame(run_rows, columns=["item", "value"])),
+    out = {"kpis": [(fmt(v, 3), k) for k, v in kpis if v is not None], "run": table_data(pd.DataFrame(run_rows, columns=["item", "value"])),
            "rows": table_data(counts), "manifest": None, "tables": None}
     if rd.manifest:
         man = rd.manifest
@@ -419,7 +278,7 @@ def monotonicity_section(a: _Analysis) -> dict:
         "n_non_monotone": int((mono["status"] == "non_monotone").sum()),
         "unused": [f"{f} ({nm.loc[f, 'name_zh']})" if f in nm.index else f for f in unused],
         "table": table_data(mono[mono["status"] != "unused"], digits={"rank_corr": 2, "range": 3, "reversal": 3},
-                            row_class=_flag_rows("status", "contradiction", "non_monotone"), scroll=True),
+                            row_class=flag_rows("status", "contradiction", "non_monotone"), scroll=True),
     }
 
 
@@ -432,15 +291,15 @@ def roc_section(a: _Analysis) -> dict:
     """ROC/KS on the out-of-time rows, with the generator's oracle AUC when known."""
     m = a.result.metrics
     oracle = a.result.oracle_auc
-    return {"n_rows": f"{len(a.rd.test):,}", "n_defaults": int(a.y_te.sum()), "auc": _fmt(m["test_auc"], 3), "ks": _fmt(m["test_ks"], 3),
-            "oracle": _fmt(oracle, 3) if oracle is not None else None, "plot": a.roc_calibration_pngs[0]}
+    return {"n_rows": f"{len(a.rd.test):,}", "n_defaults": int(a.y_te.sum()), "auc": fmt(m["test_auc"], 3), "ks": fmt(m["test_ks"], 3),
+            "oracle": fmt(oracle, 3) if oracle is not None else None, "plot": a.roc_calibration_pngs[0]}
 
 
 def calibration_section(a: _Analysis) -> dict:
     """Calibration plot and table by PD bin, and the expected calibration error."""
     cols = ("pd_min", "pd_max", "mean_pd", "observed_rate")
-    return {"plot": a.roc_calibration_pngs[1], "ece": _fmt(a.result.metrics.get("test_ece"), 4),
-            "table": table_data(_percent(a.result.calibration, cols), digits=dict.fromkeys((f"{c} %" for c in cols), 3))}
+    return {"plot": a.roc_calibration_pngs[1], "ece": fmt(a.result.metrics.get("test_ece"), 4),
+            "table": table_data(percent(a.result.calibration, cols), digits=dict.fromkeys((f"{c} %" for c in cols), 3))}
 
 
 def grades_section(a: _Analysis) -> dict:
@@ -449,15 +308,15 @@ def grades_section(a: _Analysis) -> dict:
     if g is None or not len(g):
         return {"table": None}
     return {"monotone": bool(a.result.grades_monotone), "plot": plots.plot_grades(g),
-            "table": table_data(_percent(g, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2})}
+            "table": table_data(percent(g, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2})}
 
 
 def segments_section(a: _Analysis) -> dict:
     """Out-of-time metrics per segment, weak and unreliable segments flagged."""
     seg = a.result.segments
     return {"n_low": int((seg["flag"] == "low_auc").sum()) if len(seg) else 0,
-            "table": table_data(_percent(seg, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2, "auc": 3},
-                                row_class=_flag_rows("flag", "low_auc", "insufficient"), scroll=True)}
+            "table": table_data(percent(seg, ("bad_rate", "mean_pd")), digits={"bad_rate %": 2, "mean_pd %": 2, "auc": 3},
+                                row_class=flag_rows("flag", "low_auc", "insufficient"), scroll=True)}
 
 
 def psi_section(a: _Analysis) -> dict:
@@ -466,7 +325,18 @@ def psi_section(a: _Analysis) -> dict:
     psi.insert(1, "name_zh", psi["variable"].map(a.names["name_zh"]).fillna(""))
     psi.insert(2, "in_model", [("" if v == "score" else v in a.in_model) for v in psi["variable"]])
     psi = pd.concat([psi.iloc[:1], psi.iloc[1:].sort_values("psi", ascending=False, kind="mergesort")], ignore_index=True)
-    return {"table": table_data(psi, digits={"psi": 4}, row_class=_flag_rows("band", "act", "watch"), scroll=True)}
+    return {"table": table_data(psi, digits={"psi": 4}, row_class=flag_rows("band", "act", "watch"), scroll=True)}
+
+
+def validation_section(a: _Analysis) -> dict:
+    """The validator's battery on the out-of-time rows (:mod:`riskmodel.model_validation`), as
+    ``riskmodel validate --run`` runs it: tests with traffic lights, DeLong intervals, CAP, per-grade
+    calibration with the Pluto-Tasche bound, stability and migration."""
+    from riskmodel import model_validation as mvn
+
+    mv = mvn.out_of_time(a.cm, a.rd.info, mvn.describe_model(a.rd.info), a.rd.train, a.rd.test, a.rd.target)
+    a.validation = mv
+    return mvn.validation_section(mv)
 
 
 def examples_section(a: _Analysis, n_examples: int = N_EXAMPLES) -> dict:
@@ -477,7 +347,7 @@ def examples_section(a: _Analysis, n_examples: int = N_EXAMPLES) -> dict:
         row = rd.test.iloc[[pos]]
         header, br = explain.explain_row(cm, row)
         top_br = br.head(5).copy()
-        top_br["value"] = [("missing" if pd.isna(v) else _fmt(v, 4)) for v in top_br["value"]]
+        top_br["value"] = [("missing" if pd.isna(v) else fmt(v, 4)) for v in top_br["value"]]
         firms.append({
             "i": i, "grade": header["grade"], "pd": f"{header['pd']:.2%}", "score": f"{header['score']:.0f}",
             "defaulted": bool(int(row[rd.target].iloc[0])),
@@ -495,7 +365,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
     builders = {
         "summary": summary_section, "catalog": catalog_section, "scorecard": scorecard_section, "importance": importance_section,
         "monotonicity": monotonicity_section, "shapes": shapes_section, "roc": roc_section, "calibration": calibration_section,
-        "grades": grades_section, "segments": segments_section, "psi": psi_section,
+        "grades": grades_section, "segments": segments_section, "psi": psi_section, "validation": validation_section,
         "examples": lambda x: examples_section(x, n_examples),
     }
     assert list(builders) == [sid for sid, _ in SECTIONS]
@@ -514,6 +384,7 @@ def build_report(run_id: str, data: str | Path | None = None, n_shapes: int = N_
         "contradictions": a.mono.loc[a.mono["status"] == "contradiction", "feature"].tolist(),
         "low_auc_segments": by_id["segments"]["n_low"],
         "grades_monotone": a.result.grades_monotone,
+        "validation_verdict": a.validation.verdict if a.validation is not None else None,
         "seconds": {"evaluate": round(a.seconds["evaluate"], 2), "explain": round(a.seconds["explain"], 2), "render": round(time.perf_counter() - a.seconds["explained_at"], 2)},
     }
     return html_text, summary

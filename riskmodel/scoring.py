@@ -616,6 +616,7 @@ def score_frames(
     columns: list[str] | None = None,
     duplicates: DuplicateRows | None = None,
     outputs: ScoreOutputs | None = None,
+    predict: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> ScoreSummary:
     """Validate and score a stream of feature chunks with ``credit_model`` (a :class:`CreditModel`).
 
@@ -626,6 +627,9 @@ def score_frames(
     reading, e.g. from a Parquet schema) lets a file with a header and no rows give empty outputs.
     ``duplicates``: the duplicate rows when a first pass over the ids found them
     (:func:`find_duplicate_rows`); without it, the ids seen are kept in memory as the chunks pass.
+    ``predict``: what scores the clean rows of a chunk (the model's feature columns) into the
+    columns of ``CreditModel.predict``; default the model itself, or the model's exported SQL in
+    DuckDB (:class:`riskmodel.sql.DuckDBScorer`).
 
     Three stages overlap, each chunk passing through them in order: a background thread reads and
     validates the next chunk (:func:`in_background`), this thread scores the current one, and a
@@ -661,7 +665,10 @@ def score_frames(
                 summary.rejected += len(res.rejects)
             clean = res.clean
             if len(clean):  # a chunk whose rows were all rejected has nothing to predict
-                scores = credit_model.predict(clean[required], check_input=False)  # validate_chunk checked it
+                if predict is None:
+                    scores = credit_model.predict(clean[required], check_input=False)  # validate_chunk checked it
+                else:
+                    scores = predict(clean[required])
                 table = _scores_table(res.ids, clean, scores, model_name, model_version)
                 if empty_scores is None:
                     empty_scores = table.slice(0, 0).to_pandas()
@@ -709,9 +716,14 @@ def score(
     rejects: str | Path | None = None,
     chunk_size: int = 100_000,
     progress: bool = False,
+    engine: str = "pandas",
 ) -> ScoreSummary:
     """Score a feature file (``features``) or a data directory (``data``: features are built
     point-in-time for its applications, or for every firm as of ``as_of``) with an MLflow model URI.
+
+    ``engine``: ``pandas`` scores with the model itself; ``duckdb`` with its exported SQL in DuckDB
+    (:class:`riskmodel.sql.DuckDBScorer`; scorecard, gbm_additive and financial_baseline). Either way
+    the rows are read and checked here, so the outputs, rejects and summary are the same.
 
     ``out`` and ``rejects`` (default ``<out stem>.rejects<suffix>``) are Parquet or CSV by their
     suffix; see :func:`check_score_outputs` for what is refused before any work."""
@@ -719,6 +731,8 @@ def score(
         raise UserError("give exactly one of --features FILE or --data DIR")
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if engine not in ("pandas", "duckdb"):
+        raise UserError(f"unknown scoring engine {engine!r}; use pandas or duckdb (spark: riskmodel.spark.score_spark)")
     # the output-path rule, before any work: never over the input (a feature file or a file of the hub)
     inputs = [Path(features)] if features is not None else hub_paths(data)
     out, rejects = check_score_outputs(out, rejects, inputs)
@@ -728,8 +742,16 @@ def score(
         columns = read_columns(features)  # fails early on unreadable input, before the model is loaded
         total = count_rows(features)
     outputs = ScoreOutputs(out, rejects)  # takes both locks: a concurrent run on the same targets is refused now
+    predict = None
     try:
         credit_model, name, version, duplicates = _load_model(model_uri, features, columns, chunk_size, out.parent, total, progress)
+        if engine == "duckdb":
+            from riskmodel.sql import DuckDBScorer
+
+            try:
+                predict = DuckDBScorer(credit_model)  # a model that does not export is refused here, before any row is read
+            except UserError as exc:
+                raise UserError(f"--engine duckdb scores with the model's SQL export: {exc}; use --engine pandas for this model") from None
         if features is not None:
             chunks, source = iter_chunks(features, chunk_size, columns=columns_read(credit_model.input_spec())), str(features)
         else:
@@ -743,20 +765,25 @@ def score(
     except BaseException:
         outputs.abort()
         raise
-    summary = score_frames(
-        credit_model,
-        chunks,
-        out,
-        rejects,
-        model_name=name,
-        model_version=version,
-        source=source,
-        total_rows=total,
-        progress=progress,
-        columns=columns,
-        duplicates=duplicates,
-        outputs=outputs,
-    )
+    try:
+        summary = score_frames(
+            credit_model,
+            chunks,
+            out,
+            rejects,
+            model_name=name,
+            model_version=version,
+            source=source,
+            total_rows=total,
+            progress=progress,
+            columns=columns,
+            duplicates=duplicates,
+            outputs=outputs,
+            predict=predict,
+        )
+    finally:
+        if predict is not None:
+            predict.close()
     summary.model_uri = model_uri
     return summary
 

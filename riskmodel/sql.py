@@ -459,3 +459,84 @@ def export_sql(
     ]
     body = ",\n".join(f"{name} AS (\n  {sql}\n)" for name, sql in ctes)
     return "\n".join(header) + f"\nWITH\n{body}\nSELECT\n{_select(final, '  ')}\nFROM {prev_cte}\n"
+
+
+# ---- running it: riskmodel score --engine duckdb ------------------------------------------------
+class DuckDBScorer:
+    """Scores feature rows with the model's exported SQL in an in-process DuckDB (no server): the
+    predictor of ``riskmodel score --engine duckdb``.
+
+    ``riskmodel score`` reads and checks the rows exactly as its pandas engine does (the same
+    :func:`riskmodel.scoring.validate_chunk` and duplicate finder, so the same rejects with the same
+    codes and texts); each chunk's clean rows are then handed to DuckDB as a table (zero copy from
+    pandas) and scored by :func:`export_sql`'s ``SELECT``. The SQL holds no row checks, so checking
+    first keeps the promise that every row is scored or rejected with a reason. The result has the
+    columns and dtypes of :meth:`CreditModel.predict` (grade and reasons categorical), in the rows'
+    order (a row number rides along and is checked). DuckDB uses ``threads`` threads (default
+    ``RISKMODEL_THREADS``). An in-memory table has no Parquet statistics, so NaN needs no
+    ``can_have_nan`` here (see :func:`duckdb_parquet_view` for reading Parquet in DuckDB)."""
+
+    VIEW = "rm_features"
+    ROW = "rm_row"
+
+    def __init__(self, credit_model, threads: int | None = None):
+        import duckdb
+
+        from riskmodel import config
+
+        self.sql = export_sql(credit_model, table=self.VIEW, dialect="duckdb", key_columns=(self.ROW,))
+        self.con = duckdb.connect()
+        self.con.execute(f"SET threads TO {int(threads or config.threads())}")
+        self.columns = output_columns(credit_model.n_reasons)
+        # the categories CreditModel.predict gives these columns (reasons.reason_codes: every feature's text)
+        names = [str(c) for c in credit_model.features]
+        texts = {"": names, "_zh": _texts(names, credit_model.catalog, "reason_zh"), "_en": _texts(names, credit_model.catalog, "reason_en")}
+        self.categories = {"grade": list(credit_model.master_scale.labels)}
+        for suffix, values in texts.items():
+            for i in range(1, credit_model.n_reasons + 1):
+                self.categories[f"reason_{i}{suffix}"] = list(dict.fromkeys(values))
+
+    def __call__(self, X) -> "pd.DataFrame":
+        import pandas as pd
+        import pyarrow.compute as pc
+
+        n = len(X)
+        self.con.register(self.VIEW, X.reset_index(drop=True).assign(**{self.ROW: np.arange(n, dtype="int64")}))
+        try:
+            table = self.con.sql(self.sql).to_arrow_table()
+        finally:
+            self.con.unregister(self.VIEW)
+        rows = table.column(self.ROW).to_numpy()
+        if not np.array_equal(rows, np.arange(n)):
+            table = table.take(np.argsort(rows, kind="stable"))
+        out = {"pd": table.column("pd").to_numpy(), "score": table.column("score").to_numpy()}
+        for c in self.columns[2:]:
+            out[c] = pc.dictionary_encode(table.column(c)).to_pandas().cat.set_categories(self.categories[c]).array  # positional, not by index
+        return pd.DataFrame(out, index=X.index)[self.columns]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def export_model(model_uri: str, out, dialect: str = "duckdb", table: str = "features", key_columns: Sequence[str] = ID_COLUMNS) -> dict:
+    """``riskmodel export --format sql``: write the SQL of the registered model ``model_uri``
+    (:func:`export_sql`) to ``out`` (a ``.sql`` file, checked before any work, written atomically).
+    Returns what was written: model, version, kind, dialect, table, the feature columns it reads,
+    the output path, its lines and bytes."""
+    from pathlib import Path
+
+    from features.files import check_outputs, write_text
+    from riskmodel import tracking
+
+    out = Path(out)
+    check_outputs({"--out": out}, suffixes={"--out": (".sql",)})
+    if dialect not in _DIALECTS:  # before loading the model
+        raise UserError(f"unknown SQL dialect {dialect!r}; choose one of: {', '.join(DIALECTS)}")
+    credit_model, name, version = tracking.load_credit_model(model_uri)
+    text = export_sql(credit_model, table=table, dialect=dialect, key_columns=key_columns)
+    write_text(out, text)
+    return {
+        "model_uri": model_uri, "model_name": name, "model_version": version, "kind": _model_kind(credit_model.estimator),
+        "dialect": dialect, "table": table, "key_columns": [str(k) for k in key_columns], "reads": list(credit_model.used_features),
+        "out": str(out), "lines": text.count("\n"), "bytes": len(text.encode("utf-8")),
+    }

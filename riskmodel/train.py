@@ -27,8 +27,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from features.contract import BASELINE_FAMILIES, CATALOG_COLUMNS, SEGMENT_COLUMNS, TARGET
+from features.contract import BASELINE_FAMILIES, SEGMENT_COLUMNS, TARGET
 from riskmodel import dataset
+from riskmodel.dataset import byo_catalog, prepare_byo, usable_features  # the labelled set's home; used here and kept importable from train
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
 from riskmodel.models import MODEL_NAMES, Scorecard, make_model
@@ -58,31 +59,6 @@ def default_registered_name(model: str, byo_stem: str | None = None) -> str:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", byo_stem).strip("-") or "byo"
         return f"riskmodel-{model}-{slug}"
     return f"riskmodel-{model}"
-
-
-def usable_features(frame: pd.DataFrame, columns: Sequence[str], where: str = "training data") -> list[str]:
-    """Drop features that are all missing or constant (warning), error if none is left."""
-    keep, dropped = [], []
-    for c in columns:
-        s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            vals = s.to_numpy(dtype="float64", na_value=np.nan)
-            fin = vals[np.isfinite(vals)]
-            n_unique = np.unique(fin).size
-        else:
-            n_unique = s.dropna().nunique()
-        if n_unique <= 1:
-            dropped.append(c)
-        else:
-            keep.append(c)
-    if dropped:
-        log.warning("dropped %d feature(s) that are constant or all missing in the %s: %s", len(dropped), where, ", ".join(dropped))
-    if not keep:
-        raise UserError(
-            f"no usable feature in the {where}: every column is constant or all missing ({', '.join(dropped[:20])}); "
-            "check the file or choose other columns"
-        )
-    return keep
 
 
 def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str, int]:
@@ -118,18 +94,6 @@ def _directions_from_file(path: str | Path, features: Sequence[str]) -> dict[str
             raise UserError(f"{path}: direction of {k!r} must be -1 (higher value, lower risk), 0 (unknown) or 1 (higher value, higher risk); got {v!r}")
         out[k] = int(v)
     return out
-
-
-def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
-    vals = pd.to_numeric(series, errors="coerce")
-    missing = int(series.isna().sum())
-    if missing:
-        raise UserError(f"{file}: target column {target!r} has {missing} missing value(s); drop those rows or fill them with 0/1")
-    bad = ~vals.isin([0, 1])
-    if bad.any():
-        seen = sorted(map(str, pd.unique(series[bad.to_numpy()])))[:5]
-        raise UserError(f"{file}: target column {target!r} must be binary 0/1 (1 = default); found {seen}; recode it (e.g. bad -> 1, good -> 0)")
-    return vals.to_numpy(dtype="int64")
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,69 +172,6 @@ def train_generated(
 # --------------------------------------------------------------------------------------------
 # Bring-your-own tables
 # --------------------------------------------------------------------------------------------
-
-
-def byo_catalog(features: Sequence[str], directions: Mapping[str, int]) -> pd.DataFrame:
-    """Minimal catalog rows for BYO columns: the column name stands in for every text. There is no
-    ``unit`` or ``lower_bound`` column: both are unknown, so scoring derives value bounds from the
-    training range."""
-    rows = []
-    for f in features:
-        rows.append(
-            {
-                "name": f, "name_zh": f, "name_en": f, "family": "byo", "kind": "signal", "tables": "byo",
-                "lookback_months": 0, "direction": int(directions.get(f, 0)), "grade": "L3",
-                "description": f"column {f} of the user's table", "reason_en": f"{f} raises the risk",
-                "reason_zh": f"{f} 推高风险", "actionable": True,
-            }
-        )
-    return pd.DataFrame(rows, columns=[c for c in CATALOG_COLUMNS if c not in ("unit", "lower_bound")])
-
-
-def prepare_byo(train_path: str | Path, test_path: str | Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Read and check BYO train/test tables; return them (strings as categorical text) and the feature columns."""
-    from features.tables import read_table
-
-    train_path, test_path = Path(train_path), Path(test_path)
-    train_df, test_df = read_table(train_path), read_table(test_path)
-    if train_df.empty:
-        raise UserError(f"{train_path}: the training file has no rows")
-    if test_df.empty:
-        raise UserError(f"{test_path}: the test file has no rows")
-    if target not in train_df.columns:
-        raise UserError(f"{train_path}: target column {target!r} not found; columns are {list(train_df.columns)[:20]} (pass --target COL)")
-    if list(train_df.columns) != list(test_df.columns):
-        miss = [c for c in train_df.columns if c not in test_df.columns]
-        extra = [c for c in test_df.columns if c not in train_df.columns]
-        what = f"missing {miss[:10]}, extra {extra[:10]}" if miss or extra else "same names in another order"
-        raise UserError(f"{test_path}: columns differ from {train_path} ({what}); both files need the same columns")
-    _binary_target(train_df[target], target, str(train_path))
-    _binary_target(test_df[target], target, str(test_path))
-    candidates = []
-    for c in train_df.columns:
-        if c == target:
-            continue
-        s = train_df[c]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            log.warning("%s: column %r is a date; dates are not used as features (derive a number from it)", train_path, c)
-            continue
-        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            txt = s.astype("string")
-            if len(s) > 50 and txt.nunique() == len(s):
-                log.warning("%s: column %r has a distinct value on every row; treated as an identifier, not a feature", train_path, c)
-                continue
-            train_df[c] = txt.astype(object).where(txt.notna(), None)
-            t2 = test_df[c].astype("string")
-            test_df[c] = t2.astype(object).where(t2.notna(), None)
-        elif pd.api.types.is_bool_dtype(s):
-            train_df[c] = s.astype("float64")
-            test_df[c] = test_df[c].astype("float64")
-        else:
-            train_df[c] = s.astype("float64")
-            test_df[c] = pd.to_numeric(test_df[c], errors="coerce").astype("float64")
-        candidates.append(c)
-    features = usable_features(train_df, candidates, f"training file {train_path}")
-    return train_df, test_df, features
 
 
 def train_byo(

@@ -713,8 +713,19 @@ def matrix_weighted_bandwidth(counts) -> tuple[float | None, float | None]:
 
 
 def _grade_shares(grades, order: list[str], name: str) -> np.ndarray:
-    g = _grade_labels(grades, order, name=name)
-    counts = pd.Categorical(g, categories=order).value_counts().to_numpy(dtype="float64")
+    """Shares of the grades of ``order`` among the labels ``grades``, or from a mapping grade -> share
+    (or count), e.g. the grade shares of the training population stored with a model."""
+    if isinstance(grades, Mapping):
+        unknown = sorted(str(k) for k in grades if str(k) not in order)
+        if unknown:
+            raise ValidationInputError(f"{name} holds grade(s) not in grade_order: {unknown[:10]}; grade_order is {list(order)}")
+        given = {str(k): float(v) for k, v in grades.items()}
+        counts = np.array([given.get(g, 0.0) for g in order], dtype="float64")
+        if not np.all(np.isfinite(counts) & (counts >= 0)):
+            raise ValidationInputError(f"{name}: shares must be finite and non-negative, got {given}")
+    else:
+        g = _grade_labels(grades, order, name=name)
+        counts = pd.Categorical(g, categories=order).value_counts().to_numpy(dtype="float64")
     if counts.sum() == 0:
         raise ValidationInputError(f"{name} is empty; concentration needs at least one rated obligor")
     return counts / counts.sum()
@@ -726,8 +737,9 @@ def concentration(grades, grade_order: Sequence, reference_grades=None, lights: 
     With R_i the share of obligors in grade i: Herfindahl ``HHI = sum_i R_i^2`` (1/K when spread
     evenly, 1 when all in one grade); the ECB's coefficient of variation
     ``CV = sqrt(K sum_i (R_i - 1/K)^2)`` and Herfindahl index ``HI = 1 + ln((CV^2 + 1) / K) / ln K``
-    (= 1 + ln(HHI) / ln K: 0 when even, 1 when all in one grade). With ``reference_grades`` (e.g. the
-    development sample) the ECB test of H0 'concentration has not increased':
+    (= 1 + ln(HHI) / ln K: 0 when even, 1 when all in one grade). With ``reference_grades`` (the
+    grades of the development sample, or a mapping grade -> share such as the training grade shares
+    stored with a model) the ECB test of H0 'concentration has not increased':
     ``p = 1 - Phi(sqrt(K - 1) (CV_now - CV_ref) / sqrt(CV_now^2 (1/2 + CV_now^2)))``
     (ECB instructions for IRB validation reporting, 2019, concentration in rating grades).
     Keys: ``k, hhi, cv, hi`` and, with a reference, ``hhi_reference, cv_reference, hi_reference,
@@ -873,6 +885,7 @@ def validation_battery(
     *,
     grade_pd: Mapping | None = None,
     auc_initial: float | None = None,
+    auc_initial_in_verdict: bool = True,
     pd_baseline=None,
     grades_previous=None,
     reference_grades=None,
@@ -881,6 +894,7 @@ def validation_battery(
     reference_features: pd.DataFrame | None = None,
     features: pd.DataFrame | None = None,
     feature_columns: Sequence[str] | None = None,
+    psi: pd.DataFrame | None = None,
     rho: float = DEFAULT_RHO,
     gamma: float = DEFAULT_GAMMA,
     confidence: float = DEFAULT_CONFIDENCE,
@@ -896,14 +910,18 @@ def validation_battery(
     (every grade, best first). Optional inputs switch on more tests:
 
     - ``grade_pd``: test a fixed PD per grade (master scale) instead of the grade's mean model PD;
-    - ``auc_initial``: AUC at development -> :func:`auc_decline_test` (in the verdict);
+    - ``auc_initial``: AUC at development -> :func:`auc_decline_test` (in the verdict unless
+      ``auc_initial_in_verdict=False``: e.g. when the reference is an in-sample AUC);
     - ``pd_baseline``: a baseline model's PDs on the same rows -> :func:`delong_paired_test`; its light
       uses ``p_a_worse`` (red when the model is significantly *worse* than the baseline);
     - ``grades_previous``: each row's grade at an earlier date -> :func:`migration_matrix` and
       :func:`matrix_weighted_bandwidth` (reported, no light);
-    - ``reference_grades``: grades of the development sample -> the ECB concentration test (in the verdict);
+    - ``reference_grades``: grades of the development sample (labels, or a mapping grade -> share)
+      -> the ECB concentration test (in the verdict);
     - ``reference_score``/``score`` and ``reference_features``/``features``: PSI (:func:`psi_stability`);
       ``score`` defaults to ``pd_``. The score's PSI light is in the verdict, features' are not.
+    - ``psi``: instead, a PSI table computed elsewhere (columns ``variable, psi, band``, the score's
+      row named ``score``; e.g. against a stored training profile, :mod:`riskmodel.monitoring`).
 
     Tests in the verdict: AUC decline, baseline comparison, Jeffreys and correlated binomial (per
     grade and portfolio), Hosmer-Lemeshow, Spiegelhalter, concentration, score PSI. Shown with a
@@ -924,8 +942,9 @@ def validation_battery(
     if auc_initial is not None:
         t = auc_decline_test(auc_initial, disc["auc"], disc["auc_se"])
         t["light"] = lights.light(t["p_value"])
+        t["in_verdict"] = bool(auc_initial_in_verdict)
         disc["auc_vs_initial"] = t
-        add("discrimination", "auc_vs_initial", "portfolio", t["statistic"], t["p_value"], t["light"])
+        add("discrimination", "auc_vs_initial", "portfolio", t["statistic"], t["p_value"], t["light"], bool(auc_initial_in_verdict))
     if pd_baseline is not None:
         t = delong_paired_test(y, p, pd_baseline)
         t["light"] = lights.light(t["p_a_worse"])
@@ -967,10 +986,17 @@ def validation_battery(
         mig = {"counts": counts, "shares": shares, "n_pairs": total, "n_unrated": n_unrated, "share_unchanged": _f(diag / total) if total else None, "mwb_upper": up, "mwb_lower": low}
 
     psi_tab = None
-    if reference_score is not None or reference_features is not None:
+    if psi is not None:
+        absent = [c for c in ("variable", "psi", "band") if c not in psi.columns]
+        if absent:
+            raise ValidationInputError(f"the psi table lacks column(s) {absent}; it needs variable, psi and band")
+        psi_tab = psi[["variable", "psi", "band"]].reset_index(drop=True)
+        psi_tab["light"] = psi_tab["band"].map(_PSI_LIGHT).fillna(NA)
+    elif reference_score is not None or reference_features is not None:
         psi_tab = psi_stability(reference_score, score if score is not None else p, reference_features, features, feature_columns, psi_bins)
+    if psi_tab is not None:
         for _, r in psi_tab.iterrows():
-            add("stability", "psi", r["variable"], r["psi"], None, r["light"], r["variable"] == "score")
+            add("stability", "psi", r["variable"], r["psi"], None, r["light"], bool(r["variable"] == "score"))
 
     summary = pd.DataFrame(rows, columns=["section", "test", "level", "statistic", "p_value", "light", "in_verdict"])
     verdict = worst_light(summary.loc[summary["in_verdict"], "light"]) if len(summary) else NA
@@ -981,6 +1007,7 @@ def validation_battery(
         "yellow_below": lights.yellow_below,
         "red_below": lights.red_below,
         "pd_source": "master_scale" if grade_pd is not None else "mean_model_pd",
+        "auc_initial_in_verdict": bool(auc_initial_in_verdict),
         "hl_groups": int(hl_groups),
         "hl_in_sample": bool(hl_in_sample),
         "grade_order": order,

@@ -122,16 +122,29 @@ def run_info(run_id: str) -> dict:
         name, location = exp.name, exp.artifact_location
     except MlflowException:
         name, location = r.info.experiment_id, None
+    return _info(r, name, location)
+
+
+def _info(r, experiment: str, artifact_location: str | None) -> dict:
     return {
         "run_id": r.info.run_id,
-        "experiment": name,
-        "artifact_location": location,
+        "experiment": experiment,
+        "artifact_location": artifact_location,
         "status": r.info.status,
         "start_time": pd.Timestamp(r.info.start_time, unit="ms") if r.info.start_time else None,
         "params": dict(r.data.params),
         "metrics": dict(r.data.metrics),
         "tags": dict(r.data.tags),
     }
+
+
+def finished_run(run_id: str) -> dict:
+    """:func:`run_info` of a run that ended FINISHED; a UserError for a failed, killed or running one
+    (its model and its files may be missing or partial)."""
+    info = run_info(run_id)
+    if info["status"] != "FINISHED":
+        raise UserError(f"run {run_id} is {info['status']}, not FINISHED; use a finished run (`riskmodel compare --experiment {info['experiment']}`)")
+    return info
 
 
 def run_of_model(uri: str) -> str:
@@ -160,6 +173,41 @@ def log_artifacts_to_run(run_id: str, local_dir: str | Path, artifact_path: str)
     c = client()
     _read(c.log_artifacts, run_id, str(local_dir), artifact_path)
     return f"{_read(c.get_run, run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+
+
+def log_metrics_to_run(run_id: str, metrics: dict, tags: dict | None = None) -> None:
+    """Add ``metrics`` (finite numbers only; None, NaN and text are left out) and ``tags`` to
+    (finished) run ``run_id``. A metric logged again keeps its history: MLflow shows the latest."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    clean = []
+    for k, v in metrics.items():
+        if v is None or isinstance(v, (str, bytes)):
+            continue
+        f = float(v)
+        if np.isfinite(f):
+            clean.append(Metric(k, f, now, 0))
+    _retry(client().log_batch, run_id, metrics=clean, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+
+
+def find_runs(experiment: str, params: dict, status: str = "FINISHED") -> list[dict]:
+    """:func:`run_info` of the runs of ``experiment`` whose parameters equal ``params`` (text
+    compared exactly) and whose status is ``status``, newest first; [] when the experiment does not
+    exist."""
+    c = client()
+    exp = _read(c.get_experiment_by_name, experiment)
+    if exp is None:
+        return []
+    values = {k: str(v) for k, v in params.items()}
+    odd = {k: v for k, v in values.items() if "'" in v}
+    if odd:
+        raise ValueError(f"find_runs cannot search parameter values holding a quote: {odd}")
+    where = " and ".join([f"params.{k} = '{v}'" for k, v in values.items()] + [f"attributes.status = '{status}'"])
+    runs = _read(c.search_runs, [exp.experiment_id], where, max_results=1000, order_by=["attributes.start_time DESC"])
+    return [_info(r, exp.name, exp.artifact_location) for r in runs]
 
 
 def download_artifacts(run_id: str, path: str, dst: str | Path) -> Path:

@@ -204,3 +204,31 @@ def test_literals_read_back_as_the_same_double():
         assert struct.pack("<d", float(v)) == struct.pack("<d", back), (v, _num(v), back)
     with pytest.raises(UserError, match="cannot export a fitted value = nan to SQL"):
         _num(float("nan"))
+
+
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_the_duckdb_engine_predicts_like_the_model(models, scored_file, name):
+    """`riskmodel score --engine duckdb` scores each chunk's checked rows with DuckDBScorer: the
+    columns, values and dtypes (categories included) of CreditModel.predict, the chunk's index kept,
+    one connection for every chunk."""
+    from riskmodel.sql import DuckDBScorer
+
+    _, frame = scored_file
+    cm = models[name]
+    X = frame[cm.used_features]
+    X = X.set_axis(np.arange(len(X))[::-1] * 3)  # an index that is not 0..n-1
+    scorer = DuckDBScorer(cm, threads=2)
+    try:
+        for chunk in (X.iloc[:150], X.iloc[150:], X.iloc[:0]):
+            expected = cm.predict(chunk) if len(chunk) else None
+            got = scorer(chunk)
+            assert got.index.equals(chunk.index)
+            if expected is None:
+                assert list(got.columns) == output_columns(3)
+                continue
+            assert_same_scores(expected, got, [])
+            assert got.dtypes.equals(expected.dtypes)
+            for c in output_columns(3)[2:]:
+                assert list(got[c].cat.categories) == list(expected[c].cat.categories), c
+    finally:
+        scorer.close()

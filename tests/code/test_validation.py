@@ -395,6 +395,13 @@ def test_concentration_hand_values_and_ecb_test():
     stat = math.sqrt(2) * (cv - cv0) / math.sqrt(cv**2 * (0.5 + cv**2))
     assert t["statistic"] == pytest.approx(stat) and t["p_value"] == pytest.approx(1 - stats.norm.cdf(stat))
     assert va.concentration(["1", "2", "3"], order, reference_grades=g)["p_value"] == 1.0
+    # the reference as shares (a model's stored training grade shares) or counts: the same test
+    assert va.concentration(g, order, reference_grades={"1": 0.4, "2": 0.35, "3": 0.25})["p_value"] == pytest.approx(t["p_value"])
+    assert va.concentration(g, order, reference_grades={"1": 40, "3": 25, "2": 35})["cv_reference"] == pytest.approx(cv0)
+    with pytest.raises(ValueError, match=r"reference_grades holds grade\(s\) not in grade_order: \['9'\]"):
+        va.concentration(g, order, reference_grades={"1": 0.5, "9": 0.5})
+    with pytest.raises(ValueError, match="shares must be finite and non-negative"):
+        va.concentration(g, order, reference_grades={"1": -0.5, "2": 1.5})
 
 
 def test_psi_stability_reuses_evaluation(sample):
@@ -459,6 +466,24 @@ def test_battery_runs_everything_and_serialises_strictly(sample):
     assert back["verdict"] == r.verdict
     assert back["migration"]["grades"] == order and len(back["migration"]["counts"]) == len(order)
     assert back["cap"][0]["pd_threshold"] is None  # +inf at the CAP's origin
+
+
+def test_battery_takes_a_psi_table_and_an_uncounted_auc_reference(sample):
+    y, p, g, order, *_ = sample
+    table = pd.DataFrame({"variable": ["score", "f1", "f2"], "psi": [0.3, 0.02, 0.15], "band": ["act", "stable", "watch"]})
+    r = va.validation_battery(y, p, g, order, psi=table, auc_initial=0.99, auc_initial_in_verdict=False)
+    assert r.psi["light"].tolist() == ["red", "green", "yellow"]
+    assert r.verdict == "red"  # the score's PSI counts
+    rows = r.summary.set_index(["test", "level"])
+    assert rows.loc[("psi", "score"), "in_verdict"] and not rows.loc[("psi", "f2"), "in_verdict"]
+    # an AUC far below the reference is red, but shown only
+    assert rows.loc[("auc_vs_initial", "portfolio"), "light"] == "red"
+    assert not rows.loc[("auc_vs_initial", "portfolio"), "in_verdict"]
+    assert r.discrimination["auc_vs_initial"]["in_verdict"] is False and r.parameters["auc_initial_in_verdict"] is False
+    without = va.validation_battery(y, p, g, order, psi=table.assign(band=["stable"] * 3))
+    assert "auc_vs_initial" not in set(without.summary["test"]) and without.verdict != "red"
+    with pytest.raises(ValueError, match=r"the psi table lacks column\(s\) \['band'\]"):
+        va.validation_battery(y, p, g, order, psi=table.drop(columns="band"))
 
 
 def test_battery_flags_underestimated_pd(sample):

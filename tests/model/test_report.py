@@ -40,7 +40,7 @@ def test_scorecard_report_has_every_section_embedded_images_and_is_logged(cli, m
     assert len(images) >= 5
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
-    for sid in ("importance", "shapes", "roc", "calibration", "grades"):
+    for sid in ("importance", "shapes", "roc", "calibration", "grades", "validation"):
         assert "data:image/png;base64," in _section(page, sid), sid
     assert re.search(r"(src|href)=\"(https?:)?//", page) is None and "<script" not in page and "<link" not in page
     assert 'font-family: "ReportCJK"; src: url(data:font/woff;base64,' in page
@@ -58,6 +58,14 @@ def test_scorecard_report_has_every_section_embedded_images_and_is_logged(cli, m
     assert "Reason codes" in _section(page, "examples")
     assert "low_auc" in _section(page, "segments") or "insufficient" in _section(page, "segments")
     assert ">score<" in _section(page, "psi")
+    # the validator's battery on the same out-of-time rows: lights, per-grade tests, the low-default bound
+    val = _section(page, "validation")
+    assert summary["validation_verdict"] in ("green", "yellow", "red")
+    assert f"<b>{summary['validation_verdict'].upper()}</b><span>verdict</span>" in val
+    assert re.search(r'<td class="[^"]*lt-(green|yellow|red)">', val)
+    for column in ("Jeffreys p", "binomial p", "Pluto-Tasche 95% %", "AUC, DeLong 95%", "CAP curve"):
+        assert column in val, column
+    assert f"<b>{s['metrics']['test_auc']:.3f} [" in val  # the AUC of the same out-of-time rows, with its interval
 
     # logged to the run
     logged = [a.path for a in tracking.client().list_artifacts(s["run_id"], "report")]

@@ -1,12 +1,15 @@
 """SQL export in Spark SQL (local mode, one session for the module) and on models trained on a
 generated data hub with the real catalog (Chinese reason texts, non-actionable features suppressed),
-in DuckDB and Spark: PD within 1e-9, score within 1e-6, grade and reasons equal, row for row.
+in DuckDB and Spark: PD within 1e-9, score within 1e-6, grade and reasons equal, row for row. And
+the commands: `riskmodel export` run in Spark SQL, `riskmodel score --engine duckdb` and
+`riskmodel score` on the same file with bad rows (the same rejects), row for row.
 
 DuckDB on the synthetic edge cases: tests/code/test_sql_export.py.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -103,3 +106,66 @@ def test_models_trained_on_a_data_hub_score_the_same_in_duckdb_and_spark(hub_mod
         reasons = expected[["reason_1", "reason_2", "reason_3"]].astype(object)
         assert not reasons.isin(list(cm.suppress)).any().any()
         assert expected["reason_1_zh"].astype(str).str.contains(r"[\u4e00-\u9fff]").any()  # catalog texts in Chinese
+
+
+def test_riskmodel_score_in_pandas_and_duckdb_and_the_export_in_spark_agree(cli, trained_model, spark, monkeypatch, tmp_path):
+    """A registered gbm_additive scores one feature file three ways: `riskmodel score` (the model),
+    `riskmodel score --engine duckdb` (its SQL in DuckDB, after the same row checks) and the SQL of
+    `riskmodel export --dialect spark` in Spark SQL over the rows the checks let through."""
+    import numpy as np
+
+    from riskmodel.creditmodel import output_columns
+
+    tm = trained_model("gbm_additive", experiment="sql-engines")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tm.store)
+    matrix = tm.matrix.assign(application_id=tm.matrix["application_id"].astype(str))
+    bad = matrix.copy()
+    text_col, bounded = "firm_size_headcount", "patent_grants_24m"
+    bad[text_col] = bad[text_col].astype(object)
+    bad.loc[1, text_col] = "twelve"
+    bad.loc[2, "leverage"] = np.inf
+    bad.loc[3, bounded] = -4.0
+    bad.loc[4, "application_id"] = bad.loc[0, "application_id"]
+    bad.loc[5, "application_id"] = " "
+    bad.loc[7, "leverage"] = 1e15
+    bad[text_col] = bad[text_col].astype(str).replace({"nan": None})
+    bad.to_parquet(tmp_path / "bad.parquet", index=False)
+
+    runs = {}
+    for engine in ("pandas", "duckdb"):
+        code, out, err = cli("score", "--model", tm.uri, "--features", tmp_path / "bad.parquet", "--out", tmp_path / f"{engine}.parquet",
+                             "--engine", engine, "--chunk-size", "700", "--json")
+        assert code == 0, err
+        runs[engine] = json.loads(out)
+    a, b = runs["pandas"], runs["duckdb"]
+    assert a["rejected"] == 6 and a["rows_in"] == len(bad)
+    assert {k: v for k, v in a.items() if k not in ("output", "rejects", "mean_pd")} == {k: v for k, v in b.items() if k not in ("output", "rejects", "mean_pd")}
+    assert b["mean_pd"] == pytest.approx(a["mean_pd"], rel=1e-12)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pandas.rejects.parquet"), pd.read_parquet(tmp_path / "duckdb.rejects.parquet"))
+    expected, got = pd.read_parquet(tmp_path / "pandas.parquet"), pd.read_parquet(tmp_path / "duckdb.parquet")
+    keys = ["application_id", "firm_id", "application_date"]
+    assert got.dtypes.equals(expected.dtypes) and got[keys + ["model_name", "model_version"]].equals(expected[keys + ["model_name", "model_version"]])
+    assert_same_scores(expected, got[keys + output_columns(3)], keys)
+
+    code, out, err = cli("export", "--model", tm.uri, "--format", "sql", "--dialect", "spark", "--out", tmp_path / "model.sql")
+    assert code == 0, err
+    rejected = pd.read_parquet(tmp_path / "pandas.rejects.parquet")["row"]
+    assert sorted(rejected) == [1, 2, 3, 4, 5, 7]
+    clean = matrix.drop(index=rejected)  # the rows the checks let through, with their numbers as numbers
+    clean.to_parquet(tmp_path / "clean.parquet", index=False)
+    ids = clean["application_id"].tolist()
+    assert ids == expected["application_id"].tolist()
+    spark_scores = aligned(run_spark(spark, (tmp_path / "model.sql").read_text(encoding="utf-8"), tmp_path / "clean.parquet"), ids)
+    assert_same_scores(expected[keys + output_columns(3)], spark_scores, keys)
+
+
+def test_gbm_monotone_is_refused_by_export_and_the_duckdb_engine(cli, trained_model, monkeypatch, tmp_path):
+    tm = trained_model("gbm_monotone", experiment="mon", promote=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tm.store)
+    tm.matrix.head(20).to_parquet(tmp_path / "f.parquet", index=False)
+    names = "models that export: scorecard, gbm_additive, financial_baseline"
+    code, out, err = cli("export", "--model", tm.uri, "--out", tmp_path / "m.sql")
+    assert code == 2 and "gbm_monotone cannot be exported as SQL" in err and names in err
+    code, out, err = cli("score", "--model", tm.uri, "--features", tmp_path / "f.parquet", "--out", tmp_path / "s.parquet", "--engine", "duckdb")
+    assert code == 2 and "--engine duckdb scores with the model's SQL export" in err and names in err and "use --engine pandas" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.parquet"]  # nothing written

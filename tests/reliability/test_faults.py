@@ -102,20 +102,22 @@ def _read_only_case(command: str, champion, tmp_path: Path, ro: Path) -> tuple[l
     """The arguments of ``command`` with its output in ``ro``, and that output path. Models are
     unknown where the command would load one: reaching the model would say 'cannot load model'."""
     inp = tmp_path / "in.parquet"
-    target = ro / ("out.parquet" if command in ("score", "features", "stress") else "out.md" if command == "catalog" else "out")
+    target = ro / ("out.parquet" if command in ("score", "features", "stress") else "out.md" if command == "catalog" else "out.sql" if command == "export" else "out")
     args = {
         "score": ["score", "--model", "models:/no-such-model@champion", "--features", inp, "--out", target],
         "features": ["features", "--data", champion.hub, "--out", target],
         "stress": ["stress", "--model", "models:/no-such-model@champion", "--data", champion.hub, "--scenario", "sector_downturn", "--out", target],
         "npl-tolerance": ["npl-tolerance", "--scores", inp, "--config", NPL_CONFIG, "--out", target],
         "report": ["report", "--run", "0123456789abcdef", "--out", target],
+        "validate": ["validate", "--run", "0123456789abcdef", "--out", target],
+        "export": ["export", "--model", "models:/no-such-model@champion", "--out", target],
         "catalog": ["catalog", "--out", target],
         "demo": ["demo", "--firms", "50", "--out", target, "--report-dir", tmp_path / "report"],
     }[command]
     return args, target
 
 
-@pytest.mark.parametrize("command", ["score", "features", "stress", "npl-tolerance", "report", "catalog", "demo"])
+@pytest.mark.parametrize("command", ["score", "features", "stress", "npl-tolerance", "report", "validate", "export", "catalog", "demo"])
 def test_read_only_output_directory_fails_before_any_work(cli, command, champion, tmp_path, monkeypatch):
     ro = _unwritable_dir(tmp_path)
     before = sorted(p.name for p in ro.iterdir())
