@@ -29,6 +29,12 @@ period before: so not before the source's first period, and not while most rows 
 still to come) and the firm had been founded by its end. Counting months since the hub began instead
 would make every firm's coverage grow with the hub's age.
 
+What "held" means, and the industry norms of ``MonthlyWindow.peer_median``, depend on every firm's
+rows, not the application's firm alone: the windows read them from the build's
+``features.hubstats.HubStats`` (``table.hub``), computed before any signal runs, so a build over one
+partition of firms gives the same values as over the whole hub. A window built without one (a unit
+test) computes them from its own table.
+
 Both record which columns a signal reads, so the catalog derives each feature's sensitivity grade from
 the columns it actually uses, and both refuse L4 (restricted) columns outright.
 """
@@ -42,13 +48,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.tables import SCHEMAS
+from features.hubstats import NEVER, MonthlyCounts, PeerKey, PeerNorm, PeerValues, PeriodCounts, stat_name
+from features.tables import SCHEMAS, add_months, by_date
 
 MONTHLY_TABLES: tuple[str, ...] = ("electricity", "social_security", "invoices", "bills")
 EVENT_TABLES: tuple[str, ...] = ("firms", "financials", "rnd_deductions", "certifications", "patents", "bids", "talent")
 # Columns that locate a row rather than describe it; reading them does not set a feature's grade.
 _LOCATORS = ("firm_id", "available_date", "month")
-_NEVER = np.iinfo(np.int64).max  # "day index" of a missing date: never available
+_NEVER = NEVER  # "day index" of a missing date: never available
 
 
 class AccessError(KeyError):
@@ -82,7 +89,7 @@ def day_index(values) -> np.ndarray:
 
 def month_index(values) -> np.ndarray:
     """Months since 1970-01 as int64 (calendar month of each date)."""
-    return _datetimes(values).astype("datetime64[M]").astype(np.int64)
+    return by_date(lambda d: d.astype("datetime64[M]").astype(np.int64), _datetimes(values))
 
 
 def year_of(values) -> np.ndarray:
@@ -94,8 +101,7 @@ def year_of(values) -> np.ndarray:
 
 def months_back(dates: np.ndarray, months: int) -> np.ndarray:
     """Day index of each date moved back ``months`` calendar months (day clipped to month end)."""
-    idx = pd.DatetimeIndex(dates) - pd.DateOffset(months=months)
-    return day_index(idx.to_numpy())
+    return day_index(add_months(_datetimes(dates), -months))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -269,31 +275,6 @@ def _to_float(col: pd.Series) -> np.ndarray:
     return col.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _publication(keys: np.ndarray, available: np.ndarray, n_keys: int, days: np.ndarray, event: np.ndarray | None = None):
-    """Which periods of a source count as published on each of ``days`` (sorted day indexes).
-
-    ``keys`` numbers each row's period 0 .. n_keys - 1 in time order (a month, a fiscal year). Period k
-    is published on day d when rows of any firm for it known strictly before d number at least one
-    and at least half as many as for period k - 1. A source's first period is published with its
-    first row; a later one once most firms' rows for it have arrived, so a firm whose row comes late
-    in a publication season is not counted as missing it meanwhile. Returns ``published``
-    (len(days), n_keys) and, when ``event`` (day index per row) is given, the earliest event among
-    the rows counted (``_NEVER`` where none), else None.
-    """
-    n_days = len(days)
-    # each row is known from the first of ``days`` strictly after its available day (n_days: never)
-    cell = np.asarray(keys, dtype=np.int64) * (n_days + 1) + np.searchsorted(days, available, side="right")
-    grid = np.bincount(cell, minlength=n_keys * (n_days + 1)).reshape(n_keys, n_days + 1)[:, :n_days]
-    counts = np.cumsum(grid, axis=1).T
-    earliest = None
-    if event is not None:
-        first = np.full(n_keys * (n_days + 1), _NEVER, dtype=np.int64)
-        np.minimum.at(first, cell, event)
-        earliest = np.minimum.accumulate(first.reshape(n_keys, n_days + 1)[:, :n_days], axis=1).T
-    before = np.concatenate([np.zeros((len(days), 1), dtype=np.int64), counts[:, :-1]], axis=1)
-    return (counts >= 1) & (2 * counts >= before), earliest
-
-
 # ------------------------------------------------------------------------------------------------
 # Monthly tables
 # ------------------------------------------------------------------------------------------------
@@ -329,6 +310,7 @@ class MonthlyTable:
                 rows = tuple(int(r) for r in self._rows[np.flatnonzero(dup)[:5]])
                 raise TableError([Violation(name, f"{name}.parquet", "firm_id,month", "duplicate key (firm_id, month)", int(dup.sum()), rows)])
         self._cols: dict = {}
+        self.hub = None  # the build's HubStats (features.hubstats); None: this table's own rows are the hub
 
     def column(self, column: str) -> np.ndarray:
         """The column as float64 for the kept rows, with one trailing NaN (position -1 reads NaN)."""
@@ -371,16 +353,57 @@ class MonthlyTable:
             self._cols[key] = months[self.pos]
         return self._cols[key]
 
-    def published(self, days: np.ndarray) -> np.ndarray:
-        """(len(days), n_months) bool: which months of the table count as published on each day
-        (:func:`_publication`: rows of any firm known strictly before the day, at least half as many
-        as for the month before)."""
-        if self.n_months == 0:
-            return np.zeros((len(days), 0), dtype=bool)
+    def counts(self) -> MonthlyCounts:
+        """This table's rows per (month, availability day): its part of the monthly publication."""
         key = ("month_code", "")
         if key not in self._cols:
-            self._cols[key] = month_index(self.df["month"])[self._rows] - self.m0
-        return _publication(self._cols[key], self.available, self.n_months, days)[0]
+            self._cols[key] = month_index(self.df["month"])[self._rows] if len(self._rows) else np.zeros(0, dtype=np.int64)
+        return MonthlyCounts.of_rows(self._cols[key], self.available)
+
+    def peer_values(self, column: str, stat: Callable[[np.ndarray], np.ndarray], length: int, months: np.ndarray) -> PeerValues:
+        """This table's part of a peer norm: for each application month ``m`` of ``months``, ``stat``
+        of every peer firm over the ``length`` months before ``m``, counting only rows known before
+        the first day of ``m``; NaN where the firm is not a peer then (registered on or after that
+        day, or ``stat`` is NaN). Peers are the firms with an industry and a row in the table."""
+        firms = self.firms
+        months = np.asarray(months, dtype=np.int64)
+        if self.n_months == 0 or not len(firms.industries):
+            return PeerValues(months, np.zeros(0, dtype=np.int64), np.zeros((len(months), 0)))
+        peers = np.flatnonzero((firms.industry_code >= 0) & (self.pos >= 0).any(axis=1))
+        values, usable = self.dense(column)[peers], self.usable_month()[peers]
+        peer_avail = firms.available_day[peers]
+        out = np.full((len(months), len(peers)), np.nan)
+        for i, m in enumerate(months):
+            m = int(m)
+            start_day = np.int64(np.datetime64(m, "M").astype("datetime64[D]").astype(np.int64))
+            lo = m - length - self.m0
+            a, b = max(lo, 0), min(lo + length, self.n_months)
+            block = np.full((len(peers), length), np.nan)
+            if a < b:
+                # a row counts for the norm of month m if it was known before the first day of m
+                block[:, a - lo : b - lo] = np.where(usable[:, a:b] <= m, values[:, a:b], np.nan)
+            s = np.asarray(stat(block), dtype=np.float64)
+            out[i] = np.where((peer_avail < start_day) & ~np.isnan(s), s, np.nan)
+        return PeerValues(months, firms.industry_code[peers], out)
+
+
+class _OwnStats:
+    """The cross-firm quantities of a window's own tables, for a window built without a build's
+    HubStats (the one-partition case, computed with the same functions)."""
+
+    def __init__(self, table, apps: Applications):
+        self.table = table
+        self.apps = apps
+
+    def monthly(self, table: str) -> MonthlyCounts:
+        return MonthlyCounts.combine([self.table.counts()])
+
+    def periods(self, table: str, column: str) -> PeriodCounts:
+        return PeriodCounts.combine([self.table.period_counts(column)])
+
+    def peer(self, key: PeerKey, stat: Callable) -> PeerNorm:
+        part = self.table.peer_values(key.column, stat, key.length, np.unique(self.apps.month))
+        return PeerNorm.combine([part], len(self.table.firms.industries))
 
 
 class MonthlyWindow:
@@ -423,16 +446,20 @@ class MonthlyWindow:
     def held(self) -> np.ndarray:
         """Boolean (n, length): the hub held that month of this source at the application date: rows
         of any firm known strictly before it, at least half as many as for the month before
-        (:func:`_publication`). No month before the source's first is held, nor a month whose rows are
+        (:func:`features.hubstats.publication`). No month before the source's first is held, nor a month whose rows are
         only starting to arrive."""
-        t, apps, n, length = self.table, self.apps, self.n, self.length
-        if t.n_months == 0 or length == 0 or n == 0:
+        apps, n, length = self.apps, self.n, self.length
+        hub = self._stats().monthly(self.name)
+        if hub.n_months == 0 or length == 0 or n == 0:
             return np.zeros((n, length), dtype=bool)
         days, inverse = np.unique(apps.day, return_inverse=True)
-        published = t.published(days)
-        cols = apps.month[:, None] - length + np.arange(length)[None, :] - t.m0
-        inside = (cols >= 0) & (cols < t.n_months)
-        return inside & published[inverse[:, None], np.clip(cols, 0, t.n_months - 1)]
+        published = hub.published(days)
+        cols = apps.month[:, None] - length + np.arange(length)[None, :] - hub.m0
+        inside = (cols >= 0) & (cols < hub.n_months)
+        return inside & published[inverse[:, None], np.clip(cols, 0, hub.n_months - 1)]
+
+    def _stats(self):
+        return self.table.hub if self.table.hub is not None else _OwnStats(self.table, self.apps)
 
     def observable(self, founded) -> np.ndarray:
         """Boolean (n, length): months the firm could have a row for: held by the hub (:meth:`held`)
@@ -474,35 +501,12 @@ class MonthlyWindow:
         later can enter it). ``stat`` maps an (m, length) array of ``column`` to m values."""
         _check_column(self.name, column)
         self.reads.add(f"{self.name}.{column}")
-        t, firms, apps = self.table, self.table.firms, self.apps
-        out = np.full(self.n, np.nan)
+        norm = self._stats().peer(PeerKey(self.name, column, stat_name(stat), self.length), stat)
+        firms, apps = self.table.firms, self.apps
+        if self.n == 0:
+            return np.full(0, np.nan)
         app_ind = np.where(apps.firm >= 0, firms.industry_code[np.clip(apps.firm, 0, None)], -1)
-        if self.n == 0 or t.n_months == 0 or not len(firms.industries):
-            return out
-        # peers: firms with an industry and at least one row in the table (others cannot enter a norm)
-        peers = np.flatnonzero((firms.industry_code >= 0) & (t.pos >= 0).any(axis=1))
-        values, usable = t.dense(column)[peers], t.usable_month()[peers]
-        peer_ind, peer_avail = firms.industry_code[peers], firms.available_day[peers]
-        length = self.length
-        for m in np.unique(apps.month):
-            m = int(m)
-            start_day = np.int64(np.datetime64(m, "M").astype("datetime64[D]").astype(np.int64))
-            lo = m - length - t.m0
-            a, b = max(lo, 0), min(lo + length, t.n_months)
-            block = np.full((len(peers), length), np.nan)
-            if a < b:
-                # a row counts for the norm of month m if it was known before the first day of m
-                block[:, a - lo : b - lo] = np.where(usable[:, a:b] <= m, values[:, a:b], np.nan)
-            s = stat(block)
-            ok = (peer_avail < start_day) & ~np.isnan(s)
-            if not ok.any():
-                continue
-            med = pd.Series(s[ok]).groupby(peer_ind[ok]).median()
-            norm = np.full(len(firms.industries), np.nan)
-            norm[med.index.to_numpy()] = med.to_numpy()
-            sel = (apps.month == m) & (app_ind >= 0)
-            out[sel] = norm[app_ind[sel]]
-        return out
+        return norm.lookup(app_ind, apps.month)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -525,6 +529,17 @@ class EventTable:
         self._cols: dict[str, object] = {}
         self._ext: dict[str, np.ndarray] = {}
         self._latest: dict[tuple, np.ndarray] = {}  # (lookback, order_by, k) -> chosen rows, one build
+        self.hub = None  # the build's HubStats (features.hubstats); None: this table's own rows are the hub
+
+    def period_counts(self, column: str) -> PeriodCounts:
+        """This table's rows with a period key (``fiscal_year``) per (period, availability day), with
+        their earliest event: its part of the period publication."""
+        raw = self.column(column)
+        if isinstance(raw, pd.Categorical) or np.asarray(raw).dtype.kind not in "fiub":
+            raise ValueError(f"{self.name}: the period key {column!r} must be numeric (a year)")
+        keys = np.asarray(raw, dtype=np.float64)
+        ok = ~np.isnan(keys)
+        return PeriodCounts.of_rows(keys[ok], self.available[ok], self.event[ok])
 
     def column_ext(self, column: str) -> np.ndarray:
         """``column`` as a plain numpy array with one trailing missing value (position -1 reads NaN/NaT/None)."""
@@ -683,7 +698,7 @@ class EventWindow:
         """Per application, how many periods (distinct values of ``column``, a key with few values such
         as a fiscal year) the hub held at the application date under this window's rules: rows of any
         firm known strictly before it, at least half as many as for the period before
-        (:func:`_publication`), the earliest of them with its event inside the lookback. Periods below
+        (:func:`features.hubstats.publication`), the earliest of them with its event inside the lookback. Periods below
         ``since`` (one number per application, e.g. the founding year; NaN = no bound) do not count."""
         return self._held_periods(column, since)[1].sum(axis=1).astype(np.float64)
 
@@ -709,15 +724,11 @@ class EventWindow:
         raw = self.table.column(column)
         if isinstance(raw, pd.Categorical) or np.asarray(raw).dtype.kind not in "fiub":
             raise ValueError(f"{self.name}: the period key {column!r} must be numeric (a year)")
-        t, apps = self.table, self.apps
-        keys = np.asarray(raw, dtype=np.float64)
-        ok = ~np.isnan(keys)
-        values, codes = np.unique(keys[ok], return_inverse=True)
-        days, inverse = np.unique(apps.day, return_inverse=True)
-        published, earliest = _publication(codes, t.available[ok], len(values), days, t.event[ok])
-        if self.lookback:
-            start = months_back(days.astype("datetime64[D]"), self.lookback)
-            published &= earliest >= start[:, None]
+        hub = self.table.hub if self.table.hub is not None else _OwnStats(self.table, self.apps)
+        counts = hub.periods(self.name, column)
+        days, inverse = np.unique(self.apps.day, return_inverse=True)
+        start = months_back(days.astype("datetime64[D]"), self.lookback) if self.lookback else None
+        values, published = counts.held(days, start)
         held = published[inverse] & (values[None, :] >= self._since(since)[:, None])
         return values, held
 

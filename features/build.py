@@ -35,6 +35,7 @@ from features.asof import (
 )
 from features.contract import DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, STARTUP
 from features.errors import UserError
+from features.hubstats import HubStats, PartStats, StatRecorder, StatRequests
 from features.registry import Signal
 from features.signals import load_all
 from features.tables import INDUSTRIES, SCHEMAS, TableError, Violation
@@ -162,32 +163,103 @@ def _resolve(names: Sequence[str] | None, reg: dict[str, Signal]) -> list[Signal
 # ------------------------------------------------------------------------------------------------
 
 
+def _firm_index(tables: Mapping[str, pd.DataFrame], apps_frame: pd.DataFrame) -> FirmIndex:
+    """Codes for every firm of the registry and of the applications, with their industries."""
+    firms_df = tables["firms"]
+    _check_columns("firms", firms_df, ["firm_id", "industry", "region", "founding_date", "available_date"])
+    index = FirmIndex(pd.concat([firms_df["firm_id"].astype("string"), apps_frame["firm_id"]], ignore_index=True))
+    index.set_industry(firms_df, INDUSTRIES)
+    return index
+
+
+def _table(tables: Mapping[str, pd.DataFrame], name: str, index: FirmIndex, required: Sequence[str] | None = None) -> MonthlyTable | EventTable:
+    """The table object of ``name`` (an empty one when absent); ``required``: the columns it must have
+    (default: every column a signal may read)."""
+    df = tables.get(name)
+    if df is None:
+        df = empty_table(name)
+    if required is None:
+        cols = [c for c in SCHEMAS[name].column_names if SCHEMAS[name].grade_of(c) != "L4"]
+        required = [c for c in cols if c not in ("cert_no", "bid_id", "patent_id", "person_id")]
+    _check_columns(name, df, list(required) if len(df) else [])
+    return MonthlyTable(name, df, index) if name in MONTHLY_TABLES else EventTable(name, df, index)
+
+
+def _part(tables: Mapping[str, MonthlyTable | EventTable], index: FirmIndex, requests: StatRequests, months: np.ndarray) -> PartStats:
+    """The cross-firm quantities of the rows in ``tables`` (one partition, or the whole hub)."""
+    part = PartStats(n_industries=len(index.industries))
+    for name in sorted(requests.monthly):
+        part.monthly[name] = tables[name].counts()
+    for name, column in sorted(requests.periods):
+        part.periods[(name, column)] = tables[name].period_counts(column)
+    for key, stat in sorted(requests.peers.items()):
+        part.peers[key] = tables[key.table].peer_values(key.column, stat, key.length, months)
+    return part
+
+
+def part_stats(
+    tables: Mapping[str, pd.DataFrame],
+    requests: StatRequests,
+    months,
+    applications: pd.DataFrame | None = None,
+    as_of=None,
+) -> PartStats:
+    """Pass 1 of a partitioned build, one partition: the cross-firm quantities of ``tables`` (validated
+    frames of one partition of firms: a firm's rows never split) that ``requests`` names
+    (:func:`stat_requests`), with peer statistics for every application month of the whole build
+    (``months``, month indexes since 1970-01). Only the columns ``requests.columns(table)`` and the
+    firms and applications tables are read. Combine the parts with ``HubStats.combine``."""
+    if "firms" not in tables or tables["firms"] is None:
+        raise UserError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
+    apps_frame = _applications(tables, applications, as_of)
+    index = _firm_index(tables, apps_frame)
+    objs = {name: _table(tables, name, index, sorted(requests.columns(name))) for name in requests.tables()}
+    return _part(objs, index, requests, np.unique(np.asarray(months, dtype=np.int64)))
+
+
+_REQUESTS: dict[tuple, StatRequests] = {}
+
+
+def stat_requests(signals: Sequence[Signal] | None = None) -> StatRequests:
+    """The cross-firm quantities ``signals`` (default: every registered feature) read, found by
+    running them once on empty tables with a :class:`features.hubstats.StatRecorder` (cached)."""
+    if signals is None:
+        signals = list(load_all().values())
+    key = tuple((s.name, s.func) for s in signals)
+    if key not in _REQUESTS:
+        empty = {name: empty_table(name) for name in (*MONTHLY_TABLES, *EVENT_TABLES)}
+        recorder = StatRecorder()
+        _run(empty, _applications(empty, empty_table("applications"), None), list(signals), None, stats=recorder)
+        _REQUESTS[key] = recorder.requests
+    return _REQUESTS[key]
+
+
 def _run(
     tables: Mapping[str, pd.DataFrame],
     apps_frame: pd.DataFrame,
     signals: list[Signal],
     timings: dict | None,
+    stats: HubStats | StatRecorder | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, set[str]], Applications, dict[str, MonthlyWindow | EventWindow], set[str]]:
+    """Compute ``signals`` for the applications of ``apps_frame``. The cross-firm quantities come from
+    ``stats``; None computes them from ``tables`` first (the one-partition case of a partitioned build)."""
     t0 = time.perf_counter()
     missing = {t for t in (*MONTHLY_TABLES, *EVENT_TABLES) if t not in tables or tables[t] is None}
-    firms_df = tables["firms"]
-    _check_columns("firms", firms_df, ["firm_id", "industry", "region", "founding_date", "available_date"])
-    index = FirmIndex(pd.concat([firms_df["firm_id"].astype("string"), apps_frame["firm_id"]], ignore_index=True))
-    index.set_industry(firms_df, INDUSTRIES)
+    index = _firm_index(tables, apps_frame)
     apps = Applications(apps_frame, index)
     need = _lookbacks(signals)
     need["firms"] = 0  # the whole registry: segments need every firm, not only those founded inside a lookback
     windows: dict[str, MonthlyWindow | EventWindow] = {}
     for name, length in need.items():
-        df = tables.get(name)
-        if df is None:
-            df = empty_table(name)
-        cols = [c for c in SCHEMAS[name].column_names if SCHEMAS[name].grade_of(c) != "L4"]
-        _check_columns(name, df, [c for c in cols if c not in ("cert_no", "bid_id", "patent_id", "person_id")] if len(df) else [])
-        if name in MONTHLY_TABLES:
-            windows[name] = MonthlyWindow(MonthlyTable(name, df, index), apps, length)
-        else:
-            windows[name] = EventWindow(EventTable(name, df, index), apps, length)
+        table = _table(tables, name, index)
+        windows[name] = MonthlyWindow(table, apps, length) if name in MONTHLY_TABLES else EventWindow(table, apps, length)
+    if stats is None:
+        requests = stat_requests(signals)
+        objs = {name: w.table for name, w in windows.items()}
+        objs.update({name: _table(tables, name, index) for name in requests.tables() - set(objs)})
+        stats = HubStats.combine([_part(objs, index, requests, np.unique(apps.month))])
+    for w in windows.values():
+        w.table.hub = stats
     if timings is not None:
         timings["windows_s"] = time.perf_counter() - t0
 
@@ -234,6 +306,7 @@ def build_features(
     *,
     features: Sequence[str] | None = None,
     timings: dict | None = None,
+    stats: HubStats | None = None,
 ) -> pd.DataFrame:
     """The feature matrix: one row per application, in the order given.
 
@@ -242,6 +315,12 @@ def build_features(
     known before that date: ``application_id`` is ``firm_id@YYYY-MM-DD`` and ``product`` is ``"none"``.
     ``features`` limits the build to those features (and what they depend on). Nothing in ``tables`` is
     modified.
+
+    ``stats`` are the cross-firm quantities (:class:`features.hubstats.HubStats`). By default they
+    are computed from ``tables`` first, so the tables are the whole hub. Pass 2 of a partitioned build
+    calls this function on one partition of firms (validated frames holding every row of those
+    firms) with the ``HubStats`` of the whole hub from pass 1 (:func:`part_stats`, combined); the
+    result is then exactly that partition's rows of the whole hub's matrix.
     """
     if "firms" not in tables or tables["firms"] is None:
         raise UserError("required table 'firms' is missing: the registry gives every firm its industry, region and age")
@@ -252,7 +331,7 @@ def build_features(
     for t in absent:
         log.warning("table %s is absent: its signals are NaN and its coverage is 0", t)
     t0 = time.perf_counter()
-    results, _, apps, windows, _ = _run(tables, apps_frame, signals, timings)
+    results, _, apps, windows, _ = _run(tables, apps_frame, signals, timings, stats)
 
     firm_rows = windows["firms"].restrict(0).latest("available_date")
     age = results.get("firm_age_years")

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -390,6 +392,7 @@ class Violation:
     n_rows: int
     rows: tuple[int, ...] = ()
     examples: tuple[str, ...] = ()
+    order: int = field(default=-1, compare=False, repr=False)  # the rule's place in validate_frame (merging pieces)
 
     def __str__(self) -> str:
         where = f"rows {list(self.rows)}" + (" ..." if self.n_rows > len(self.rows) else "") if self.rows else "whole table"
@@ -405,6 +408,9 @@ class TableError(UserError):
         lines = [str(v) for v in violations[:20]]
         more = f"\n... and {len(violations) - 20} more" if len(violations) > 20 else ""
         super().__init__("source table validation failed:\n  " + "\n  ".join(lines) + more)
+
+    def __reduce__(self):  # rebuilt from its violations when it crosses a process boundary
+        return (type(self), (self.violations,))
 
 
 @dataclass
@@ -467,23 +473,71 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     return series.astype("string"), notnull
 
 
+def by_date(fn: Callable[[np.ndarray], np.ndarray], dates: np.ndarray) -> np.ndarray:
+    """``fn`` applied to each distinct datetime64[ns] value of ``dates`` once, spread back to every
+    row. Calendar arithmetic costs tens of nanoseconds a value, and a table holds few distinct dates
+    (a monthly table: one per month), so this is many times faster on large columns."""
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    if len(d) < 4096:
+        return fn(d)
+    codes, uniq = pd.factorize(d.view(np.int64))
+    return fn(uniq.view("datetime64[ns]"))[codes]
+
+
+def add_months(dates: np.ndarray, months: int) -> np.ndarray:
+    """``dates`` (datetime64) moved by whole calendar months, the day clipped to the end of the
+    target month and the time of day kept: ``pd.DateOffset(months=months)``, vectorised (NaT stays NaT)."""
+    return by_date(lambda d: _add_months(d, months), dates)
+
+
+def _add_months(d: np.ndarray, months: int) -> np.ndarray:
+    day = d.astype("datetime64[D]")
+    month = d.astype("datetime64[M]")
+    target = month + np.timedelta64(months, "M")
+    length = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")
+    shifted = target.astype("datetime64[D]") + np.minimum(day - month.astype("datetime64[D]"), length - np.timedelta64(1, "D"))
+    out = shifted.astype("datetime64[ns]") + (d - day.astype("datetime64[ns]"))
+    out[np.isnat(d)] = np.datetime64("NaT")
+    return out
+
+
+def _categories(coerced: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
+    """A text column as the declared categories: ``(categorical, known)``, ``known`` False where a
+    value is not a declared category (it becomes missing; pandas 4 will refuse the cast)."""
+    cats = list(col.categories)
+    arr = pa.array(coerced, type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    codes = pc.fill_null(pc.index_in(arr, value_set=pa.array(cats, type=pa.large_string())), -1).to_numpy(zero_copy_only=False)
+    known = (codes >= 0) | np.asarray(arr.is_null(), dtype=bool)
+    cat = pd.Categorical.from_codes(codes.astype(np.int8 if len(cats) < 127 else np.int32), dtype=pd.CategoricalDtype(cats))
+    return pd.Series(cat, index=coerced.index, name=coerced.name), known
+
+
 def validate_frame(
     df: pd.DataFrame,
     schema: TableSchema,
     *,
     file: str | None = None,
     max_date: pd.Timestamp | None = None,
+    row_offset: int = 0,
+    duplicates: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, list[Violation], pd.DataFrame]:
-    """Validate and coerce one table.
+    """Validate and coerce one table, or one piece of a table's file.
 
     Returns ``(clean, violations, row_reasons)``: ``clean`` has the declared columns in declared order and
     dtypes; ``violations`` lists every broken rule (whole-table problems such as a missing column make
-    ``clean`` empty); ``row_reasons`` has one row per offending input row (``row``, ``column``, ``rule``),
-    so a caller can either raise or reject exactly those rows.
+    ``clean`` empty); ``row_reasons`` has one row per offending input row (``row``, ``column``, ``rule``;
+    positions in ``df``), so a caller can either raise or reject exactly those rows.
+
+    A piece of a file (rows ``row_offset`` on) reports its rows as rows of the file. The key rule looks
+    at ``df`` alone unless ``duplicates`` (one bool per row: its key was seen earlier in the table)
+    gives the answer found over the whole table (:func:`find_duplicates`).
     """
     file = file or f"{schema.name}.parquet"
     violations: list[Violation] = []
     reasons: list[pd.DataFrame] = []
+    rule_no = [0]
 
     missing = [c.name for c in schema.columns if c.name not in df.columns and not c.optional]
     absent = [c.name for c in schema.columns if c.name not in df.columns and c.optional]
@@ -498,6 +552,7 @@ def validate_frame(
         return df.iloc[0:0], violations, pd.DataFrame(columns=["row", "column", "rule"])
 
     def flag(mask: np.ndarray, column: str, rule: str, values: pd.Series | None = None) -> None:
+        rule_no[0] += 1  # counted whether or not it fires: the same rule has the same number in every piece
         n = int(mask.sum())
         if not n:
             return
@@ -505,7 +560,7 @@ def validate_frame(
         examples: tuple[str, ...] = ()
         if values is not None:
             examples = tuple(str(values.iloc[i])[:40] for i in rows[:3])
-        violations.append(Violation(schema.name, file, column, rule, n, rows, examples))
+        violations.append(Violation(schema.name, file, column, rule, n, tuple(r + row_offset for r in rows), examples, rule_no[0]))
         reasons.append(pd.DataFrame({"row": np.flatnonzero(mask), "column": column, "rule": rule}))
 
     out: dict[str, pd.Series] = {}
@@ -527,10 +582,8 @@ def validate_frame(
             if col.dtype == "int" and not (isnull | bad_type).any():
                 coerced = coerced.astype("int64")
         if col.dtype == "category":
-            ok = coerced.isin(list(col.categories)).to_numpy() | coerced.isna().to_numpy()
+            coerced, ok = _categories(coerced, col)
             flag(~ok, col.name, f"unknown category (allowed: {', '.join(col.categories)})", raw)
-            # unknown values are flagged above; they become missing (pandas 4 will refuse the cast)
-            coerced = coerced.where(ok).astype(pd.CategoricalDtype(list(col.categories)))
         if col.dtype == "string":
             lengths = coerced.str.len().to_numpy(dtype="float64", na_value=0)
             flag(lengths > 200, col.name, "text longer than 200 characters", raw)
@@ -542,10 +595,10 @@ def validate_frame(
     clean = pd.DataFrame(out)
 
     # Timing rule: a row cannot be known before the event it describes.
-    event = clean[schema.event]
+    event = clean[schema.event].to_numpy(dtype="datetime64[ns]")
     if schema.event_offset_months:
-        event = event + pd.DateOffset(months=schema.event_offset_months)
-    early = (clean["available_date"] < event).to_numpy()
+        event = add_months(event, schema.event_offset_months)
+    early = clean["available_date"].to_numpy(dtype="datetime64[ns]") < event
     rule = f"available_date before {schema.event}" + (f" + {schema.event_offset_months} month(s)" if schema.event_offset_months else "")
     flag(early, "available_date", rule + " (a row cannot be known before the event it describes)", df["available_date"].reset_index(drop=True))
 
@@ -556,24 +609,297 @@ def validate_frame(
         flag((clean["event_date"] < clean["filing_date"]).to_numpy(), "event_date", "event_date before filing_date")
 
     # Keys are unique.
-    dup = clean.duplicated(list(schema.key), keep="first").to_numpy()
+    if duplicates is None:
+        dup = duplicated_keys(clean, list(schema.key))
+    else:
+        dup = np.asarray(duplicates, dtype=bool)
+        if dup.shape != (len(clean),):
+            raise ValueError(f"duplicates has shape {dup.shape}, expected ({len(clean)},)")
     flag(dup, ",".join(schema.key), f"duplicate key ({', '.join(schema.key)})")
 
     row_reasons = pd.concat(reasons, ignore_index=True) if reasons else pd.DataFrame(columns=["row", "column", "rule"])
     return clean, violations, row_reasons
 
 
-def read_table(path: Path) -> pd.DataFrame:
+PART_PATTERN = "part-*.parquet"
+"""Part files of a table stored as a folder (``<hub>/<table>/part-*.parquet``, as a warehouse export
+or ``riskmodel generate`` writes them), read in the order of their names."""
+
+
+def table_files(directory: str | Path, name: str) -> list[Path]:
+    """The files of table ``name`` in the hub at ``directory``: ``[<name>.parquet]``, or the part files
+    of the folder ``<name>/`` sorted by name, or ``[]`` when the hub lacks the table. A table stored
+    both ways, or a folder without part files, is a UserError."""
+    directory = Path(directory)
+    single, folder = directory / f"{name}.parquet", directory / name
+    if folder.is_dir():
+        if single.exists():
+            raise UserError(f"{directory}: table {name} is both {single.name} and the folder {name}/; keep one of them")
+        parts = sorted(p for p in folder.glob(PART_PATTERN) if p.is_file())
+        if not parts:
+            raise UserError(f"{folder}: a table folder holds part files named {PART_PATTERN}, and this one has none")
+        return parts
+    return [single] if single.exists() else []
+
+
+def _grouped_duplicates(frame: pd.DataFrame, key: list[str]) -> np.ndarray | None:
+    """``duplicated(keep="first")`` in one pass when the rows come grouped by the first key column
+    (each value in one run of rows) and ordered by the other, numeric or date, key columns inside a
+    run, as an export ordered by firm and month is: a repeated key is then the row just before it.
+    None when the rows are not so ordered (or a key has a missing value)."""
+    if len(frame) < 2:
+        return np.zeros(len(frame), dtype=bool)
+    first = pa.array(frame[key[0]], from_pandas=True)
+    if isinstance(first, pa.ChunkedArray):
+        first = first.combine_chunks()
+    if first.null_count or not pa.types.is_string(first.type) and not pa.types.is_large_string(first.type):
+        return None
+    rest = []
+    for c in key[1:]:
+        col = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            v = col.to_numpy(dtype="datetime64[ns]").view(np.int64)
+            if (v == np.iinfo(np.int64).min).any():
+                return None
+        elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            v = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isnan(v).any():
+                return None
+        else:
+            return None
+        rest.append(v)
+    same_run = np.asarray(pc.equal(first.slice(1), first.slice(0, len(first) - 1)), dtype=bool)
+    heads = pc.filter(first, pa.array(np.r_[True, ~same_run]))
+    if pc.count_distinct(heads).as_py() != len(heads):
+        return None  # a value of the first column comes back after another: not grouped
+    equal = same_run.copy()
+    order_ok = np.ones(len(same_run), dtype=bool)
+    decided = np.zeros(len(same_run), dtype=bool)  # rows whose order is already told by an earlier column
+    for v in rest:
+        a, b = v[:-1], v[1:]
+        order_ok &= decided | (a <= b)
+        decided |= a < b
+        equal &= a == b
+    if not order_ok[same_run].all():
+        return None
+    return np.r_[False, equal]
+
+
+def duplicated_keys(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Which rows repeat a key of an earlier row (``DataFrame.duplicated(key, keep="first")``),
+    in one pass when the rows come ordered by the key (:func:`_grouped_duplicates`)."""
+    fast = _grouped_duplicates(frame, key)
+    return fast if fast is not None else frame.duplicated(key, keep="first").to_numpy()
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read one Parquet file with a clear error if it is not a readable Parquet file."""
     path = Path(path)
+    _check_file(path)
+    try:
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise TableError([Violation(path.stem, str(path), "-", "path is a directory, expected a Parquet file", 0)])
     if path.stat().st_size == 0:
         raise TableError([Violation(path.stem, str(path), "-", "file is empty (0 bytes)", 0)])
+
+
+def _unreadable(path: Path, exc: Exception) -> TableError:
+    return TableError([Violation(path.stem, str(path), "-", f"not a readable Parquet file ({str(exc).splitlines()[0][:120]})", 0)])
+
+
+def file_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    path = Path(path)
+    _check_file(path)
     try:
-        return pq.read_table(path).to_pandas()
+        return pq.ParquetFile(path).metadata.num_rows
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise TableError([Violation(path.stem, str(path), "-", f"not a readable Parquet file ({str(exc).splitlines()[0][:120]})", 0)]) from None
+        raise _unreadable(path, exc) from None
+
+
+def read_hub_table(directory: str | Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Table ``name`` of a hub as read (not validated), whatever its layout (:func:`table_files`);
+    a UserError when the hub lacks it."""
+    files = table_files(directory, name)
+    if not files:
+        raise UserError(f"{Path(directory) / f'{name}.parquet'}: table '{name}' is missing from {directory}")
+    frames = [read_table(f, columns) for f in files]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def file_columns(path: Path) -> list[str]:
+    """Column names of a Parquet file, from its footer."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def read_pieces(path: Path, rows: int, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """A Parquet file in pieces of at most ``rows`` rows: ``(first row, frame)`` each, in file order."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        f = pq.ParquetFile(path)
+        offset = 0
+        for batch in f.iter_batches(batch_size=rows, columns=columns):
+            frame = batch.to_pandas()
+            yield offset, frame
+            offset += len(frame)
+        if offset == 0:  # a file without rows still has columns to check
+            yield 0, f.schema_arrow.empty_table().to_pandas() if columns is None else f.schema_arrow.empty_table().select(columns).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def key_frame(raw: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """The key columns of ``raw`` as the key rule compares them: coerced as :func:`validate_frame`
+    does, numbers as float64 (so an int64 piece and a float64 piece hash alike)."""
+    out = {}
+    for name in schema.key:
+        col = schema.column(name)
+        coerced, _ = _coerce(raw[name].reset_index(drop=True), col)
+        if col.dtype == "category":
+            coerced = _categories(coerced, col)[0]
+        elif col.dtype in ("int", "float"):
+            coerced = coerced.astype("float64")
+        out[name] = coerced
+    return pd.DataFrame(out)
+
+
+def find_duplicates(read_keys: Callable[[], Iterable[pd.DataFrame]]) -> np.ndarray:
+    """Positions (in the order of all pieces, sorted) of the rows whose key appeared at an earlier
+    position: ``DataFrame.duplicated(keep="first")`` over a table read in pieces, without holding it.
+
+    ``read_keys()`` yields the key frames (:func:`key_frame`) of the pieces in table order; it is
+    called once, and a second time only when two rows share a 64-bit hash of their key. Memory: 8
+    bytes per row, plus the rows that share a hash."""
+    hashes = [pd.util.hash_pandas_object(k, index=False).to_numpy() for k in read_keys()]
+    h = np.concatenate([np.zeros(0, dtype=np.uint64), *hashes])
+    del hashes
+    shared = pd.Series(h).duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return np.zeros(0, dtype=np.int64)
+    positions = np.flatnonzero(shared)
+    rows, start = [], 0
+    for k in read_keys():  # the exact keys of the rows that share a hash (a real duplicate or a collision)
+        local = positions[(positions >= start) & (positions < start + len(k))] - start
+        rows.append(k.iloc[local])
+        start += len(k)
+    same = pd.concat(rows, ignore_index=True).duplicated(keep="first").to_numpy()
+    return positions[same]
+
+
+def merge_violations(violations: Iterable[Violation]) -> list[Violation]:
+    """Violations found piece by piece, merged into what one pass over each whole file reports: per
+    file and rule, the row counts added, the first five rows and three examples kept, the rules in
+    :func:`validate_frame`'s order."""
+    merged: dict[tuple, Violation] = {}
+    files: dict[str, int] = {}
+    for v in violations:
+        files.setdefault(v.file, len(files))
+        key = (v.file, v.column, v.rule)
+        if key not in merged:
+            merged[key] = v
+            continue
+        m = merged[key]
+        rows = tuple(sorted({*m.rows, *v.rows}))[:5] if v.rows else m.rows
+        examples = (m.examples + v.examples)[:3] if len(m.rows) < 3 else m.examples
+        merged[key] = Violation(m.table, m.file, m.column, m.rule, m.n_rows + v.n_rows, rows, examples, m.order)
+    return sorted(merged.values(), key=lambda v: (files[v.file], v.order))
+
+
+class TableCheck:
+    """Validation of one table read in pieces: whole files, or pieces of a file. Each piece gets the
+    rules of :func:`validate_frame` with its rows numbered from the start of its file; the violations
+    of a file are merged (:func:`merge_violations`) into what one pass over the whole file reports.
+
+    ``errors="raise"``: :meth:`end_file` raises a :class:`TableError` when the file broke a rule
+    (after every piece of it was checked, so counts cover the file). ``errors="reject"``: offending
+    rows leave the pieces :meth:`check` returns and go to ``report.rejects`` with their reasons."""
+
+    def __init__(self, name: str, report: LoadReport, *, max_date: pd.Timestamp | None = None, errors: str = "raise"):
+        self.name = name
+        self.schema = SCHEMAS[name]
+        self.report = report
+        self.max_date = max_date
+        self.errors = errors
+        self._found: list[Violation] = []
+        self._rejects: list[pd.DataFrame] = []
+        report.rows_read.setdefault(name, 0)
+        report.rows_kept.setdefault(name, 0)
+
+    def begin_file(self, file: str, columns, n_rows: int) -> None:
+        """Whole-file rules from the file's columns: a missing column raises, an unknown one is a warning."""
+        self._found = []
+        missing = [c for c in self.schema.column_names if c not in columns]
+        extra = [c for c in columns if c not in self.schema.column_names]
+        if missing:
+            raise TableError([Violation(self.name, file, c, "required column is missing (add it or check the file)", n_rows) for c in missing])
+        if extra:
+            msg = "; ".join(str(Violation(self.name, file, c, "unknown column not in the schema (remove it or declare it in features/tables.py)", n_rows)) for c in extra)
+            self.report.warnings.append(msg)
+            log.warning(msg)
+
+    def check(self, raw: pd.DataFrame, file: str, row_offset: int = 0, duplicates: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Validate one piece: ``(clean, keep)``, the coerced piece and which of its rows pass (all
+        of them unless ``errors="reject"`` removes some; with ``errors="raise"`` a broken rule is
+        raised by :meth:`end_file`)."""
+        clean, violations, reasons = validate_frame(raw, self.schema, file=file, max_date=self.max_date, row_offset=row_offset, duplicates=duplicates)
+        self.report.rows_read[self.name] += len(raw)
+        found = [v for v in violations if v.rows]
+        self._found += found
+        keep = np.ones(len(clean), dtype=bool)
+        if found and self.errors == "reject":
+            bad_rows = np.unique(reasons["row"].to_numpy(dtype="int64"))
+            rej = raw.iloc[bad_rows].copy()
+            rej.index = bad_rows + row_offset  # the rows' numbers in their file
+            grouped = reasons.groupby("row").agg(column=("column", "first"), rule=("rule", "first"))
+            rej["reject_column"] = grouped.loc[bad_rows, "column"].to_numpy()
+            rej["reject_rule"] = grouped.loc[bad_rows, "rule"].to_numpy()
+            self._rejects.append(rej)
+            keep[bad_rows] = False
+        return clean, keep
+
+    @property
+    def broken(self) -> bool:
+        """With ``errors="raise"``: the current file broke a rule (:meth:`end_file` will raise)."""
+        return self.errors == "raise" and bool(self._found)
+
+    def end_file(self) -> None:
+        found, self._found = merge_violations(self._found), []
+        if not found:
+            return
+        if self.errors == "raise":
+            raise TableError(found)
+        for v in found:
+            msg = f"rejected: {v}"
+            self.report.warnings.append(msg)
+            log.warning(msg)
+
+    def kept(self, clean: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+        """The rows of a checked piece that pass, int columns as int64 (every int column is
+        non-nullable, so none is missing once rejected rows are gone); counted as kept."""
+        if not keep.all():
+            clean = clean.loc[keep].reset_index(drop=True)
+        for col in self.schema.columns:
+            if col.dtype == "int" and clean[col.name].dtype != np.int64 and clean[col.name].notna().all():
+                clean[col.name] = clean[col.name].astype("int64")
+        self.report.rows_kept[self.name] += len(clean)
+        return clean
+
+    def finish(self) -> None:
+        """Record the rejected rows of the table in the report."""
+        if self._rejects:
+            self.report.rejects[self.name] = pd.concat(self._rejects) if len(self._rejects) > 1 else self._rejects[0]
 
 
 def dataset_end(directory: Path) -> pd.Timestamp | None:
@@ -595,16 +921,38 @@ def dataset_end(directory: Path) -> pd.Timestamp | None:
 
 def hub_paths(directory: str | Path) -> list[Path]:
     """Every path a load of the hub at ``directory`` reads or reserves, present or not: the
-    ``<table>.parquet`` of every table name, ``manifest.json``, the ``truth/`` folder with
-    ``truth/truth.parquet`` and any file already in it. A command that reads a hub passes these to
-    :func:`features.files.check_outputs` as its inputs, so no output can overwrite a source table,
-    even one the hub lacks today."""
+    ``<table>.parquet`` and the ``<table>/`` folder of every table name with the part files in it,
+    ``manifest.json``, the ``truth/`` folder with ``truth/truth.parquet`` and any file already in
+    it. A command that reads a hub passes these to :func:`features.files.check_outputs` as its
+    inputs, so no output can overwrite a source table, even one the hub lacks today."""
     directory = Path(directory)
     truth = directory / "truth"
-    paths = [*(directory / f"{name}.parquet" for name in TABLE_NAMES), directory / "manifest.json", truth, truth / "truth.parquet"]
+    paths = [*(directory / f"{name}.parquet" for name in TABLE_NAMES), *(directory / name for name in TABLE_NAMES)]
+    for name in TABLE_NAMES:
+        if (directory / name).is_dir():
+            paths += sorted((directory / name).iterdir())
+    paths += [directory / "manifest.json", truth, truth / "truth.parquet"]
     if truth.is_dir():
         paths += sorted(p for p in truth.iterdir() if p not in paths)
     return paths
+
+
+def _check_hub(directory: Path) -> None:
+    if not directory.exists():
+        raise UserError(f"data directory {directory} does not exist (run `riskmodel generate --out {directory}` or point --data at your tables)")
+    if not directory.is_dir():
+        raise UserError(f"{directory} is a file; --data expects a directory of <table>.parquet files or <table>/ folders of part files")
+
+
+def _split(positions: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Global row positions (sorted) as one bool mask per piece of the given sizes."""
+    out, start = [], 0
+    for n in sizes:
+        mask = np.zeros(n, dtype=bool)
+        mask[positions[(positions >= start) & (positions < start + n)] - start] = True
+        out.append(mask)
+        start += n
+    return out
 
 
 def load_tables(
@@ -613,20 +961,19 @@ def load_tables(
     *,
     errors: Literal["raise", "reject"] = "raise",
 ) -> tuple[dict[str, pd.DataFrame], LoadReport]:
-    """Read and validate the source tables in ``directory`` (``<table>.parquet`` each).
+    """Read and validate the source tables in ``directory``: ``<table>.parquet`` each, or a folder
+    ``<table>/`` of part files (:func:`table_files`), concatenated in the order of their names.
 
-    ``errors="raise"`` stops at the first table that breaks its schema with a :class:`TableError` naming
-    the file, column, first offending rows and the rule. ``errors="reject"`` keeps going as a hub would:
-    offending rows are removed and returned in ``LoadReport.rejects`` with their reasons, and every
-    removal is logged with counts; whole-table problems (missing column, unreadable file) still raise.
-    Optional tables that are absent are reported in ``LoadReport.missing_tables``; their signals become
-    NaN with coverage zero downstream.
+    ``errors="raise"`` stops at the first file that breaks its schema with a :class:`TableError` naming
+    the file, column, first offending rows (numbered from the start of that file) and the rule.
+    ``errors="reject"`` keeps going as a hub would: offending rows are removed and returned in
+    ``LoadReport.rejects`` with their reasons, and every removal is logged with counts; whole-table
+    problems (missing column, unreadable file) still raise. The key rule holds across the part files
+    of a table. Optional tables that are absent are reported in ``LoadReport.missing_tables``; their
+    signals become NaN with coverage zero downstream.
     """
     directory = Path(directory)
-    if not directory.exists():
-        raise UserError(f"data directory {directory} does not exist (run `riskmodel generate --out {directory}` or point --data at your tables)")
-    if not directory.is_dir():
-        raise UserError(f"{directory} is a file; --data expects a directory of <table>.parquet files")
+    _check_hub(directory)
     wanted = list(tables) if tables is not None else list(TABLE_NAMES)
     unknown = [t for t in wanted if t not in SCHEMAS]
     if unknown:
@@ -635,45 +982,32 @@ def load_tables(
     max_date = dataset_end(directory)
     result: dict[str, pd.DataFrame] = {}
     for name in wanted:
-        path = directory / f"{name}.parquet"
-        if not path.exists():
+        files = table_files(directory, name)
+        if not files:
+            path = directory / f"{name}.parquet"
             if name in REQUIRED_TABLES:
                 raise UserError(f"{path}: required table '{name}' is missing from {directory}")
             report.missing_tables.append(name)
             log.warning("table %s is missing from %s: its signals will be NaN", name, directory)
             continue
-        raw = read_table(path)
-        clean, violations, reasons = validate_frame(raw, SCHEMAS[name], file=str(path), max_date=max_date)
-        report.rows_read[name] = len(raw)
-        whole_table = [v for v in violations if not v.rows and v.n_rows]
-        unknown_cols = [v for v in whole_table if v.rule.startswith("unknown column")]
-        if unknown_cols:
-            msg = "; ".join(str(v) for v in unknown_cols)
-            report.warnings.append(msg)
-            log.warning(msg)
-        fatal = [v for v in whole_table if not v.rule.startswith("unknown column")]
-        if fatal or (violations and errors == "raise" and len(unknown_cols) < len(violations)):
-            raise TableError([v for v in violations if not v.rule.startswith("unknown column")] or violations)
-        if len(reasons):
-            bad_rows = np.unique(reasons["row"].to_numpy(dtype="int64"))
-            rej = raw.iloc[bad_rows].copy()
-            grouped = reasons.groupby("row").agg(column=("column", "first"), rule=("rule", "first"))
-            rej["reject_column"] = grouped.loc[bad_rows, "column"].to_numpy()
-            rej["reject_rule"] = grouped.loc[bad_rows, "rule"].to_numpy()
-            report.rejects[name] = rej
-            keep = np.ones(len(clean), dtype=bool)
-            keep[bad_rows] = False
-            clean = clean.loc[keep].reset_index(drop=True)
-            for v in violations:
-                if v.rows:
-                    msg = f"rejected: {v}"
-                    report.warnings.append(msg)
-                    log.warning(msg)
-            for col in SCHEMAS[name].columns:
-                if col.dtype == "int" and clean[col.name].notna().all():
-                    clean[col.name] = clean[col.name].astype("int64")
-        report.rows_kept[name] = len(clean)
-        result[name] = clean
+        schema = SCHEMAS[name]
+        check = TableCheck(name, report, max_date=max_date, errors=errors)
+        raws = [read_table(f) for f in files]
+        for f, raw in zip(files, raws):
+            if any(c not in raw.columns for c in schema.column_names):
+                check.begin_file(str(f), raw.columns, len(raw))  # raises: a column is missing
+        dups: list[np.ndarray | None] = [None] * len(files)
+        if len(files) > 1:  # the key rule over the whole table, not each file
+            dups = _split(find_duplicates(lambda: (key_frame(r, schema) for r in raws)), [len(r) for r in raws])
+        pieces = []
+        for i, (f, raw) in enumerate(zip(files, raws)):
+            check.begin_file(str(f), raw.columns, len(raw))
+            clean, keep = check.check(raw, str(f), 0, dups[i])
+            check.end_file()
+            pieces.append(check.kept(clean, keep))
+            raws[i] = None  # free the raw file once checked
+        check.finish()
+        result[name] = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
     return result, report
 
 

@@ -94,12 +94,13 @@ def generate_cmd(
     end: str = typer.Option("2025-12", "--end", help="last month of the data window (the snapshot), YYYY-MM"),
     default_rate: float = typer.Option(0.03, "--default-rate", help="default rate of all applications whose 12-month window closed (through the door, as if all were granted), 0.01 to 0.08"),
     approval_policy: str = typer.Option("traditional", "--approval-policy", help="the bank's approval policy: traditional (collateral and statements), tech_aware (adds certificates and invention patents) or none (every application granted); only approved applications get outcomes"),
+    layout: str = typer.Option("auto", "--layout", help="files: <table>.parquet; parts: <table>/part-NNNNN.parquet per 50,000 firms; auto: parts above 50,000 firms"),
 ) -> None:
     """Generate a synthetic data hub: 13 source tables, manifest.json and truth/truth.parquet."""
     from synthetic import GeneratorParams, generate
 
     params = GeneratorParams(firms=firms, seed=seed, start=start, end=end, default_rate=default_rate, approval_policy=approval_policy)
-    manifest = generate(params, out)
+    manifest = generate(params, out, layout=layout)
     _echo_json(
         {
             "out": str(out),
@@ -118,35 +119,46 @@ def generate_cmd(
 
 @app.command()
 def features(
-    data: Path = typer.Option(..., "--data", help="data-hub directory of <table>.parquet files"),
+    data: Path = typer.Option(..., "--data", help="data-hub directory: <table>.parquet files or <table>/ folders of part-*.parquet files"),
     out: Path = typer.Option(..., "--out", help="feature matrix to write (Parquet)"),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="YYYY-MM-DD: one row per firm as of that date instead of one per application"),
     errors: str = typer.Option("raise", "--errors", help="raise: stop at the first invalid table; reject: drop invalid rows, log them with counts"),
+    workers: int = typer.Option(1, "--workers", help="partitions built at once, one process each (2 uses both cores of a 2-core machine)"),
+    partition_firms: int = typer.Option(50_000, "--partition-firms", help="firms per partition when the hub is not in firm parts already; memory follows it"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="folder for the validated partitions (default: beside --out); removed at the end"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Build the point-in-time feature matrix from validated source tables."""
-    from features.build import build_features
-    from features.files import atomic_output, check_outputs
-    from features.tables import hub_paths, load_tables, write_table
+    """Build the point-in-time feature matrix from validated source tables, one partition of firms at a time."""
+    import os
+
+    from features.files import check_outputs
+    from features.partitions import build_hub
+    from features.tables import hub_paths
 
     if errors not in ("raise", "reject"):
         raise UserError(f"--errors must be 'raise' or 'reject', got {errors!r}")
     as_of = _date_option(as_of, "--as-of")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if partition_firms < 1:
+        raise UserError(f"--partition-firms must be at least 1, got {partition_firms}")
     # before any work: never over a file of the hub (a table it has or may have), a Parquet name
     check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
-    tables, report = load_tables(data, errors=errors)
     _after_snapshot(data, as_of)
-    matrix = build_features(tables, as_of=as_of)
-    if as_of and matrix.empty:
-        raise UserError(f"--as-of {as_of}: no firm of {data} is known on that date; choose a date inside the hub's data window")
-    with atomic_output(out) as tmp:
-        write_table(matrix, tmp)
-    loaded = report.to_dict()
+    show = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
+    with _Bars(show) as bars:
+        result = build_hub(data, out, errors=errors, as_of=as_of, workers=workers, partition_firms=partition_firms,
+                           work_dir=work_dir, progress=bars.update)
+    loaded = result.report.to_dict()
     summary = {
         "out": str(out),
-        "rows": int(len(matrix)),
-        "features": int(matrix.shape[1] - 8),
+        "rows": result.rows,
+        "features": result.features,
         "as_of": as_of,
+        "partitions": result.partitions,
+        "layout": result.layout,
+        "workers": result.workers,
+        "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
         "missing_tables": loaded["missing_tables"],
         "rows_rejected": loaded["rows_rejected"],
         "warnings": len(loaded["warnings"]),
@@ -154,10 +166,43 @@ def features(
     if as_json:
         _echo_json(summary)
         return
-    typer.echo(f"wrote {out}: {summary['rows']} rows x {summary['features']} features")
+    typer.echo(f"wrote {out}: {summary['rows']} rows x {summary['features']} features "
+               f"({result.partitions} partition{'s' if result.partitions != 1 else ''}, {result.layout})")
     rejected = sum(summary["rows_rejected"].values())
     typer.echo(f"load: {len(loaded['rows_read'])} tables, {rejected} rows rejected, {summary['warnings']} warnings"
                + (f", missing tables: {', '.join(summary['missing_tables'])}" if summary["missing_tables"] else ""))
+
+
+class _Bars:
+    """One tqdm bar per step of a partitioned feature build (on a terminal only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.step = None
+
+    def update(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if step != self.step:
+            self.close()
+            from tqdm import tqdm
+
+            unit = "partitions" if step != "validate" else "files"
+            self.bar, self.step = tqdm(total=total, desc=step, unit=unit, file=sys.stderr), step
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @app.command()

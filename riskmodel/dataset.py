@@ -4,8 +4,10 @@ A data hub (``riskmodel generate``, or a bank's own tables) is a folder of sourc
 ``outcomes`` table. Training, the report, federated training and the demo all need the same three
 steps, done here and nowhere else:
 
-1. the feature matrix of every application (``features.build.build_features``), cached in
-   ``DIR/cache/features-<data fingerprint>-<feature code version>.parquet``;
+1. the feature matrix of every application (``features.partitions.build_hub``: one partition of
+   firms at a time, so memory stays flat in the hub's size), cached in
+   ``DIR/cache/features-<data fingerprint>-<feature code version>.parquet``, its rows put in the
+   order of the applications table (a partitioned build writes them partition by partition);
 2. the outcomes joined on ``application_id`` (ids compared as strings, at most one outcome per
    application and one feature row per application, else a :class:`UserError`), dates parsed;
 3. the out-of-time split by application date (:func:`riskmodel.evaluation.oot_split`);
@@ -13,7 +15,8 @@ steps, done here and nowhere else:
    whether it was the firm's first, which reject inference and the through-the-door evaluation use.
 
 The cache key is content, never a name: the **data fingerprint** is a sha256 over the bytes of
-``manifest.json`` and of every table file (``<table>.parquet``), and the **feature code version**
+``manifest.json`` and of every table file (``<table>.parquet``, or each part file of a table folder
+``<table>/part-*.parquet``), and the **feature code version**
 (``feature_code_version()``) hashes the catalog and the source of the feature layer. Editing a
 table, or a signal's formula without touching its catalog text, gives another key, so the matrix is
 built again. Hashing a large hub takes a while, so each file's sha256 is remembered in
@@ -40,6 +43,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +52,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from features.build import build_features
 from features.catalog import catalog as build_catalog, feature_code_version
 from features.contract import CATALOG_COLUMNS, DATE, FIRM, ID_COLUMNS, KEY, SEGMENT_COLUMNS, STARTUP, TARGET
 from features.errors import OutputError
-from features.files import AtomicOutput, write_text
-from features.tables import TABLE_NAMES, load_tables, read_table
+from features.files import write_text
+from features.partitions import build_hub
+from features.tables import TABLE_NAMES, load_tables, read_table, table_files
 from riskmodel import evaluation as ev
 from riskmodel.errors import UserError
 
@@ -93,9 +97,12 @@ def catalog_version(catalog: pd.DataFrame) -> str:
 
 def hub_files(data_dir: Path) -> list[Path]:
     """The files a feature build reads: ``manifest.json`` (it dates the snapshot the tables are
-    validated against) and every ``<table>.parquet`` present, in a fixed order."""
-    names = ["manifest.json", *(f"{t}.parquet" for t in TABLE_NAMES)]
-    return [data_dir / n for n in names if (data_dir / n).is_file()]
+    validated against) and the files of every table present (``features.tables.table_files``),
+    in a fixed order."""
+    files = [data_dir / "manifest.json"] if (data_dir / "manifest.json").is_file() else []
+    for t in TABLE_NAMES:
+        files += [f for f in table_files(data_dir, t) if f.is_file()]
+    return files
 
 
 def data_fingerprint(data_dir: str | Path, *, remember: bool = True) -> str:
@@ -111,16 +118,17 @@ def data_fingerprint(data_dir: str | Path, *, remember: bool = True) -> str:
     changed = False
     h = hashlib.sha256()
     for f in files:
+        name = f.relative_to(data_dir).as_posix()  # <table>.parquet, or <table>/part-00000.parquet
         st = f.stat()
         stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
-        known = memo.get(f.name)
+        known = memo.get(name)
         if isinstance(known, dict) and all(known.get(k) == v for k, v in stamp.items()) and isinstance(known.get("sha256"), str):
             digest = known["sha256"]
         else:
             digest = file_hash(f, n=64)
-            memo[f.name] = {**stamp, "sha256": digest}
+            memo[name] = {**stamp, "sha256": digest}
             changed = True
-        h.update(f.name.encode("utf-8") + b"\0" + digest.encode("ascii") + b"\n")
+        h.update(name.encode("utf-8") + b"\0" + digest.encode("ascii") + b"\n")
     if changed and remember:
         try:
             write_text(memo_path, json.dumps({k: memo[k] for k in sorted(memo)}, indent=1) + "\n")
@@ -179,14 +187,32 @@ def _read_cache(path: Path) -> pd.DataFrame | None:
     return frame
 
 
-def _write_cache(frame: pd.DataFrame, path: Path) -> str:
-    try:
-        with AtomicOutput(path) as tmp:
-            frame.to_parquet(tmp, index=False)
-    except (OutputError, OSError) as exc:
-        log.warning("features: built but not cached (%s)", exc)
-        return "unwritable"
-    return "written"
+def _build(data_dir: Path, cache: Path | None) -> tuple[pd.DataFrame, str]:
+    """Build the feature matrix (``features.partitions.build_hub``) into ``cache`` and read it back;
+    into a temporary folder when ``cache`` is None or cannot be written. Returns the matrix and
+    whether the cache was ``written`` or ``unwritable``."""
+    if cache is not None:
+        try:
+            build_hub(data_dir, cache)
+            return pd.read_parquet(cache), "written"
+        except (OutputError, OSError) as exc:
+            log.warning("features: built but not cached (%s)", exc)
+    with tempfile.TemporaryDirectory(prefix="riskmodel-features-") as tmp:
+        target = Path(tmp) / "features.parquet"
+        build_hub(data_dir, target)
+        return pd.read_parquet(target), "unwritable"
+
+
+def application_order(frame: pd.DataFrame, applications: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per application, any order) in the order of the applications table; rows
+    of ids the table lacks come last, in their own order."""
+    ids = frame[KEY].astype("string").to_numpy()
+    order = applications[KEY].astype("string").to_numpy()
+    if len(ids) == len(order) and (ids == order).all():
+        return frame
+    pos = pd.Index(order).get_indexer(ids)
+    pos = np.where(pos < 0, len(order) + np.arange(len(ids)), pos)
+    return frame.iloc[np.argsort(pos, kind="stable")].reset_index(drop=True)
 
 
 def cache_health(data_dir: str | Path, *, dry_run: bool = False) -> list[dict]:
@@ -245,8 +271,8 @@ def _load(data_dir: Path, names: Sequence[str] | None) -> dict[str, pd.DataFrame
 def _matrix(
     data_dir: Path, features_file: str | Path | None, use_cache: bool, write_cache: bool, need: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, MatrixInfo, dict[str, pd.DataFrame]]:
-    """The feature matrix, the catalog, its info, and the loaded tables (at least those in ``need``;
-    every table when the matrix was built)."""
+    """The feature matrix (rows in the order of the applications table), the catalog, its info, and
+    the loaded tables ``need`` and ``applications``."""
     catalog = build_catalog()
     fingerprint = data_fingerprint(data_dir, remember=use_cache and write_cache)
     manifest = data_dir / "manifest.json"
@@ -256,30 +282,33 @@ def _matrix(
         "code_version": feature_code_version(),
         "catalog_version": catalog_version(catalog),
     }
+    need = sorted({*need, "applications"})
     if features_file is not None:
         path = Path(features_file)
-        tables = _load(data_dir, sorted({*need, "applications"}))
+        tables = _load(data_dir, need)
         frame = read_table(path)
         check_features_file(frame, path, data_dir, tables["applications"], catalog)
+        frame = application_order(frame, tables["applications"])
         return frame, catalog, MatrixInfo(**keys, cache_status="given", cache_path=str(path.resolve())), tables
     cache = cache_path(data_dir, fingerprint, keys["code_version"])
     if use_cache and cache.is_file():
         frame = _read_cache(cache)
         if frame is not None:
             log.info("features: read from cache %s", cache)
-            return frame, catalog, MatrixInfo(**keys, cache_status="hit", cache_path=str(cache)), _load(data_dir, need)
-    tables = _load(data_dir, None)
+            tables = _load(data_dir, need)
+            frame = application_order(frame, tables["applications"])
+            return frame, catalog, MatrixInfo(**keys, cache_status="hit", cache_path=str(cache)), tables
     t0 = time.perf_counter()
-    frame = build_features(tables)
+    frame, status = _build(data_dir, cache if use_cache and write_cache else None)
     seconds = round(time.perf_counter() - t0, 3)
     if not use_cache:
         status = "disabled"
     elif not write_cache:
         status = "not_written"
-    else:
-        status = _write_cache(frame, cache)
-        if status == "written":
-            log.info("features: built in %.1fs and cached at %s", seconds, cache)
+    elif status == "written":
+        log.info("features: built in %.1fs and cached at %s", seconds, cache)
+    tables = _load(data_dir, need)
+    frame = application_order(frame, tables["applications"])
     return frame, catalog, MatrixInfo(**keys, cache_status=status, cache_path=str(cache), seconds_build=seconds), tables
 
 
@@ -476,7 +505,7 @@ def load_labelled(
     outcomes joined (:func:`join_outcomes`) and the out-of-time split at ``cut`` (default: the last
     ``test_share`` of labelled applications by date)."""
     data_dir = _hub(data_dir)
-    if not (data_dir / "outcomes.parquet").is_file():
+    if not table_files(data_dir, "outcomes"):
         raise UserError(f"{data_dir}: outcomes.parquet is missing; training needs labelled applications ({TARGET})")
     features, catalog, info, tables = _matrix(data_dir, features_file, use_cache, write_cache, need=("outcomes", "applications"))
     labelled = join_outcomes(features, tables["outcomes"], data_dir)
@@ -742,7 +771,7 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
         catalog = catalog.copy() if catalog is not None else byo_catalog(cols, {})
     else:
         data_dir = Path(data) if data is not None else Path(params.get("data", ""))
-        if not (data_dir / "outcomes.parquet").is_file():
+        if not table_files(data_dir, "outcomes"):
             raise UserError(f"run {run_id}: data directory {str(data_dir)!r} has no outcomes.parquet; pass --data DIR with the run's data hub")
         ls = load_labelled(data_dir, cut=params.get("cut_date"), test_share=float(params.get("test_share", 0.3)), write_cache=False)
         # runs logged before the data fingerprint existed recorded the manifest hash only

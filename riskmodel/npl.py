@@ -221,19 +221,19 @@ def _portfolio(scores: pd.DataFrame, cfg: ToleranceConfig, data: str | Path | No
     need_seg = [c for c in ("region", "industry") if c not in frame.columns]
     need_exp = cfg.exposure_column not in frame.columns
     if (need_seg or need_exp) and data is not None:
-        from features.tables import read_table
+        from features.tables import read_hub_table
 
         data = Path(data)
         if need_seg:
             if "firm_id" not in frame.columns:
                 raise UserError(f"{source}: has no region/industry and no firm_id to look them up in {data}/firms.parquet")
-            firms = read_table(data / "firms.parquet")[["firm_id", "region", "industry"]]
+            firms = read_hub_table(data, "firms")[["firm_id", "region", "industry"]]
             firms = firms.assign(firm_id=firms["firm_id"].astype("string"), region=firms["region"].astype("string"), industry=firms["industry"].astype("string"))
             frame = frame.assign(firm_id=frame["firm_id"].astype("string")).merge(firms[["firm_id", *need_seg]], on="firm_id", how="left")
         if need_exp:
             if "application_id" not in frame.columns:
                 raise UserError(f"{source}: has no {cfg.exposure_column!r} column and no application_id to look it up in {data}/applications.parquet")
-            apps = read_table(data / "applications.parquet")[["application_id", "amount"]]
+            apps = read_hub_table(data, "applications")[["application_id", "amount"]]
             apps = apps.rename(columns={"amount": cfg.exposure_column}).assign(application_id=apps["application_id"].astype("string"))
             frame = frame.assign(application_id=frame["application_id"].astype("string")).merge(apps, on="application_id", how="left")
     for col in (cfg.pd_column, cfg.exposure_column, "region", "industry"):

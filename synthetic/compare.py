@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from features.tables import TABLE_NAMES, table_files
 from synthetic import identifiers, params, sources, world, writer
 from synthetic.writer import FLOAT_PLACES, TRUTH_FILE
 
@@ -53,8 +54,42 @@ class Difference:
         return f"{where}: {self.note}"
 
 
-def _dataset_files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts)}
+def _dataset_files(root: Path) -> dict[str, list[Path]]:
+    """The dataset's Parquet data by name: each table as ``<table>.parquet`` whatever its layout (one
+    file, or the part files of ``<table>/`` in order), and every other Parquet file by its path."""
+    units: dict[str, list[Path]] = {}
+    for name in TABLE_NAMES:
+        files = table_files(root, name)
+        if files:
+            units[f"{name}.parquet"] = files
+    taken = {f for files in units.values() for f in files}
+    for p in sorted(root.rglob("*.parquet")):
+        rel = p.relative_to(root)
+        if p not in taken and not any(part.startswith(".") for part in rel.parts):
+            units[rel.as_posix()] = [p]
+    return units
+
+
+def _unit_of(rel: str) -> str:
+    """The table a file of a dataset belongs to (``electricity/part-00003.parquet`` ->
+    ``electricity.parquet``), or the file itself."""
+    head = rel.split("/", 1)[0]
+    return f"{head}.parquet" if "/" in rel and head in TABLE_NAMES else rel
+
+
+def _manifest_values(m: dict, other: dict) -> dict:
+    """A manifest as values, not layout: its files as rows per table (the layout of the tables is
+    not a value), and the partitioning only when both datasets are partitioned."""
+    m = dict(m)
+    if isinstance(m.get("files"), dict):
+        files: dict[str, dict] = {}
+        for rel, info in m["files"].items():
+            unit = files.setdefault(_unit_of(rel), {"rows": 0})
+            unit["rows"] += info.get("rows", 0) if isinstance(info, dict) else 0
+        m["files"] = files
+    if "partitioning" not in other:
+        m.pop("partitioning", None)
+    return m
 
 
 def _show(v) -> str:
@@ -72,17 +107,22 @@ def _float_close(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> np.n
     return both_nan | (x == y) | close
 
 
-def _compare_file(rel: str, fa: Path, fb: Path, rtol: float, atol: float | None) -> list[Difference]:
+def _column(files: list[Path], name: str) -> pa.Array:
+    return pa.concat_arrays([pq.read_table(f, columns=[name]).column(name).combine_chunks() for f in files])
+
+
+def _compare_file(rel: str, fa: list[Path], fb: list[Path], rtol: float, atol: float | None) -> list[Difference]:
     table = "truth" if rel == TRUTH_FILE else rel.removesuffix(".parquet")
     places = FLOAT_PLACES.get(table, {})
-    sa, sb = pq.read_schema(fa), pq.read_schema(fb)
+    sa, sb = pq.read_schema(fa[0]), pq.read_schema(fb[0])
     out = []
     if sa.names != sb.names:
         only_a = [c for c in sa.names if c not in sb.names]
         only_b = [c for c in sb.names if c not in sa.names]
         out.append(Difference(rel, note=f"columns differ: only in the first {only_a}, only in the second {only_b}, "
                                          f"order {sa.names} vs {sb.names}"))
-    na, nb = pq.ParquetFile(fa).metadata.num_rows, pq.ParquetFile(fb).metadata.num_rows
+    na = sum(pq.ParquetFile(f).metadata.num_rows for f in fa)
+    nb = sum(pq.ParquetFile(f).metadata.num_rows for f in fb)
     if na != nb:
         return out + [Difference(rel, note=f"{na:,} rows != {nb:,} rows")]
     for name in (c for c in sa.names if c in sb.names):
@@ -90,8 +130,7 @@ def _compare_file(rel: str, fa: Path, fb: Path, rtol: float, atol: float | None)
         if ta != tb:
             out.append(Difference(rel, name, note=f"type {ta} != {tb}"))
             continue
-        ca = pq.read_table(fa, columns=[name]).column(name).combine_chunks()
-        cb = pq.read_table(fb, columns=[name]).column(name).combine_chunks()
+        ca, cb = _column(fa, name), _column(fb, name)
         is_float = pa.types.is_floating(ta)
         if is_float:
             x = ca.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -105,7 +144,7 @@ def _compare_file(rel: str, fa: Path, fb: Path, rtol: float, atol: float | None)
             note = ""
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            firm = pq.read_table(fa, columns=["firm_id"]).column("firm_id")[i].as_py() if "firm_id" in sa.names and name != "firm_id" else None
+            firm = _column(fa, "firm_id")[i].as_py() if "firm_id" in sa.names and name != "firm_id" else None
             out.append(Difference(rel, name, int(bad.sum()), na, i, ca[i].as_py(), cb[i].as_py(), note, firm, exact=not is_float))
     return out
 
@@ -133,16 +172,19 @@ def differences(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, atol: 
     a, b = Path(a), Path(b)
     out: list[Difference] = []
     files_a, files_b = _dataset_files(a), _dataset_files(b)
-    for rel in sorted(files_a ^ files_b):
+    for rel in sorted(set(files_a) ^ set(files_b)):
         out.append(Difference(rel, note=f"only in {a if rel in files_a else b}"))
     ma, mb = a / "manifest.json", b / "manifest.json"
     if ma.exists() and mb.exists():
         matol = 1.5 * 10.0**-MANIFEST_PLACES if atol is None else atol
-        out += _compare_json("", json.loads(ma.read_text()), json.loads(mb.read_text()), rtol, matol)
+        ja, jb = json.loads(ma.read_text()), json.loads(mb.read_text())
+        if isinstance(ja, dict) and isinstance(jb, dict):
+            ja, jb = _manifest_values(ja, jb), _manifest_values(jb, ja)
+        out += _compare_json("", ja, jb, rtol, matol)
     elif ma.exists() or mb.exists():
         out.append(Difference("manifest.json", note=f"only in {a if ma.exists() else b}"))
-    for rel in sorted(files_a & files_b):
-        out += _compare_file(rel, a / rel, b / rel, rtol, atol)
+    for rel in sorted(set(files_a) & set(files_b)):
+        out += _compare_file(rel, files_a[rel], files_b[rel], rtol, atol)
     return out
 
 
@@ -150,8 +192,9 @@ def compare_datasets(a: str | Path, b: str | Path, rtol: float = COMPARE_RTOL, a
     """Differences between two generated datasets, one readable line each; ``[]`` when they hold the same values.
 
     This is the cross-machine test of reproducibility (data/synthetic/README.md, "Reproducibility"):
-    the same files and row counts, the same column names, order and types, and the same values
-    row by row. Integers, dates, strings, categories and booleans must be equal (null equals null);
+    the same tables and row counts, the same column names, order and types, and the same values
+    row by row. A table is compared as one whatever its layout (``<table>.parquet``, or the part
+    files of ``<table>/`` in order), so a dataset written in parts equals the same dataset in files. Integers, dates, strings, categories and booleans must be equal (null equals null);
     a float may differ by ``atol + rtol * |value|``, where ``atol`` defaults to 1.5 units in the last
     decimal place the column is written with (``FLOAT_PLACES``: a value on a rounding boundary may
     round the other way on another CPU). The manifest must match too, except the sha256 and byte

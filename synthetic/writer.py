@@ -1,8 +1,15 @@
 """Writing a generated data hub: the run, the files and the manifest.
 
 ``generate(params, out)`` calibrates the PD intercept, simulates the firms chunk by chunk
-(:func:`synthetic.sources.simulate_chunk`) and appends each chunk to the Parquet files as row groups,
-so memory stays flat in the number of firms. The random streams are derived from the seed:
+(:func:`synthetic.sources.simulate_chunk`) and writes each chunk, so memory stays flat in the number
+of firms. Two layouts (``layout``): ``"files"`` appends every chunk to one ``<table>.parquet`` per
+table as row groups; ``"parts"`` writes each chunk as its own part file, ``<table>/part-NNNNN.parquet``
+(part k holds chunk k's firms and nothing else, so part k of every table covers the same firms), and
+records that in the manifest (``"partitioning": {"by": "firm_id", "parts": n, "firms_per_part": ...}``)
+so a feature build processes the parts one at a time without re-partitioning
+(``features.partitions``). The default, ``"auto"``, writes parts when there is more than one chunk
+(more than ``CHUNK_SIZE`` firms) and single files otherwise. Both layouts hold the same rows in the
+same order; ``truth/truth.parquet`` is one file in both. The random streams are derived from the seed:
 ``spawn_key=(0,)`` the calibration sample, ``(1, chunk)`` each chunk of ``CHUNK_SIZE`` firms,
 ``(2,)`` the permutation behind registration ids; so a run with more firms starts with the same
 firms as a run with fewer (whole chunks). The same seed and parameters give byte-identical files on
@@ -117,26 +124,48 @@ def _to_arrow(cols: dict, schema: pa.Schema, places: dict[str, int]) -> pa.Table
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-class _Writers:
-    """One ParquetWriter per file; chunks append row groups (same settings as ``features.tables.write_table``)."""
+LAYOUTS = ("auto", "files", "parts")
 
-    def __init__(self, directory: Path):
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer with the settings of ``features.tables.write_table``."""
+    return pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=True)
+
+
+class _Writers:
+    """The dataset's files. ``parts=False``: one ParquetWriter per table, each chunk appended as
+    row groups; ``parts=True``: one part file per table and chunk. The truth is one file either way."""
+
+    def __init__(self, directory: Path, parts: bool):
         self.directory = directory
+        self.parts = parts
         (directory / TRUTH_FILE).parent.mkdir(parents=True, exist_ok=True)
         self.schemas = {t: arrow_schema(t) for t in TABLE_NAMES}
         self.schemas["truth"] = TRUTH_SCHEMA
-        self.paths = {t: directory / f"{t}.parquet" for t in TABLE_NAMES}
-        self.paths["truth"] = directory / TRUTH_FILE
-        self.writers = {
-            t: pq.ParquetWriter(str(p), self.schemas[t], compression="zstd", write_statistics=True) for t, p in self.paths.items()
-        }
+        self.paths: dict[str, list[Path]] = {"truth": [directory / TRUTH_FILE]}
+        self.writers = {"truth": _writer(directory / TRUTH_FILE, TRUTH_SCHEMA)}
+        for t in TABLE_NAMES:
+            if parts:
+                (directory / t).mkdir()
+                self.paths[t] = []
+            else:
+                self.paths[t] = [directory / f"{t}.parquet"]
+                self.writers[t] = _writer(self.paths[t][0], self.schemas[t])
         self.rows = {t: 0 for t in self.paths}
+        self.file_rows: dict[Path, int] = {}
 
-    def write(self, name: str, cols: dict) -> None:
+    def write(self, name: str, cols: dict, chunk: int) -> None:
         table = _to_arrow(cols, self.schemas[name], FLOAT_PLACES[name])
-        if table.num_rows:
+        if self.parts and name != "truth":  # every table gets part k, even with no rows, so parts align
+            path = self.directory / name / f"part-{chunk:05d}.parquet"
+            with _writer(path, self.schemas[name]) as w:
+                if table.num_rows:
+                    w.write_table(table, row_group_size=ROW_GROUP_SIZE)
+            self.paths[name].append(path)
+        elif table.num_rows:
             self.writers[name].write_table(table, row_group_size=ROW_GROUP_SIZE)
         self.rows[name] += table.num_rows
+        self.file_rows[self.paths[name][-1]] = self.file_rows.get(self.paths[name][-1], 0) + table.num_rows
 
     def close(self) -> None:
         for w in self.writers.values():
@@ -180,24 +209,30 @@ def _calibrate(seed: int, start: str, end: str, rate: float) -> float:
     return world.calibrate_intercept(L, cal, rate)
 
 
-def generate(params: GeneratorParams, out: str | Path, key: str | bytes | None = None) -> dict:
+def generate(params: GeneratorParams, out: str | Path, key: str | bytes | None = None, layout: str = "auto") -> dict:
     """Write a synthetic dataset to ``out`` and return its manifest.
 
-    ``key`` is the pseudonymisation key for firm and person ids (default: ``RISKMODEL_ID_KEY`` or the
+    ``layout``: ``"files"`` (one ``<table>.parquet`` per table), ``"parts"`` (``<table>/part-NNNNN.parquet``,
+    one per chunk of ``CHUNK_SIZE`` firms) or ``"auto"`` (parts when there is more than one chunk);
+    see the module doc. ``key`` is the pseudonymisation key for firm and person ids (default: ``RISKMODEL_ID_KEY`` or the
     demo key). An existing ``out`` is replaced only if it is a previous generated dataset (has a
     manifest.json) or empty; it is checked again just before the new dataset replaces it. The dataset
     is written into a temporary folder beside ``out`` and moved into place when it is complete
     (``features.files.AtomicOutput``), so a failed or interrupted run leaves no partial dataset."""
     out = Path(out)
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     _check_out(out)
     k = privacy.id_key(key)
+    n_chunks = -(-params.firms // CHUNK_SIZE)
+    parts = layout == "parts" or (layout == "auto" and n_chunks > 1)
     with AtomicOutput(out, directory=True) as tmp:
-        manifest = _write_dataset(params, tmp, k)
+        manifest = _write_dataset(params, tmp, k, parts)
         _check_out(out)  # nothing else has appeared at ``out`` while the dataset was being written
     return manifest
 
 
-def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict:
+def _write_dataset(params: GeneratorParams, directory: Path, key: bytes, parts: bool) -> dict:
     """Simulate every chunk into the Parquet files under ``directory``, write manifest.json; return the manifest."""
     cal = params.calendar
     intercept = calibrate(params)
@@ -205,7 +240,7 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
     seq = np.random.SeedSequence(int(params.seed), spawn_key=(2,))
     ids_rng = np.random.default_rng(seq)
     perm = (int(ids_rng.integers(1_000_000, 9_000_000)) * 31 + 1, int(ids_rng.integers(0, 31**9)))
-    writers = _Writers(directory)
+    writers = _Writers(directory, parts)
     n_chunks = -(-params.firms // CHUNK_SIZE)
     labelled = defaults = 0
     decisions = ApprovalCounts()
@@ -215,8 +250,8 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
             rng = np.random.default_rng(np.random.SeedSequence(int(params.seed), spawn_key=(1, c)))
             tables, truth = simulate_chunk(rng, n, c * CHUNK_SIZE, cal, intercept, perm, key, policy=params.approval_policy)
             for name in TABLE_NAMES:
-                writers.write(name, tables[name])
-            writers.write("truth", truth)
+                writers.write(name, tables[name], c)
+            writers.write("truth", truth, c)
             labelled += len(tables["outcomes"]["default_12m"])
             defaults += int(tables["outcomes"]["default_12m"].sum())
             decisions.add(truth)
@@ -225,9 +260,10 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
     finally:
         writers.close()
     files = {}
-    for name, path in writers.paths.items():
-        rel = path.relative_to(directory).as_posix()
-        files[rel] = {"rows": writers.rows[name], "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    for name in (*TABLE_NAMES, "truth"):
+        for path in writers.paths[name]:
+            rel = path.relative_to(directory).as_posix()
+            files[rel] = {"rows": writers.file_rows.get(path, 0), "bytes": path.stat().st_size, "sha256": _sha256(path)}
     manifest = {
         # the name the generator had when it lived in riskmodel: kept, since reports show it and
         # compare_datasets compares it, so renaming it would change every dataset's manifest
@@ -245,5 +281,7 @@ def _write_dataset(params: GeneratorParams, directory: Path, key: bytes) -> dict
         "approval": decisions.summary(params.approval_policy),
         "files": files,
     }
+    if parts:  # what features.partitions reads: part k of every table holds the same firms
+        manifest["partitioning"] = {"by": "firm_id", "parts": n_chunks, "firms_per_part": CHUNK_SIZE}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest

@@ -205,3 +205,35 @@ def test_train_refuses_a_feature_file_of_another_hub(cli, mlflow_store, hub, tmp
 
     exp = tracking.client().get_experiment_by_name(mlflow_store.experiment)
     assert tracking.client().search_runs([exp.experiment_id]) == []  # refused before any run
+
+
+def test_a_partitioned_build_gives_the_labelled_set_in_application_order(hub, monkeypatch):
+    """A build of several partitions writes rows partition by partition; the labelled set is put
+    back in the order of the applications table, so training sees the same rows in the same order."""
+    from functools import partial
+
+    from features.partitions import build_hub
+
+    one = dataset.load_labelled(hub, use_cache=False)
+    monkeypatch.setattr(dataset, "build_hub", partial(build_hub, partitions=5))
+    five = dataset.load_labelled(hub, use_cache=False)
+    assert five.info.cache_status == "disabled"
+    apps = pd.read_parquet(hub / "applications.parquet")
+    assert five.features["application_id"].astype(str).tolist() == apps["application_id"].astype(str).tolist()
+    for a, b in ((one.features, five.features), (one.train, five.train), (one.test, five.test)):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
+
+
+def test_part_files_are_fingerprinted_by_their_path(hub):
+    parted = hub.parent / "parted"
+    parted.mkdir()
+    shutil.copy(hub / "manifest.json", parted / "manifest.json")
+    for f in hub.glob("*.parquet"):
+        (parted / f.stem).mkdir()
+        shutil.copy(f, parted / f.stem / "part-00000.parquet")
+    files = [p.relative_to(parted).as_posix() for p in dataset.hub_files(parted)]
+    assert files[:3] == ["manifest.json", "firms/part-00000.parquet", "financials/part-00000.parquet"]
+    before = dataset.data_fingerprint(parted)
+    assert before != dataset.data_fingerprint(hub)
+    shutil.copy(hub / "bids.parquet", parted / "bids" / "part-00001.parquet")
+    assert dataset.data_fingerprint(parted) != before
