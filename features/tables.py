@@ -840,7 +840,7 @@ class TableCheck:
     def begin_file(self, file: str, columns, n_rows: int) -> None:
         """Whole-file rules from the file's columns: a missing column raises, an unknown one is a warning."""
         self._found = []
-        missing = [c for c in self.schema.column_names if c not in columns]
+        missing = [c.name for c in self.schema.columns if c.name not in columns and not c.optional]
         extra = [c for c in columns if c not in self.schema.column_names]
         if missing:
             raise TableError([Violation(self.name, file, c, "required column is missing (add it or check the file)", n_rows) for c in missing])
