@@ -118,10 +118,11 @@ def read_columns(path: Path) -> list[str]:
         raise ScoringError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:120]}); pass a .parquet file or a .csv") from None
 
 
-def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None, row_groups: list[int] | None = None) -> Iterator[pd.DataFrame]:
     """Yield the input in chunks of at most ``chunk_size`` rows (Parquet batches or CSV chunks).
 
-    ``columns``: read only these (those present). Parquet batches become frames with one block per
+    ``columns``: read only these (those present). ``row_groups``: of a Parquet file, read only these
+    (a Spark task reads its share so). Parquet batches become frames with one block per
     column (``split_blocks``), so float columns without missing values are not copied and nothing is
     consolidated. The Parquet reader does not pre-buffer: with pre-buffering, pyarrow keeps the row
     groups read until the file is closed (apache/arrow#39808), so memory grew by one row group per
@@ -137,7 +138,7 @@ def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -
         pf = pq.ParquetFile(path, pre_buffer=False)
         if columns is not None:
             columns = [c for c in pf.schema_arrow.names if c in set(columns)]
-        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns, row_groups=row_groups):
             yield batch.to_pandas(split_blocks=True)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise ScoringError(f"{path}: cannot read Parquet data ({str(exc).splitlines()[0][:120]})") from None
@@ -466,6 +467,11 @@ def _empty_scores(credit_model, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "string")) for c in names})
 
 
+def empty_rejects() -> pd.DataFrame:
+    """The rejects file's columns with no rows."""
+    return pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")})
+
+
 def _constant(value: str, n: int) -> pa.DictionaryArray:
     """A column holding one string n times, dictionary-encoded (no n Python strings)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string()))
@@ -681,7 +687,7 @@ def score_frames(
             raise ScoringError(f"{source}: the input has no columns or no data")
         if empty_scores is None:  # no rows at all: empty outputs with the right columns
             empty_scores = _empty_scores(credit_model, columns or [])
-        outputs.commit(empty_scores, pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")}))
+        outputs.commit(empty_scores, empty_rejects())
     except BaseException:
         outputs.abort()
         raise
