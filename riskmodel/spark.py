@@ -316,8 +316,8 @@ def file_tasks(meta: pq.FileMetaData, cores: int, batch_rows: int = ARROW_BATCH_
     """The shares of a Parquet file, in file order: one per row group, or, when the file has fewer row
     groups than the ``cores`` it could keep busy (at ``MIN_TASK_ROWS`` rows each), each row group cut
     into runs of whole batches (each such task reads its row group and skips the batches before its
-    run). Each share: ``row_groups``, ``first_row`` (the number of its first row read), ``skip`` and
-    ``batches`` (batches to skip, then to take; None: all)."""
+    run). Each share: ``row_groups``, ``first_row`` (the number of its first row read),
+    ``batch_rows``, ``skip`` and ``batches`` (batches to skip, then to take; None: all)."""
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     wanted = max(1, min(cores, math.ceil(sum(sizes) / MIN_TASK_ROWS)))
     cuts = math.ceil(wanted / len(sizes)) if 0 < len(sizes) < wanted else 1
@@ -328,7 +328,7 @@ def file_tasks(meta: pq.FileMetaData, cores: int, batch_rows: int = ARROW_BATCH_
         batches = math.ceil(n / batch_rows)
         per = math.ceil(batches / min(cuts, batches))
         for skip in range(0, batches, per):
-            tasks.append({"row_groups": [i], "first_row": start, "skip": skip, "batches": per if cuts > 1 else None})
+            tasks.append({"row_groups": [i], "first_row": start, "batch_rows": batch_rows, "skip": skip, "batches": per if cuts > 1 else None})
         start += n
     return tasks
 
@@ -337,7 +337,7 @@ def _file_frames(path: str, task: dict, columns: list[str]) -> Iterator[tuple[pd
     """The frames of one share of a Parquet file (:func:`file_tasks`) with their rows' numbers."""
     row = task["first_row"]
     end = None if task["batches"] is None else task["skip"] + task["batches"]
-    for i, frame in enumerate(iter_chunks(Path(path), ARROW_BATCH_ROWS, columns=columns, row_groups=task["row_groups"])):
+    for i, frame in enumerate(iter_chunks(Path(path), task["batch_rows"], columns=columns, row_groups=task["row_groups"])):
         if end is not None and i >= end:
             return
         if i >= task["skip"]:
@@ -345,9 +345,11 @@ def _file_frames(path: str, task: dict, columns: list[str]) -> Iterator[tuple[pd
         row += len(frame)
 
 
-def score_file(spark, features: str | Path, credit_model, scores_dir: str | Path, rejects_dir: str | Path, model_name: str = "", model_version: str = "") -> tuple[int, TaskCounts, list[str]]:
+def score_file(
+    spark, features: str | Path, credit_model, scores_dir: str | Path, rejects_dir: str | Path, model_name: str = "", model_version: str = "", batch_rows: int = ARROW_BATCH_ROWS
+) -> tuple[int, TaskCounts, list[str]]:
     """Score a Parquet feature file with ``credit_model``: part files into the existing folders
-    ``scores_dir`` and ``rejects_dir``. Returns ``(rows_in, counts, extra_columns)``: the file's
+    ``scores_dir`` and ``rejects_dir``, read ``batch_rows`` rows at a time. Returns ``(rows_in, counts, extra_columns)``: the file's
     row count (its footer), the tasks' summed counts and the input columns the model does not use."""
     features = Path(features)
     spec = credit_model.input_spec()
@@ -357,7 +359,7 @@ def score_file(spark, features: str | Path, credit_model, scores_dir: str | Path
     meta = pq.ParquetFile(features).metadata
     found = repeated_ids(spark.read.parquet(str(features)).select(ID_COLUMN, _row_index()))
     job = _job(spark, credit_model, found, scores_dir, rejects_dir, model_name, model_version)
-    tasks = file_tasks(meta, spark.sparkContext.defaultParallelism)
+    tasks = file_tasks(meta, spark.sparkContext.defaultParallelism, batch_rows)
     total = TaskCounts()
     if tasks:
         path, wanted = str(features), columns_read(spec)
