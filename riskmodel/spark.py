@@ -56,6 +56,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,7 @@ from riskmodel.scoring import _scores_table as scores_table
 
 ROW = "__row"  # a row's position in the input (0-based), as the pandas path numbers rejects
 FIRST = "__first_row"  # the first row carrying a repeated id
-ARROW_BATCH_ROWS = 50_000  # rows per batch a task checks and scores (Spark's Arrow default is 10,000)
+ARROW_BATCH_ROWS = 100_000  # rows per batch a task checks and scores: the pandas path's chunk (Spark's Arrow default is 10,000)
 MIN_TASK_ROWS = 50_000  # below this many rows per core, more tasks cost more than they save
 
 
@@ -345,20 +346,38 @@ def _file_frames(path: str, task: dict, columns: list[str]) -> Iterator[tuple[pd
         row += len(frame)
 
 
+def file_repeated_ids(spark, features: str | Path) -> pa.Table:
+    """:func:`repeated_ids` of a Parquet file (Spark reads its id column and row index)."""
+    from pyspark.sql import functions as F
+
+    return repeated_ids(spark.read.parquet(str(features)).select(ID_COLUMN, F.col("_metadata.row_index").alias(ROW)))
+
+
 def score_file(
-    spark, features: str | Path, credit_model, scores_dir: str | Path, rejects_dir: str | Path, model_name: str = "", model_version: str = "", batch_rows: int = ARROW_BATCH_ROWS
+    spark,
+    features: str | Path,
+    credit_model,
+    scores_dir: str | Path,
+    rejects_dir: str | Path,
+    model_name: str = "",
+    model_version: str = "",
+    batch_rows: int = ARROW_BATCH_ROWS,
+    repeated: pa.Table | None = None,
 ) -> tuple[int, TaskCounts, list[str]]:
     """Score a Parquet feature file with ``credit_model``: part files into the existing folders
-    ``scores_dir`` and ``rejects_dir``, read ``batch_rows`` rows at a time. Returns ``(rows_in, counts, extra_columns)``: the file's
-    row count (its footer), the tasks' summed counts and the input columns the model does not use."""
+    ``scores_dir`` and ``rejects_dir``, read ``batch_rows`` rows at a time. ``repeated``: the file's
+    :func:`file_repeated_ids` when already found. Returns ``(rows_in, counts, extra_columns)``: the
+    file's row count (its footer), the tasks' summed counts and the input columns the model does not
+    use."""
     features = Path(features)
     spec = credit_model.input_spec()
     columns = read_columns(features)
     extra = check_columns(columns, spec["numeric"] + spec["categorical"], str(features))
     passthrough = [c for c in PASS_THROUGH if c in columns]
     meta = pq.ParquetFile(features).metadata
-    found = repeated_ids(spark.read.parquet(str(features)).select(ID_COLUMN, _row_index()))
-    job = _job(spark, credit_model, found, scores_dir, rejects_dir, model_name, model_version)
+    if repeated is None:
+        repeated = file_repeated_ids(spark, features)
+    job = _job(spark, credit_model, repeated, scores_dir, rejects_dir, model_name, model_version)
     tasks = file_tasks(meta, spark.sparkContext.defaultParallelism, batch_rows)
     total = TaskCounts()
     if tasks:
@@ -366,19 +385,13 @@ def score_file(
 
         def run(batches):
             for batch in batches:
-                for k, task in zip(batch.column("task").to_pylist(), batch.column("share").to_pylist()):
-                    yield _counts_batch(_score_frames(job, _file_frames(path, json.loads(task), wanted), k))
+                for k in batch.column("id").to_pylist():
+                    yield _counts_batch(_score_frames(job, _file_frames(path, tasks[k], wanted), k))
 
-        shares = spark.createDataFrame([(k, json.dumps(t)) for k, t in enumerate(tasks)], "task int, share string")
-        total = _collect_counts(shares.repartitionById(len(tasks), "task").mapInArrow(run, COUNTS_SCHEMA))
+        # one share per partition, in order: spark.range cuts 0..n-1 into n partitions of one number each
+        total = _collect_counts(spark.range(0, len(tasks), 1, len(tasks)).mapInArrow(run, COUNTS_SCHEMA))
     _finish(job, total, credit_model, passthrough)
     return meta.num_rows, total, extra
-
-
-def _row_index():
-    from pyspark.sql import functions as F
-
-    return F.col("_metadata.row_index").alias(ROW)
 
 
 def score_dataframe(sdf, credit_model, scores_dir: str | Path, rejects_dir: str | Path, model_name: str = "", model_version: str = "", row: str | None = None) -> tuple[int, TaskCounts, list[str]]:
@@ -431,11 +444,24 @@ def score_spark(model_uri: str, features: str | Path, out: str | Path, rejects: 
     targets = [AtomicOutput(out, directory=True), AtomicOutput(rejects_out, directory=True)]
     try:
         tmp_out, tmp_rej = [t.open() for t in targets]  # both locks before any work
-        credit_model, name, version = tracking.load_credit_model(model_uri)
         own = spark is None
         spark = spark or spark_session()
         try:
-            rows_in, counts, extra = score_file(spark, features, credit_model, tmp_out, tmp_rej, name, version)
+            group = f"riskmodel-ids-{os.getpid()}-{id(targets)}"
+
+            def find() -> pa.Table:
+                spark.sparkContext.setJobGroup(group, "repeated application ids", interruptOnCancel=True)
+                return file_repeated_ids(spark, features)
+
+            with ThreadPoolExecutor(1, thread_name_prefix="riskmodel-ids") as pool:
+                found = pool.submit(find)  # a Spark job while the model loads
+                try:
+                    credit_model, name, version = tracking.load_credit_model(model_uri)
+                except BaseException:
+                    spark.sparkContext.cancelJobGroup(group)  # the batch cannot go on
+                    raise
+                repeated = found.result()
+            rows_in, counts, extra = score_file(spark, features, credit_model, tmp_out, tmp_rej, name, version, repeated=repeated)
         finally:
             if own:
                 spark.stop()

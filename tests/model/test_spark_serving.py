@@ -166,6 +166,20 @@ def test_spark_path_with_every_row_rejected(model, spark, tmp_path, monkeypatch)
     assert pd.read_parquet(tmp_path / "spark.rejects.parquet")["row"].tolist() == list(range(40))
 
 
+def test_spark_path_with_an_unknown_model_writes_nothing(model, spark, tmp_path, monkeypatch):
+    """The repeated-id job runs while the model loads; a model that cannot load stops it, leaves no
+    output behind, and the session goes on working."""
+    from riskmodel.errors import ScoringError
+    from riskmodel.spark import score_spark
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model.store)
+    model.matrix.head(50).to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(ScoringError, match=r"cannot load model 'models:/no-such-model/1'"):
+        score_spark("models:/no-such-model/1", tmp_path / "in.parquet", tmp_path / "out.parquet", spark=spark)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+    assert spark.range(3).count() == 3
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
