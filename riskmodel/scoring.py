@@ -93,9 +93,10 @@ def read_columns(path: Path) -> list[str]:
     return usertables.read_columns(path, ScoringError)
 
 
-def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """The feature file in chunks of at most ``chunk_size`` rows (:func:`riskmodel.usertables.iter_chunks`)."""
-    return usertables.iter_chunks(path, chunk_size, columns, error=ScoringError)
+def iter_chunks(path: Path, chunk_size: int, columns: list[str] | None = None, row_groups: list[int] | None = None) -> Iterator[pd.DataFrame]:
+    """The feature file in chunks of at most ``chunk_size`` rows (:func:`riskmodel.usertables.iter_chunks`;
+    ``row_groups``: a Spark task's share of a Parquet file)."""
+    return usertables.iter_chunks(path, chunk_size, columns, error=ScoringError, row_groups=row_groups)
 
 
 def columns_read(spec: dict) -> list[str]:
@@ -458,6 +459,11 @@ def _empty_scores(credit_model, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "string")) for c in names})
 
 
+def empty_rejects() -> pd.DataFrame:
+    """The rejects file's columns with no rows."""
+    return pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")})
+
+
 def _constant(value: str, n: int) -> pa.DictionaryArray:
     """A column holding one string n times, dictionary-encoded (no n Python strings)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=pa.string()))
@@ -680,7 +686,7 @@ def score_frames(
             raise ScoringError(f"{source}: the input has no columns or no data")
         if empty_scores is None:  # no rows at all: empty outputs with the right columns
             empty_scores = _empty_scores(credit_model, columns or [])
-        outputs.commit(empty_scores, pd.DataFrame({ID_COLUMN: pd.Series(dtype="string"), "row": pd.Series(dtype="int64"), "reject_code": pd.Series(dtype="string"), "reject_reason": pd.Series(dtype="string")}))
+        outputs.commit(empty_scores, empty_rejects())
     except BaseException:
         outputs.abort()
         raise

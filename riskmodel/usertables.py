@@ -364,13 +364,14 @@ def _csv_tables(path: Path, columns: list[str] | None, label: str, error: ErrorT
         yield merged(pa.table({c: pa.array([], pa.string()) for c in include}), True)
 
 
-def _parquet_tables(path: Path, columns: list[str] | None, chunk_size: int, label: str, error: ErrorType) -> Iterator[pa.Table]:
+def _parquet_tables(path: Path, columns: list[str] | None, chunk_size: int, label: str, error: ErrorType,
+                    row_groups: Sequence[int] | None = None) -> Iterator[pa.Table]:
     names = read_columns(path, error)
     try:
         pf = pq.ParquetFile(path, pre_buffer=False)
         if columns is not None:
             columns = [c for c in names if c in set(columns)]
-        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=columns, row_groups=row_groups):
             yield normalize_table(pa.Table.from_batches([batch]))
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise _arrow_error(exc, path, label, error) from None
@@ -393,10 +394,12 @@ def _rechunk(tables: Iterator[pa.Table], chunk_size: int) -> Iterator[pa.Table]:
         yield pa.concat_tables(buf) if len(buf) > 1 else buf[0]
 
 
-def iter_chunks(path: str | Path, chunk_size: int, columns: Sequence[str] | None = None, *, error: ErrorType = UserError) -> Iterator[pd.DataFrame]:
+def iter_chunks(path: str | Path, chunk_size: int, columns: Sequence[str] | None = None, *, error: ErrorType = UserError,
+                row_groups: Sequence[int] | None = None) -> Iterator[pd.DataFrame]:
     """The table in DataFrames of at most ``chunk_size`` rows, in file order.
 
-    ``columns``: read only these (those present). Parquet batches become frames with one block per
+    ``columns``: read only these (those present). ``row_groups``: of a Parquet file, read only these
+    (a Spark task reads its share so; refused for a CSV). Parquet batches become frames with one block per
     column (``split_blocks``), so float columns without missing values are not copied. The Parquet
     reader does not pre-buffer: with pre-buffering, pyarrow keeps the row groups read until the file
     is closed (apache/arrow#39808). CSV chunks hold text columns and :data:`ROW_ERROR`."""
@@ -404,11 +407,13 @@ def iter_chunks(path: str | Path, chunk_size: int, columns: Sequence[str] | None
     label = str(path)
     cols = list(columns) if columns is not None else None
     if is_csv(path):
+        if row_groups is not None:
+            raise error(f"{label}: a CSV file has no row groups; convert it to Parquet to split it by row group")
         tables = _rechunk(_csv_tables(path, cols, label, error), chunk_size)
         for t in tables:
             yield t.to_pandas(split_blocks=True, types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
         return
-    for t in _parquet_tables(path, cols, chunk_size, label, error):
+    for t in _parquet_tables(path, cols, chunk_size, label, error, row_groups):
         yield t.to_pandas(split_blocks=True)
 
 

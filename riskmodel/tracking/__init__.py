@@ -10,7 +10,7 @@ One module per job:
 - :mod:`~riskmodel.tracking.registry`: promote, load a model, compare runs, look up a run, attach or
   fetch a run's files;
 - :mod:`~riskmodel.tracking.pyfunc`: the pyfunc that wraps a pickled ``CreditModel``, its pinned
-  requirements, the synthetic input example and the Spark UDF.
+  requirements and the synthetic input example.
 
 The names below are the package's face: callers write ``from riskmodel import tracking`` and
 ``tracking.promote(...)``.
@@ -23,7 +23,6 @@ from riskmodel.tracking.pyfunc import (
     input_example,
     pip_requirements,
     requirement_mismatches,
-    spark_udf,
 )
 from riskmodel.tracking.registry import (
     CHAMPION,
@@ -71,7 +70,6 @@ __all__ = [
     "run_info",
     "run_of_model",
     "run_status",
-    "spark_udf",
     "tracking_uri",
     "training_run",
 ]

@@ -11,13 +11,8 @@ from __future__ import annotations
 import logging
 import pickle
 
-import mlflow
 import mlflow.pyfunc
 import pandas as pd
-from mlflow.exceptions import MlflowException
-
-from riskmodel.errors import ScoringError
-from riskmodel.tracking.store import _read, configure
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +111,3 @@ def input_example(X: pd.DataFrame, n: int = 2) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]):
             ex[c] = ex[c].astype("float64")
     return ex
-
-
-def spark_udf(spark, uri: str, credit_model):
-    """``mlflow.pyfunc.spark_udf`` for a riskmodel URI returning a struct of ``credit_model``'s output
-    columns (pd, score as double; grade, reasons, model_name, model_version as string). Uses the
-    current Python environment (``env_manager="local"``): riskmodel must be installed on the workers."""
-    from pyspark.sql import types as T
-
-    from riskmodel.creditmodel import output_columns
-
-    cols = output_columns(credit_model.n_reasons)
-    fields = [T.StructField(c, T.DoubleType() if c in ("pd", "score") else T.StringType(), True) for c in [*cols, "model_name", "model_version"]]
-    configure()
-    try:
-        return _read(mlflow.pyfunc.spark_udf, spark, uri, result_type=T.StructType(fields), env_manager="local")
-    except MlflowException as exc:
-        raise ScoringError(f"cannot load model {uri!r} for Spark: {str(exc).splitlines()[0][:300]}") from None
