@@ -44,7 +44,7 @@ def _messy(matrix: pd.DataFrame) -> pd.DataFrame:
     """The feature rows with two duplicate ids (at the end) and a string in a numeric column."""
     m = pd.concat([matrix, matrix.head(2)], ignore_index=True)
     m["firm_size_headcount"] = m["firm_size_headcount"].astype(object)
-    m.loc[5, "firm_size_headcount"] = "n/a"
+    m.loc[5, "firm_size_headcount"] = "twelve"  # text, not a missing-value token such as "n/a"
     m["firm_size_headcount"] = m["firm_size_headcount"].astype(str).replace({"nan": None})
     return m
 
@@ -75,7 +75,7 @@ def test_spark_and_pandas_paths_give_identical_outputs(model, spark, tmp_path, m
 
     p = score(model.uri, tmp_path / "pandas.parquet", features=tmp_path / "in.parquet", chunk_size=300)
     s = score_spark(model.uri, tmp_path / "in.parquet", tmp_path / "spark.parquet", spark=spark)
-    assert (s.rows_in, s.scored, s.rejected) == (p.rows_in, p.scored, p.rejected) == (len(m), len(m) - 3, 3)
+    assert (s.rows_in, s.scored, s.rejected) == (p.rows_in, p.scored, p.rejected) == (len(m), len(m) - 3, 3), (s.rejects_by_reason, p.rejects_by_reason)
     assert s.rejects_by_reason == p.rejects_by_reason == {"NOT_NUMERIC": 1, "DUPLICATE_ID": 2}
     # the JSON summary: the same fields with the same meaning
     assert s.to_dict().keys() == p.to_dict().keys()
