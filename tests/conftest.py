@@ -112,10 +112,10 @@ class TrainedModel:
 
 @pytest.fixture(scope="session")
 def trained_model(small_hub, _migrated_store, tmp_path_factory):
-    """``trained_model(model="scorecard", *, name=None, experiment="trained", promote=True)``: the
+    """``trained_model(model="scorecard", *, name=None, experiment="trained", promote=True, params=None)``: the
     :class:`TrainedModel` for these arguments, trained on the first call and reused by every later
     call in the session (``name``: the registered name, default ``riskmodel-<model>``; ``promote``:
-    set the champion alias). Each distinct set of arguments gets its own store, so a test module
+    set the champion alias; ``params``: the estimator's parameters). Each distinct set of arguments gets its own store, so a test module
     that writes to its store (monitoring runs, new versions) does not disturb another's. Treat the
     hub copy as read-only."""
     from riskmodel import tracking
@@ -123,8 +123,9 @@ def trained_model(small_hub, _migrated_store, tmp_path_factory):
 
     made: dict[tuple, TrainedModel] = {}
 
-    def make(model: str = "scorecard", *, name: str | None = None, experiment: str = "trained", promote: bool = True) -> TrainedModel:
-        key = (model, name, experiment, promote)
+    def make(model: str = "scorecard", *, name: str | None = None, experiment: str = "trained", promote: bool = True,
+             params: dict | None = None) -> TrainedModel:
+        key = (model, name, experiment, promote, tuple(sorted((params or {}).items())))
         if key not in made:
             root = tmp_path_factory.mktemp(f"trained-{name or model}")
             db = root / "mlruns.db"
@@ -136,7 +137,7 @@ def trained_model(small_hub, _migrated_store, tmp_path_factory):
             mp.setenv("MLFLOW_TRACKING_URI", store)
             try:
                 tracking.get_or_create_experiment(experiment, artifact_location=(root / "artifacts").as_uri())
-                summary = train_generated(hub, model, experiment, registered_name=name)
+                summary = train_generated(hub, model, experiment, registered_name=name, params=params)
                 uri = summary["model_uri"]
                 if promote:
                     uri = tracking.promote(summary["registered_name"], summary["registered_version"], "champion")["uri"]

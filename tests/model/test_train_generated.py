@@ -78,7 +78,7 @@ def test_train_generated_oot_cache_oracle_and_artifacts(mlflow_store, hub, tmp_p
 
 def test_failure_mid_run_marks_run_failed(mlflow_store, small_hub):
     # A parameter the estimator accepts but rejects when fitting: the run exists by then.
-    with pytest.raises(UserError, match="early_stopping must be 'auto', True or False"):
+    with pytest.raises(UserError, match="early_stopping must be 'auto', 'cv', True or False"):
         train_generated(small_hub, "gbm_monotone", mlflow_store.experiment, params={"early_stopping": "sometimes"}, use_cache=False)
     runs = tracking.client().search_runs([tracking.client().get_experiment_by_name(mlflow_store.experiment).experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
