@@ -172,8 +172,11 @@ def _hub(firms: int, seed: int, env: dict) -> tuple[Path, dict | None]:
     out = ROOT / "data" / "synthetic" / f"bench-scale-{firms}"
     manifest = out / "manifest.json"
     if manifest.exists():
-        params = json.loads(manifest.read_text()).get("parameters", {})
-        if params.get("firms") == firms and params.get("seed") == seed:
+        from synthetic import GENERATOR_VERSION
+
+        m = json.loads(manifest.read_text())
+        params = m.get("parameters", {})
+        if params.get("firms") == firms and params.get("seed") == seed and m.get("generator_version") == GENERATOR_VERSION:
             return out, None
     shutil.rmtree(out, ignore_errors=True)
     step = run_step(["generate", "--firms", firms, "--seed", seed, "--out", out], env)
@@ -287,7 +290,11 @@ def main(argv: list[str] | None = None) -> dict:
     results.setdefault("sizes", {})
     for firms in args.firms:
         print(f"bench_scale: {firms:,} firms", file=sys.stderr)
-        results["sizes"][str(firms)] = bench_size(firms, args.seed, steps, workers)
+        new = bench_size(firms, args.seed, steps, workers)
+        old = results["sizes"].get(str(firms), {})
+        # a later run adds steps to a size (the hub is reused while its manifest matches): keep the others
+        keep = old.get("seed") == new["seed"] and old.get("source_rows") == new["source_rows"] and "generate" not in new
+        results["sizes"][str(firms)] = {**old, **new} if keep else new
         _save(results)
     return _save(results)
 
