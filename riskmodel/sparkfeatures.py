@@ -396,7 +396,9 @@ def build_hub_spark(
     months = as_of_months(as_of) if as_of is not None else None
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    own = spark is None
+    from pyspark.sql import SparkSession
+
+    own = spark is None and SparkSession.getActiveSession() is None  # a session this build starts, it stops
     spark = spark or spark_session(app_name="riskmodel-features")
     seconds["session"] = time.perf_counter() - t0
     parent = Path(work_dir) if work_dir is not None else out.absolute().parent
