@@ -56,6 +56,7 @@ from features.build import build_features, part_stats, stat_requests
 from features.contract import DATE
 from features.errors import UserError
 from features.hubstats import HubStats, PartStats
+from features.partitions import _FILE, _KEEP, _ROW  # the columns bucket_piece marks each row with
 from features.partitions import (
     BUILD_TABLES,
     GLOBAL_KEY_TABLES,
@@ -96,7 +97,6 @@ SHARE_ROWS = PIECE_ROWS
 DATA_SCHEMA = "part int, seq int, table string, payload binary"
 RESULT_SCHEMA = "part int, payload binary"
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
-_FILE, _ROW, _KEEP = "__file", "__row", "__keep"  # as features.partitions marks bucketed rows
 
 
 @dataclass(frozen=True)
@@ -448,8 +448,8 @@ def build_hub_spark(
                 refused.setdefault(share.table, r["error"])
                 continue
             by_file.setdefault((share.table, share.file_index), []).extend(r["violations"])
-            for key in ("rows_read", "rows_kept"):
-                report.__dict__[key][share.table] = report.__dict__[key].get(share.table, 0) + r["report"].__dict__[key].get(share.table, 0)
+            for mine, theirs in ((report.rows_read, r["report"].rows_read), (report.rows_kept, r["report"].rows_kept)):
+                mine[share.table] = mine.get(share.table, 0) + theirs.get(share.table, 0)
             if share.table in r["report"].rejects:
                 checks[share.table]._rejects.append(r["report"].rejects[share.table])
             all_months.append(r["months"])
