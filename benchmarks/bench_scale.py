@@ -14,7 +14,10 @@ as ``riskmodel ...`` in a child process, one step at a time:
 * ``features``: ``riskmodel features --workers W`` for W = 1 and 2;
 * ``train_scorecard``, ``train_gbm_additive``: ``riskmodel train --features-file`` (the matrix of
   the features step; MLflow store in a temporary folder; ``RISKMODEL_THREADS=1``);
-* ``score``: ``riskmodel score`` of the scorecard on that matrix.
+* ``score``: ``riskmodel score`` of the scorecard on that matrix;
+* ``spark_features``: ``riskmodel features --engine spark`` on Spark ``local[2]`` (driver, JVM and
+  Python workers in the memory figures) and, separately, the start-up of a session
+  (:func:`spark_steps`); its rows per second per core are set against the pandas build's.
 
 Per step: wall seconds; CPU seconds of the child and its workers; ``peak_rss_gib``, the child's
 ``VmHWM`` (as benchmarks/bench_scoring.py reads it); ``workers_peak_rss_gib``, the largest peak of
@@ -26,8 +29,7 @@ times inflate with other work; CPU seconds are the steadier figure.
 
 Targets (issue 18): features peak memory (tree) at 1M firms at most 4 GiB and at most 1.3 x the
 100k figure; features wall time at most 3 x the read time. Results: benchmarks/results/scale.json
-(sizes merged into an existing file). Spark columns: :func:`spark_steps` (filled by the Spark
-benchmark of issue 18).
+(sizes merged into an existing file).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "scale.json"
 SIZES = (100_000, 300_000)
-STEPS = ("generate", "read", "features", "train_scorecard", "train_gbm_additive", "score")
+STEPS = ("generate", "read", "features", "train_scorecard", "train_gbm_additive", "score", "spark_features")
 TARGET_GIB = 4.0
 TARGET_GROWTH = 1.3
 TARGET_READ_RATIO = 3.0
@@ -91,6 +93,25 @@ with open(os.environ["BENCH_STATS"], "w") as fh:
     json.dump({"vmhwm_kib": hwm[0], "children_maxrss_kib": 0, "cpu_seconds": me.ru_utime + me.ru_stime, "rows": rows,
                "seconds_in_process": seconds}, fh)
 """
+
+
+# A Spark session started (one job run, so the executors' Python is up) and stopped: the fixed cost
+# every Spark command pays before its first task.
+SESSION = r"""
+import json, os, resource, time
+t0 = time.perf_counter()
+from riskmodel.spark import spark_session
+spark = spark_session(app_name="bench-scale-session")
+spark.range(0, 2, 1, 2).mapInArrow(lambda batches: batches, "id long").count()
+seconds = time.perf_counter() - t0
+spark.stop()
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(os.environ["BENCH_STATS"], "w") as fh:
+    json.dump({"vmhwm_kib": hwm[0], "children_maxrss_kib": kids.ru_maxrss, "seconds_in_process": seconds,
+               "cpu_seconds": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}, fh)
+"""
+SPARK_CORES = 2  # local[2]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -197,9 +218,36 @@ def _warm(hub: Path) -> None:
 
 
 def spark_steps(hub: Path, matrix: Path, model_uri: str | None, env: dict) -> dict | None:
-    """The Spark local[2] columns (features, score, session start-up) beside the pandas ones:
-    filled by the Spark benchmark of issue 18; None until then."""
-    return None
+    """The Spark local[2] columns beside the pandas ones: ``session`` (start-up alone) and
+    ``features`` (``riskmodel features --engine spark``; ``tree_peak_rss_gib`` covers the driver,
+    the JVM and its Python workers, all descendants of the command). ``matches_pandas``: the Spark
+    matrix holds the pandas matrix's rows (by application id) and values (within 1e-9), when the
+    features step wrote one."""
+    import numpy as np
+    import pandas as pd
+
+    env = {**env, "SPARK_MASTER": f"local[{SPARK_CORES}]"}
+    manifest = json.loads((hub / "manifest.json").read_text())
+    source_rows = sum(v for k, v in manifest["rows"].items() if k != "outcomes")
+    out: dict = {"master": env["SPARK_MASTER"]}
+    session = run_step([], env, code=SESSION)
+    session.pop("stdout")
+    out["session"] = session
+    target = matrix.with_name("bench-features-spark.parquet")
+    r = run_step(["features", "--engine", "spark", "--data", hub, "--out", target, "--json"], env, rows=source_rows, cores=SPARK_CORES)
+    summary = _json(r.pop("stdout"))
+    r["partitions"], r["steps_seconds"] = summary.get("partitions"), summary.get("seconds")
+    if matrix.exists():
+        a, b = pd.read_parquet(matrix), pd.read_parquet(target)
+        same = len(a) == len(b) and list(a.columns) == list(b.columns)
+        if same:
+            b = b.set_index("application_id").loc[a["application_id"]].reset_index()
+            num = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
+            same = bool(np.allclose(a[num].to_numpy(), b[num].to_numpy(), rtol=1e-9, atol=0, equal_nan=True))
+            same = same and all(a[c].astype("string").equals(b[c].astype("string")) for c in a.columns if c not in num)
+        r["matches_pandas"] = same
+    out["features"] = r
+    return out
 
 
 def bench_size(firms: int, seed: int, steps: list[str], workers: list[int]) -> dict:
@@ -246,7 +294,8 @@ def bench_size(firms: int, seed: int, steps: list[str], workers: list[int]) -> d
                 r.pop("stdout")
                 result["score"] = r
         result.get("read", {}).pop("stdout", None)
-        result["spark"] = spark_steps(hub, matrix, model_uri, env)
+        if "spark_features" in steps:
+            result["spark"] = spark_steps(hub, matrix, model_uri, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -268,6 +317,10 @@ def judge(sizes: dict) -> dict:
         if "features" in size and "read" in size:
             out[f"features_wall_over_read_{key}"] = {w: round(r["seconds"] / size["read"]["seconds"], 2) for w, r in size["features"].items()}
             out[f"features_cpu_over_read_cpu_{key}"] = {w: round(r["cpu_seconds"] / size["read"]["cpu_seconds"], 2) for w, r in size["features"].items()}
+        spark = (size.get("spark") or {}).get("features")
+        pandas = (size.get("features") or {}).get("workers_1")
+        if spark and pandas and spark.get("rows_per_second_per_core"):
+            out[f"spark_features_per_core_over_pandas_{key}"] = round(spark["rows_per_second_per_core"] / pandas["rows_per_second_per_core"], 3)
     if big and "features" in big:
         peaks = {w: r["tree_peak_rss_gib"] for w, r in big["features"].items()}
         out["features_peak_gib_1000000"] = peaks

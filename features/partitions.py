@@ -268,15 +268,27 @@ def read_partition(work: str | Path, k: int, tables: Iterable[str] = BUILD_TABLE
                 wanted = [i for i, c in enumerate(names) if c in keep]
                 reader = pa.ipc.open_file(src, options=pa.ipc.IpcReadOptions(included_fields=wanted))
             frame = reader.read_all().to_pandas()
-        if _KEEP in frame.columns:
-            keep = frame[_KEEP].to_numpy(dtype=bool)
-            frame = frame.loc[keep] if not keep.all() else frame
-            frame = frame.drop(columns=[c for c in (_FILE, _ROW, _KEEP) if c in frame.columns]).reset_index(drop=True)
-        for col in SCHEMAS[name].columns:
-            if col.dtype == "int" and col.name in frame.columns:
-                frame[col.name] = frame[col.name].astype("int64")
-        out[name] = frame
+        out[name] = partition_frame(frame, name)
     return out
+
+
+def partition_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A partition's rows of table ``name`` as bucketed (:func:`bucket_piece`) made a validated frame:
+    the rows that passed, without the bookkeeping columns, int columns as int64."""
+    if _KEEP in frame.columns:
+        keep = frame[_KEEP].to_numpy(dtype=bool)
+        frame = frame.loc[keep] if not keep.all() else frame
+        frame = frame.drop(columns=[c for c in (_FILE, _ROW, _KEEP) if c in frame.columns]).reset_index(drop=True)
+    for col in SCHEMAS[name].columns:
+        if col.dtype == "int" and col.name in frame.columns:
+            frame[col.name] = frame[col.name].astype("int64")
+    return frame
+
+
+def empty_frame(name: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Table ``name`` with no rows, as a partition without rows of it holds it (only ``columns``)."""
+    frame = _empty(name)
+    return frame if columns is None else frame[[c for c in _stored_columns(name) if c in set(columns)]]
 
 
 def _empty(name: str) -> pd.DataFrame:
@@ -336,19 +348,29 @@ def _application_months(files: list[Path], as_of) -> np.ndarray:
     validation: a date validation rejects only adds a month no application asks for. With ``as_of``,
     its month."""
     if as_of is not None:
-        try:
-            day = pd.Timestamp(as_of).normalize()
-        except (ValueError, TypeError):
-            raise UserError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
-        return np.array([np.datetime64(day.to_datetime64(), "M").astype(np.int64)])
+        return as_of_months(as_of)
     found = [np.zeros(0, dtype=np.int64)]
     for f in files:
         if DATE not in file_columns(f):
             continue  # validation reports the missing column
         for _, piece in read_pieces(f, PIECE_ROWS, columns=[DATE]):
-            dates = pd.to_datetime(piece[DATE], errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
-            found.append(np.unique(dates[~np.isnat(dates)].astype("datetime64[M]").astype(np.int64)))
+            found.append(months_of(piece[DATE]))
     return np.unique(np.concatenate(found))
+
+
+def as_of_months(as_of) -> np.ndarray:
+    """The month index of ``as_of`` (the only application month of an as-of build)."""
+    try:
+        day = pd.Timestamp(as_of).normalize()
+    except (ValueError, TypeError):
+        raise UserError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
+    return np.array([np.datetime64(day.to_datetime64(), "M").astype(np.int64)])
+
+
+def months_of(dates: pd.Series) -> np.ndarray:
+    """The distinct month indexes (months since 1970-01) of raw application dates (unreadable ones skipped)."""
+    d = pd.to_datetime(dates, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+    return np.unique(d[~np.isnat(d)].astype("datetime64[M]").astype(np.int64))
 
 
 def _write_ipc(path: Path, table: pa.Table) -> None:
@@ -369,7 +391,7 @@ def _prepare_aligned(directory: str, work: str, k: int, errors: str, dups: dict[
     report = LoadReport()
     max_date = dataset_end(Path(directory))
     result = _Prepared(report)
-    requests = stat_requests(_signals(features))
+    requests = stat_requests(signals_of(features))
     kept: dict[str, pd.DataFrame] = {}
     ids: dict[str, pa.Array] = {}
     for name in TABLE_NAMES:
@@ -398,11 +420,11 @@ def _prepare_aligned(directory: str, work: str, k: int, errors: str, dups: dict[
             result.foreign[name] = pc.filter(found, pc.invert(pc.is_in(found, value_set=result.home)))
     part = part_stats(kept, requests, months, as_of=as_of)
     del kept
-    result.stats = (part, _spill(part, Path(work), k))
+    result.stats = (part, spill_peers(part, Path(work), k))
     return result
 
 
-def _spill(part: PartStats, work: Path, k: int) -> dict:
+def spill_peers(part: PartStats, work: Path, k: int) -> dict:
     """Write the part's peer values to .npy files (read back memory-mapped when combined)."""
     paths = {}
     for i, (key, values) in enumerate(sorted(part.peers.items())):
@@ -436,33 +458,38 @@ def _prepare_buckets(directory: str, work: str, name: str, n: int, errors: str, 
                 check.report.rows_kept[name] += int(keep.sum())
                 if name not in BUILD_TABLES:
                     continue
-                frame = _storable(clean, name)
-                frame[_FILE] = np.int32(i)
-                frame[_ROW] = np.arange(offset, offset + len(frame), dtype=np.int64)
-                frame[_KEEP] = keep
-                part = firm_partition(pa.array(clean["firm_id"], type=pa.large_string(), from_pandas=True), n)
-                order = np.argsort(part, kind="stable")
-                bounds = np.searchsorted(part[order], np.arange(n + 1))
-                table = _arrow(frame).take(pa.array(order))
-                for k in range(n):
-                    if bounds[k + 1] > bounds[k]:
-                        writers.write(k, name, table.slice(bounds[k], bounds[k + 1] - bounds[k]))
+                for k, table in bucket_piece(clean, keep, name, n, i, offset):
+                    writers.write(k, name, table)
             check.end_file()
     finally:
         writers.close()
     if firm_keyed and name in BUILD_TABLES:
-        _bucket_keys(Path(work), name, n, [str(f) for f in files], check, errors)
+        _bucket_keys(Path(work), name, n, [str(f) for f in files], check)
     check.finish()
     return _Prepared(report)
 
 
-def _bucket_keys(work: Path, name: str, n: int, files: list[str], check: TableCheck, errors: str) -> None:
+def bucket_piece(clean: pd.DataFrame, keep: np.ndarray, name: str, n: int, file_index: int, offset: int) -> Iterator[tuple[int, pa.Table]]:
+    """A checked piece of table ``name`` (rows ``offset`` on of its ``file_index``-th file) cut by
+    firm partition: ``(k, rows of partition k)``, in row order, with each row's file, row and
+    whether it passed validation (:func:`partition_frame` makes them a validated frame again)."""
+    frame = _storable(clean, name)
+    frame[_FILE] = np.int32(file_index)
+    frame[_ROW] = np.arange(offset, offset + len(frame), dtype=np.int64)
+    frame[_KEEP] = keep
+    part = firm_partition(pa.array(clean["firm_id"], type=pa.large_string(), from_pandas=True), n)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(n + 1))
+    table = _arrow(frame).take(pa.array(order))
+    for k in range(n):
+        if bounds[k + 1] > bounds[k]:
+            yield k, table.slice(bounds[k], bounds[k + 1] - bounds[k])
+
+
+def _bucket_keys(work: Path, name: str, n: int, files: list[str], check: TableCheck) -> None:
     """The key rule of a key with firm_id over every partition of a bucketed table: a row repeating
     a key seen earlier in its partition (rows there keep the table's order) is a duplicate. Raises,
     or marks the rows rejected (rewriting only the partitions that hold one)."""
-    schema = SCHEMAS[name]
-    key = list(schema.key)
-    rule = f"duplicate key ({', '.join(key)})"
     flagged: list[pd.DataFrame] = []
     for k in range(n):
         path = partition_file(work, k, name)
@@ -470,32 +497,54 @@ def _bucket_keys(work: Path, name: str, n: int, files: list[str], check: TableCh
             continue
         with pa.memory_map(str(path)) as src:
             frame = pa.ipc.open_file(src).read_all().to_pandas()
-        dup = frame[key].duplicated(keep="first").to_numpy()
-        if not dup.any():
+        found = partition_key_rule(frame, name)
+        if found is None:
             continue
-        flagged.append(frame.loc[dup, [_FILE, _ROW, _KEEP]])
-        if errors == "reject":
-            rejected = frame.loc[dup & frame[_KEEP].to_numpy()].drop(columns=[_KEEP])
-            frame[_KEEP] = frame[_KEEP].to_numpy() & ~dup
+        flagged.append(found)
+        if check.errors == "reject":
             table = _arrow(frame)
             with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC) as w:
                 w.write_table(table)
-            if len(rejected):
-                rej = rejected.drop(columns=[_FILE, _ROW])
-                rej.index = rejected[_ROW].to_numpy()
-                rej["reject_column"] = ",".join(key)
-                rej["reject_rule"] = rule
-                check._rejects.append(rej)
-                check.report.rows_kept[name] -= len(rej)
+    report_key_rule(name, files, flagged, check)
+
+
+def partition_key_rule(frame: pd.DataFrame, name: str) -> pd.DataFrame | None:
+    """The key rule of table ``name`` (a key with ``firm_id``) in one partition's bucketed rows, in
+    table order: a row repeating a key seen earlier is a duplicate. Marks the duplicates not kept in
+    ``frame`` and returns them (file, row, whether they had passed, their columns), or None."""
+    dup = frame[list(SCHEMAS[name].key)].duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return None
+    found = frame.loc[dup].copy()
+    frame[_KEEP] = frame[_KEEP].to_numpy() & ~dup
+    return found
+
+
+def report_key_rule(name: str, files: Sequence[str], flagged: Sequence[pd.DataFrame], check: TableCheck) -> None:
+    """The duplicates :func:`partition_key_rule` found in every partition of table ``name``, as
+    loading the whole table reports them: a TableError (``errors="raise"``), or the rows that had
+    passed the other rules rejected with the rule as their reason."""
+    flagged = [f for f in flagged if f is not None and len(f)]
     if not flagged:
         return
-    rows = pd.concat(flagged, ignore_index=True).sort_values([_FILE, _ROW])
+    key = list(SCHEMAS[name].key)
+    rule = f"duplicate key ({', '.join(key)})"
+    rows = pd.concat(flagged, ignore_index=True).sort_values([_FILE, _ROW], kind="stable")
     violations = []
     for i, group in rows.groupby(_FILE, sort=True):
         r = tuple(int(x) for x in group[_ROW].to_numpy()[:5])
-        violations.append(Violation(name, files[int(i)], ",".join(key), rule, len(group), r))
-    if errors == "raise":
+        violations.append(Violation(name, str(files[int(i)]), ",".join(key), rule, len(group), r))
+    if check.errors == "raise":
         raise TableError(violations)
+    for part in flagged:
+        rejected = part.loc[part[_KEEP].to_numpy(dtype=bool)]
+        if len(rejected):
+            rej = rejected.drop(columns=[_FILE, _ROW, _KEEP])
+            rej.index = rejected[_ROW].to_numpy()
+            rej["reject_column"] = ",".join(key)
+            rej["reject_rule"] = rule
+            check._rejects.append(rej)
+            check.report.rows_kept[name] -= len(rej)
     for v in violations:
         msg = f"rejected: {v}"
         check.report.warnings.append(msg)
@@ -550,12 +599,12 @@ def _check_aligned(layout: Layout, results: list[_Prepared]) -> None:
 
 def _stats_part(work: str, k: int, months: np.ndarray, as_of, features: Sequence[str] | None) -> tuple[PartStats, dict]:
     """Pass 1 on partition ``k``: its PartStats, the peer values spilled to .npy files in ``work``."""
-    requests = stat_requests(_signals(features))
+    requests = stat_requests(signals_of(features))
     columns = {t: requests.columns(t) for t in requests.tables()}
     columns["firms"] = {"firm_id", "industry", "region", "founding_date", "available_date"}
     tables = read_partition(work, k, ("firms", "applications", *sorted(requests.tables())), columns=columns)
     part = part_stats(tables, requests, months, as_of=as_of)
-    return part, _spill(part, Path(work), k)
+    return part, spill_peers(part, Path(work), k)
 
 
 def _features_part(work: str, k: int, stats: HubStats, as_of, features: Sequence[str] | None) -> pd.DataFrame:
@@ -564,7 +613,7 @@ def _features_part(work: str, k: int, stats: HubStats, as_of, features: Sequence
     return build_features(tables, as_of=as_of, features=features, stats=stats)
 
 
-def _signals(features: Sequence[str] | None):
+def signals_of(features: Sequence[str] | None):
     reg = load_all()
     if features is None:
         return list(reg.values())
@@ -670,7 +719,7 @@ def build_hub(
         raise UserError(f"errors must be 'raise' or 'reject', got {errors!r}")
     layout = hub_layout(directory)
     if features is not None:
-        _signals(features)  # an unknown name fails before any work
+        signals_of(features)  # an unknown name fails before any work
     n = int(partitions) if partitions is not None else (layout.aligned or n_partitions(layout, partition_firms))
     if n < 1:
         raise UserError(f"partitions must be at least 1, got {n}")
@@ -685,7 +734,7 @@ def build_hub(
         matrix = build_features(tables, as_of=as_of, features=features)
         del tables
         if as_of is not None and matrix.empty:
-            raise UserError(_no_firm_known(directory, as_of))
+            raise UserError(no_firm_known(directory, as_of))
         with AtomicOutput(out) as tmp:
             write_table(matrix, tmp)
         seconds["features"] = time.perf_counter() - t1
@@ -713,8 +762,8 @@ def build_hub(
             seconds["pass 1"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
-            rows, n_features = _write(out, runner.map(_features_part, tasks, _tick(progress, "features", n)),
-                                      empty_error=_no_firm_known(directory, as_of) if as_of is not None else None)
+            rows, n_features = write_frames(out, runner.map(_features_part, tasks, _tick(progress, "features", n)),
+                                      empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
             seconds["features"] = time.perf_counter() - t2
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -752,12 +801,12 @@ def _prepare(layout: Layout, work: Path, n: int, mode: str, errors: str, runner:
     return report, parts
 
 
-def _no_firm_known(directory: Path, as_of) -> str:
+def no_firm_known(directory: Path, as_of) -> str:
     return f"--as-of {as_of}: no firm of {directory} is known on that date; choose a date inside the hub's data window"
 
 
-def _write(out: Path, frames: Iterator[pd.DataFrame], empty_error: str | None = None) -> tuple[int, int]:
-    """Append each frame to the Parquet file ``out`` as row groups, atomically (the settings of
+def write_frames(out: Path, frames: Iterable[pd.DataFrame | pa.Table], empty_error: str | None = None) -> tuple[int, int]:
+    """Append each frame (or Arrow table) to the Parquet file ``out`` as row groups, atomically (the settings of
     ``features.tables.write_table``); with ``empty_error``, no rows at all raise it and ``out`` is
     left as it was."""
     rows, n_features = 0, 0
@@ -765,11 +814,12 @@ def _write(out: Path, frames: Iterator[pd.DataFrame], empty_error: str | None = 
         writer = None
         try:
             for frame in frames:
-                table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+                table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+                table = table.replace_schema_metadata(None)
                 if writer is None:
                     schema = table.schema
                     writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True)
-                    n_features = frame.shape[1] - 8
+                    n_features = table.num_columns - 8
                 elif table.schema != schema:
                     table = table.cast(schema)
                 if table.num_rows:

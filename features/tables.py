@@ -743,14 +743,15 @@ def file_columns(path: Path) -> list[str]:
         raise _unreadable(path, exc) from None
 
 
-def read_pieces(path: Path, rows: int, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
-    """A Parquet file in pieces of at most ``rows`` rows: ``(first row, frame)`` each, in file order."""
+def read_pieces(path: Path, rows: int, columns: list[str] | None = None, row_groups: list[int] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """A Parquet file (only ``row_groups`` when given) in pieces of at most ``rows`` rows: ``(first
+    row, frame)`` each, in file order, the first row counted from the first row read."""
     path = Path(path)
     _check_file(path)
     try:
         f = pq.ParquetFile(path)
         offset = 0
-        for batch in f.iter_batches(batch_size=rows, columns=columns):
+        for batch in f.iter_batches(batch_size=rows, columns=columns, row_groups=row_groups):
             frame = batch.to_pandas()
             yield offset, frame
             offset += len(frame)
@@ -868,6 +869,13 @@ class TableCheck:
             self._rejects.append(rej)
             keep[bad_rows] = False
         return clean, keep
+
+    def take_found(self) -> list[Violation]:
+        """The violations found in the current file so far, piece by piece, forgotten here: for a
+        caller that checks a file's pieces in several processes and merges them itself
+        (:func:`merge_violations`)."""
+        found, self._found = self._found, []
+        return found
 
     @property
     def broken(self) -> bool:

@@ -125,7 +125,8 @@ def features(
     errors: str = typer.Option("raise", "--errors", help="raise: stop at the first invalid table; reject: drop invalid rows, log them with counts"),
     workers: int = typer.Option(1, "--workers", help="partitions built at once, one process each (2 uses both cores of a 2-core machine)"),
     partition_firms: int = typer.Option(50_000, "--partition-firms", help="firms per partition when the hub is not in firm parts already; memory follows it"),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="folder for the validated partitions (default: beside --out); removed at the end"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="folder for the validated partitions (default: beside --out); removed at the end; with spark, on storage every executor sees"),
+    engine: str = typer.Option("pandas", "--engine", help="pandas: this machine; spark: the same signals on Spark (SPARK_MASTER, default local[2]; docs/scale.md)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Build the point-in-time feature matrix from validated source tables, one partition of firms at a time."""
@@ -140,18 +141,28 @@ def features(
     as_of = _date_option(as_of, "--as-of")
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    if engine not in ("pandas", "spark"):
+        raise UserError(f"--engine must be 'pandas' or 'spark', got {engine!r}")
+    if engine == "spark" and workers != 1:
+        raise UserError("--workers applies to --engine pandas; Spark runs as many tasks as its cores (SPARK_MASTER)")
     if partition_firms < 1:
         raise UserError(f"--partition-firms must be at least 1, got {partition_firms}")
     # before any work: never over a file of the hub (a table it has or may have), a Parquet name
     check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
     _after_snapshot(data, as_of)
     show = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
-    with _Bars(show) as bars:
-        result = build_hub(data, out, errors=errors, as_of=as_of, workers=workers, partition_firms=partition_firms,
-                           work_dir=work_dir, progress=bars.update)
+    if engine == "spark":
+        from riskmodel.sparkfeatures import build_hub_spark
+
+        result = build_hub_spark(data, out, errors=errors, as_of=as_of, partition_firms=partition_firms, work_dir=work_dir)
+    else:
+        with _Bars(show) as bars:
+            result = build_hub(data, out, errors=errors, as_of=as_of, workers=workers, partition_firms=partition_firms,
+                               work_dir=work_dir, progress=bars.update)
     loaded = result.report.to_dict()
     summary = {
         "out": str(out),
+        "engine": engine,
         "rows": result.rows,
         "features": result.features,
         "as_of": as_of,
