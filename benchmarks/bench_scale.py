@@ -336,7 +336,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)} (generate runs when the hub is missing)")
     ap.add_argument("--workers", default="1,2", help="worker counts for the features step")
+    ap.add_argument("--render", action="store_true", help="only write benchmarks/results/scale.md from scale.json")
     args = ap.parse_args(argv)
+    if args.render:
+        RESULTS.with_suffix(".md").write_text(render(json.loads(RESULTS.read_text())))
+        return {}
     steps = [s for s in args.steps.split(",") if s]
     workers = [int(w) for w in args.workers.split(",") if w]
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -350,6 +354,36 @@ def main(argv: list[str] | None = None) -> dict:
         results["sizes"][str(firms)] = {**old, **new} if keep else new
         _save(results)
     return _save(results)
+
+
+STEP_NAMES = {"generate": "generate (parts)", "read": "read every table (baseline)", "train_scorecard": "train scorecard",
+              "train_gbm_additive": "train gbm_additive", "score": "score (scorecard)"}
+
+
+def render(results: dict) -> str:
+    """The README's table: one row per size and step, from ``scale.json``."""
+    lines = ["| firms | source rows | step | wall s | CPU s | peak memory GiB | rows/s per core |", "|---:|---:|---|---:|---:|---:|---:|"]
+
+    def row(firms: str, size: dict, name: str, r: dict, peak: str = "tree_peak_rss_gib") -> None:
+        lines.append(f"| {int(firms):,} | {size['source_rows'] / 1e6:.1f}M | {name} | {r['seconds']:.1f} | {r.get('cpu_seconds', float('nan')):.1f} | "
+                     f"{r.get(peak, float('nan')):.2f} | {r['rows_per_second_per_core']:,.0f} |")
+
+    for firms, size in results["sizes"].items():
+        for step in ("generate", "read"):
+            if step in size:
+                row(firms, size, STEP_NAMES[step], size[step])
+        for w, r in (size.get("features") or {}).items():
+            row(firms, size, f"features, {w.split('_')[1]} worker(s)", r)
+        spark = size.get("spark") or {}
+        if spark.get("features"):
+            row(firms, size, "features, Spark local[2]", spark["features"])
+        for step in ("train_scorecard", "train_gbm_additive", "score"):
+            if step in size:
+                row(firms, size, STEP_NAMES[step], size[step])
+    judged = results.get("judged", {})
+    lines += ["", "Judged (targets: " + ", ".join(f"{k} {v}" for k, v in results.get("targets", {}).items()) + "):", ""]
+    lines += [f"- `{k}`: {v}" for k, v in judged.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _save(results: dict) -> dict:
@@ -368,6 +402,7 @@ def _save(results: dict) -> dict:
     results["sizes"] = dict(sorted(results["sizes"].items(), key=lambda kv: int(kv[0])))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.with_suffix(".md").write_text(render(results))
     print(json.dumps(results, indent=2))
     return results
 

@@ -124,7 +124,7 @@ def features(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="YYYY-MM-DD: one row per firm as of that date instead of one per application"),
     errors: str = typer.Option("raise", "--errors", help="raise: stop at the first invalid table; reject: drop invalid rows, log them with counts"),
     workers: int = typer.Option(1, "--workers", help="partitions built at once, one process each (2 uses both cores of a 2-core machine)"),
-    partition_firms: int = typer.Option(50_000, "--partition-firms", help="firms per partition when the hub is not in firm parts already; memory follows it"),
+    partition_firms: Optional[int] = typer.Option(None, "--partition-firms", help="firms per partition (default 50,000; 10,000 with --engine spark, whose tasks hold a partition in the JVM too) when the hub is not in firm parts already; memory follows it"),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="folder for the validated partitions (default: beside --out); removed at the end; with spark, on storage every executor sees"),
     engine: str = typer.Option("pandas", "--engine", help="pandas: this machine; spark: the same signals on Spark (SPARK_MASTER, default local[2]; docs/scale.md)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
@@ -133,7 +133,7 @@ def features(
     import os
 
     from features.files import check_outputs
-    from features.partitions import build_hub
+    from features.partitions import PARTITION_FIRMS, build_hub
     from features.tables import hub_paths
 
     if errors not in ("raise", "reject"):
@@ -145,7 +145,7 @@ def features(
         raise UserError(f"--engine must be 'pandas' or 'spark', got {engine!r}")
     if engine == "spark" and workers != 1:
         raise UserError("--workers applies to --engine pandas; Spark runs as many tasks as its cores (SPARK_MASTER)")
-    if partition_firms < 1:
+    if partition_firms is not None and partition_firms < 1:
         raise UserError(f"--partition-firms must be at least 1, got {partition_firms}")
     # before any work: never over a file of the hub (a table it has or may have), a Parquet name
     check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
@@ -154,10 +154,12 @@ def features(
     if engine == "spark":
         from riskmodel.sparkfeatures import build_hub_spark
 
-        result = build_hub_spark(data, out, errors=errors, as_of=as_of, partition_firms=partition_firms, work_dir=work_dir)
+        from riskmodel.sparkfeatures import SPARK_PARTITION_FIRMS
+
+        result = build_hub_spark(data, out, errors=errors, as_of=as_of, work_dir=work_dir, partition_firms=partition_firms or SPARK_PARTITION_FIRMS)
     else:
         with _Bars(show) as bars:
-            result = build_hub(data, out, errors=errors, as_of=as_of, workers=workers, partition_firms=partition_firms,
+            result = build_hub(data, out, errors=errors, as_of=as_of, workers=workers, partition_firms=partition_firms or PARTITION_FIRMS,
                                work_dir=work_dir, progress=bars.update)
     loaded = result.report.to_dict()
     summary = {

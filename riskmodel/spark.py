@@ -116,6 +116,9 @@ def spark_session(master: str | None = None, app_name: str = "riskmodel-score"):
             builder.config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", "4")  # a cluster keeps its own setting
+            # local mode runs the tasks in the driver's JVM: Spark's 1g default heap is for a driver
+            # alone (SPARK_DRIVER_MEMORY overrides, as for spark-submit)
+            .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
         )
     return builder.getOrCreate()
 
