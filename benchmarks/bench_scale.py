@@ -237,6 +237,8 @@ def spark_steps(hub: Path, matrix: Path, model_uri: str | None, env: dict) -> di
     r = run_step(["features", "--engine", "spark", "--data", hub, "--out", target, "--json"], env, rows=source_rows, cores=SPARK_CORES)
     summary = _json(r.pop("stdout"))
     r["partitions"], r["steps_seconds"] = summary.get("partitions"), summary.get("seconds")
+    # the JVM and its Python workers are not reaped by the command, so their CPU time is not in it
+    r["cpu_seconds"] = r["rows_per_cpu_second"] = None
     if matrix.exists():
         a, b = pd.read_parquet(matrix), pd.read_parquet(target)
         same = len(a) == len(b) and list(a.columns) == list(b.columns)
@@ -365,7 +367,7 @@ def render(results: dict) -> str:
     lines = ["| firms | source rows | step | wall s | CPU s | peak memory GiB | rows/s per core |", "|---:|---:|---|---:|---:|---:|---:|"]
 
     def row(firms: str, size: dict, name: str, r: dict, peak: str = "tree_peak_rss_gib") -> None:
-        lines.append(f"| {int(firms):,} | {size['source_rows'] / 1e6:.1f}M | {name} | {r['seconds']:.1f} | {r.get('cpu_seconds', float('nan')):.1f} | "
+        lines.append(f"| {int(firms):,} | {size['source_rows'] / 1e6:.1f}M | {name} | {r['seconds']:.1f} | {'–' if r.get('cpu_seconds') is None else format(r['cpu_seconds'], '.1f')} | "
                      f"{r.get(peak, float('nan')):.2f} | {r['rows_per_second_per_core']:,.0f} |")
 
     for firms, size in results["sizes"].items():
