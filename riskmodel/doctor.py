@@ -35,7 +35,7 @@ def run_doctor(data: Sequence[str | Path] = (), *, stale_hours: float = STALE_HO
 
     with without_housekeeping() if dry_run else contextlib.nullcontext():
         findings = health.check_store(dry_run)
-        if not any(f.status == "problem" for f in findings):
+        if not health.store_absent() and not any(f.status == "problem" for f in findings):
             findings += health.check_runs(stale_hours, dry_run)
             findings += health.check_aliases(dry_run)
     for d in data:

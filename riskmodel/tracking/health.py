@@ -55,6 +55,13 @@ def _schema(path: Path) -> tuple[str | None, str]:
     return (row[0] if row else None), head
 
 
+def store_absent() -> bool:
+    """The store is a SQLite file that does not exist (yet): nothing to check, and opening it with
+    MLflow would create it (and its folder), so the other checks must not run."""
+    path = _sqlite_path(tracking_uri())
+    return path is not None and not path.is_file()
+
+
 def check_store(dry_run: bool = False) -> list[Finding]:
     """The store opens and is intact, migrated and (SQLite) in WAL mode."""
     uri = tracking_uri()
@@ -66,7 +73,8 @@ def check_store(dry_run: bool = False) -> list[Finding]:
             return [Finding("store", "problem", str(exc))]
         return [Finding("store", "ok", f"{uri} answers")]
     if not path.is_file():
-        return [Finding("store", "ok", f"{path} does not exist yet (the first training creates it)")]
+        hint = "" if path.parent.is_dir() else f"; its folder {path.parent} does not exist either: check MLFLOW_TRACKING_URI for a typo"
+        return [Finding("store", "ok", f"{path} does not exist yet (the first training creates it); nothing created{hint}")]
     try:
         check_sqlite_file(path)
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)

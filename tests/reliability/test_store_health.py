@@ -212,6 +212,15 @@ def test_doctor_switches_on_wal(cli, _migrated_store, tmp_path, monkeypatch):
     assert store._journal_mode(db) == "wal"
 
 
+def test_doctor_on_a_store_that_does_not_exist_creates_nothing(cli, tmp_path, monkeypatch):
+    """A mistyped store path is reported, not turned into a new empty store that passes as ok."""
+    db = tmp_path / "typo" / "mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    code, out, err = cli("doctor")
+    assert code == 0 and "does not exist yet" in out and "check MLFLOW_TRACKING_URI for a typo" in out, out
+    assert not db.exists() and not db.parent.exists()
+
+
 def test_doctor_deletes_an_alias_to_a_missing_version_and_reports_missing_files(cli, mlflow_store):
     from riskmodel import tracking
 
