@@ -544,6 +544,11 @@ def usable_features(frame: pd.DataFrame, columns: Sequence[str], where: str = "t
 
 
 def _binary_target(series: pd.Series, target: str, file: str) -> np.ndarray:
+    """The target as 0/1: numbers 0 and 1, booleans, or the text true/false (any case: a CSV's
+    spelling of a Parquet boolean column)."""
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        words = series.astype("string").str.strip().str.lower()
+        series = series.where(~words.isin(["true", "false"]), words.map({"true": "1", "false": "0"}))
     vals = pd.to_numeric(series, errors="coerce")
     missing = int(series.isna().sum())
     if missing:

@@ -127,3 +127,14 @@ def test_bad_directions_file(tmp_path):
     f.write_text("nosuch: 1\n")
     with pytest.raises(UserError, match=r"direction given for unknown feature\(s\) \['nosuch'\]"):
         train(features=tr, test=tr, target="bad", directions_file=f)
+
+
+def test_boolean_target_as_text_or_bool():
+    """A CSV writes a boolean target as text: True/false in any case reads as 1/0, as a Parquet bool does."""
+    from riskmodel.dataset import _binary_target
+
+    text = pd.Series(["True", "false", " TRUE ", "False"], dtype="string")
+    np.testing.assert_array_equal(_binary_target(text, "bad", "t.csv"), [1, 0, 1, 0])
+    np.testing.assert_array_equal(_binary_target(pd.Series([True, False]), "bad", "t.parquet"), [1, 0])
+    with pytest.raises(UserError, match=r"t.csv: target column 'bad' must be binary 0/1 .*found \['yes'\]"):
+        _binary_target(pd.Series(["yes", "false"], dtype="string"), "bad", "t.csv")
