@@ -72,6 +72,12 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` lies under ``folder`` (resolved; ``folder`` need not exist yet)."""
+    inner, outer = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return inner != outer and outer in inner.parents
+
+
 def check_outputs(
     outputs: Mapping[str, str | Path | None],
     inputs: Iterable[str | Path] = (),
@@ -83,7 +89,8 @@ def check_outputs(
 
     ``outputs`` maps each option (``"--out"``, ``"--rejects"``) to its path (None: not written).
     ``inputs`` are the files the run reads (a directory input names the directory itself; its own
-    files are listed by the caller, e.g. :func:`features.tables.hub_paths`). ``suffixes`` limits
+    files are listed by the caller, e.g. :func:`features.tables.hub_paths`). An output under an
+    input (a table's folder of part files, ``truth/``) is refused too: it would join the input. ``suffixes`` limits
     an output's suffix (its format); ``directories`` names the outputs that are folders."""
     outs = {flag: Path(p) for flag, p in outputs.items() if p is not None and str(p) != ""}
     ins = [Path(p) for p in inputs if p is not None]
@@ -107,6 +114,10 @@ def check_outputs(
         for src in ins:
             if _same(path, src):
                 raise OutputError(f"{flag} {path} is also an input of this run ({src}); writing it would destroy the input, choose another path")
+        for src in ins:
+            if _inside(path, src):
+                raise OutputError(f"{flag} {path} is inside {src}, an input folder of this run (a table's part files, truth/); "
+                                  "a file written there would be read as part of the input, choose another path")
     flags = list(outs)
     for i, a in enumerate(flags):
         for b in flags[i + 1 :]:

@@ -41,3 +41,49 @@ def test_validate_on_a_batch_with_one_class_prints_its_summary(cli, use_champion
     assert code in (0, 1) and "Traceback" not in err and "error:" not in err, (code, err)
     assert "AUC - [-, -]" in out and "difference -, z -" in out, out
     assert (tmp_path / "v" / "validation.json").is_file()
+
+
+# ---- an output inside an input folder -----------------------------------------------------------
+
+
+@pytest.fixture
+def part_hub(champion, tmp_path) -> Path:
+    """A copy of the champion's hub whose electricity table is a folder of two part files."""
+    out = tmp_path / "hub"
+    shutil.copytree(champion.hub, out, ignore=shutil.ignore_patterns("cache"))
+    table = pd.read_parquet(out / "electricity.parquet")
+    (out / "electricity.parquet").unlink()
+    (out / "electricity").mkdir()
+    half = len(table) // 2
+    table.iloc[:half].to_parquet(out / "electricity" / "part-00000.parquet", index=False)
+    table.iloc[half:].to_parquet(out / "electricity" / "part-00001.parquet", index=False)
+    return out
+
+
+@pytest.mark.parametrize("inside", ["electricity/part-00009.parquet", "firms/part-00000.parquet", "truth/scores.parquet"])
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_an_output_inside_a_table_folder_of_the_hub_is_refused(cli, use_champion_store, part_hub, command, inside):
+    """A new part file in a table's folder would join the table (scores read as electricity rows at
+    the next load); a folder that does not exist yet (firms/) would make the table both a file and a
+    folder. Before, both commands wrote there and the next load failed or read the wrong rows."""
+    before = _snapshot(part_hub)
+    args = ["--model", use_champion_store.uri] if command == "score" else []
+    code, _, err = cli(command, *args, "--data", part_hub, "--out", part_hub / inside)
+    line = _one_error_line(code, err)
+    assert f"--out {part_hub / inside} is inside {part_hub / inside.split('/')[0]}, an input folder of this run" in line, line
+    assert _snapshot(part_hub) == before and not (part_hub / "firms").exists()
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ("a_file", "--work-dir {p} is an existing file; give a folder path"),
+    ("electricity", "--work-dir {p} is also an input of this run"),
+    ("electricity/sub", "--work-dir {p} is inside"),
+])
+def test_features_work_dir_is_checked_before_any_work(cli, part_hub, tmp_path, bad, fragment):
+    """Before, a --work-dir that was a file ended in exit 70 (FileExistsError) after validation."""
+    (tmp_path / "a_file").write_text("x")
+    path = tmp_path / bad if bad == "a_file" else part_hub / bad
+    before = _snapshot(part_hub)
+    code, _, err = cli("features", "--data", part_hub, "--out", tmp_path / "f.parquet", "--partition-firms", 500, "--work-dir", path)
+    assert fragment.format(p=path) in _one_error_line(code, err)
+    assert _snapshot(part_hub) == before and not (tmp_path / "f.parquet").exists()
