@@ -87,3 +87,87 @@ def test_features_work_dir_is_checked_before_any_work(cli, part_hub, tmp_path, b
     code, _, err = cli("features", "--data", part_hub, "--out", tmp_path / "f.parquet", "--partition-firms", 500, "--work-dir", path)
     assert fragment.format(p=path) in _one_error_line(code, err)
     assert _snapshot(part_hub) == before and not (tmp_path / "f.parquet").exists()
+
+
+# ---- kill -9 of a partitioned build -------------------------------------------------------------
+
+
+def test_a_rerun_removes_what_a_killed_build_left_and_keeps_a_live_ones(cli, part_hub, tmp_path):
+    """A build killed with SIGKILL leaves its work folder (the validated partitions: a national
+    hub's size) and its temporary output beside --out. Before, no later run removed them. Now the
+    next build removes every work folder whose lock is free and the temporaries of its target; a
+    live build's folder (lock held) and another target's temporary stay."""
+    import fcntl
+    import os
+
+    out = tmp_path / "f.parquet"
+    dead = tmp_path / ".f.parquet.k1lled00.work"
+    (dead / "partition-00000").mkdir(parents=True)
+    (dead / ".lock").write_text("")
+    (dead / "partition-00000" / "firms.arrow").write_bytes(b"x" * 1000)
+    live = tmp_path / ".g.parquet.a11ve000.work"
+    live.mkdir()
+    (live / ".lock").write_text("")
+    stale_tmp = tmp_path / ".f.parquet.k1lled00.tmp"
+    stale_tmp.write_bytes(b"partial")
+    other_tmp = tmp_path / ".f.parquet.x.abcdefgh.tmp"  # the temporary of target f.parquet.x
+    other_tmp.write_bytes(b"another target")
+    fd = os.open(live / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        code, out_text, err = cli("features", "--data", part_hub, "--out", out, "--partition-firms", 500, "--json")
+    finally:
+        os.close(fd)
+    assert code == 0, err
+    assert not dead.exists() and not stale_tmp.exists()
+    assert live.is_dir() and other_tmp.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".g.parquet.a11ve000.work", ".f.parquet.x.abcdefgh.tmp", "f.parquet", "hub"])
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    """``features --workers 2`` runs partitions in spawned processes. Before, a parent killed with
+    SIGKILL left them alive for ever (blocked writing a result nobody reads, 240 MB each)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import threading, time\n"
+        "from features.partitions import _Runner\n"
+        "if __name__ == '__main__':\n"
+        "    with _Runner(2) as runner:\n"
+        "        it = runner.map(time.sleep, [(600,), (600,)])\n"
+        "        threading.Thread(target=lambda: next(it), daemon=True).start()\n"
+        "        while len(runner._pool._processes or {}) < 2:\n"
+        "            time.sleep(0.05)\n"
+        "        print(' '.join(map(str, runner._pool._processes)), flush=True)\n"
+        "        time.sleep(600)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=root, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert len(workers) == 2, workers
+        time.sleep(1)  # the workers are sleeping in their task
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie has ended
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    left = [p for p in workers if alive(p)]
+    for p in left:  # never leave them behind, even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed parent"
