@@ -171,3 +171,21 @@ def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
     for p in left:  # never leave them behind, even when the test fails
         os.kill(p, signal.SIGKILL)
     assert not left, f"workers {left} outlived their killed parent"
+
+
+# ---- a damaged truth/ ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", [b"garbage", b"PAR1" + b"\0" * 64 + b"PAR1", b""])
+def test_a_damaged_truth_file_is_a_warning_not_a_crash(tmp_path, caplog, damage):
+    """truth/ is evaluation data only (oracle AUC, through the door). Before, an unreadable
+    truth.parquet ended `riskmodel train` in exit 70 after the model was fitted; now it is read as
+    an absent truth, with a warning naming the file."""
+    from riskmodel.evaluation import load_truth
+
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "truth.parquet").write_bytes(damage)
+    with caplog.at_level("WARNING", logger="riskmodel.evaluation"):
+        assert load_truth(tmp_path) is None
+    assert f"{tmp_path / 'truth' / 'truth.parquet'} cannot be read" in caplog.text
+    assert "through-the-door metrics not computed" in caplog.text
