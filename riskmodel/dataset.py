@@ -708,6 +708,10 @@ def read_byo(train_path: str | Path, test_path: str | Path, target: str, keep_co
 
     if len(np.unique(y_test)) < 2:
         _warn(warnings, f"{test_path}: the test file holds only class {int(y_test[0])} of {target!r}: its AUC, KS and Gini cannot be computed")
+    elif min(int(y_test.sum()), len(y_test) - int(y_test.sum())) < MIN_TRAIN_DEFAULTS:
+        bad = int(y_test.sum())
+        _warn(warnings, f"{test_path}: the test file holds {bad} default(s) and {len(y_test) - bad} non-default(s) of {target!r}: "
+                        f"with fewer than {MIN_TRAIN_DEFAULTS} of a class its AUC, KS and Gini are noise; test on more rows")
     same_file = train_path.resolve() == test_path.resolve() or (train_path.exists() and test_path.exists() and os.path.samefile(train_path, test_path))
     keys_train = row_keys(train_df, [*features, target])
     keys_test = row_keys(test_df, [*features, target])
