@@ -189,3 +189,18 @@ def test_a_damaged_truth_file_is_a_warning_not_a_crash(tmp_path, caplog, damage)
         assert load_truth(tmp_path) is None
     assert f"{tmp_path / 'truth' / 'truth.parquet'} cannot be read" in caplog.text
     assert "through-the-door metrics not computed" in caplog.text
+
+
+# ---- score: a feature file without application_id -----------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_a_feature_file_without_ids_is_told_to_add_them(cli, use_champion_store, tmp_path, engine):
+    """A bring-your-own test file has no application_id; before, the message said to build the
+    features with `riskmodel features` or score with --data, which a BYO model cannot do."""
+    src = tmp_path / "batch.csv"
+    use_champion_store.matrix.head(20).drop(columns=["application_id"]).to_csv(src, index=False)
+    code, _, err = cli("score", "--model", use_champion_store.uri, "--features", src, "--out", tmp_path / "s.csv", "--engine", engine)
+    line = _one_error_line(code, err, expected_code=1)
+    assert f"{src}: no application_id column; scoring needs one unique id per row" in line and "--data" not in line, line
+    assert not (tmp_path / "s.csv").exists()
