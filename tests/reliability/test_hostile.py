@@ -204,3 +204,56 @@ def test_a_feature_file_without_ids_is_told_to_add_them(cli, use_champion_store,
     line = _one_error_line(code, err, expected_code=1)
     assert f"{src}: no application_id column; scoring needs one unique id per row" in line and "--data" not in line, line
     assert not (tmp_path / "s.csv").exists()
+
+
+# ---- MLFLOW_TRACKING_URI that holds no store ----------------------------------------------------
+
+
+@pytest.mark.parametrize("uri, fragment", [
+    ("ftp://host/x", "scheme 'ftp' holds no tracking store"),
+    ("htp://host:5000", "scheme 'htp' holds no tracking store"),
+    ("{tmp}/store", "is a folder store, which MLflow no longer opens by default"),
+    ("file://{tmp}/store", "is a folder store, which MLflow no longer opens by default"),
+])
+@pytest.mark.parametrize("command", ["compare", "validate"])
+def test_a_tracking_uri_without_a_store_is_one_line(cli, monkeypatch, tmp_path, uri, fragment, command):
+    """Before: exit 70 (MLflow's UnsupportedModelRegistryStoreURIException, or its refusal of the
+    file store) with 'this is a bug in riskmodel'."""
+    from riskmodel.tracking import store
+
+    monkeypatch.setattr(store, "_prepared", set())
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = uri.format(tmp=tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    args = ["compare", "--experiment", "x"] if command == "compare" else ["validate", "--run", "abc"]
+    code, _, err = cli(*args)
+    line = _one_error_line(code, err)
+    assert f"MLFLOW_TRACKING_URI {uri!r}" in line and fragment in line, line
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_web_server_that_is_not_mlflow_is_named_not_a_missing_run(cli, monkeypatch, tmp_path):
+    """A web server at the address (any page: 404) made every run and model 'not found' (exit 2, the
+    wrong way: the run exists on the real server)."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from riskmodel.tracking import store
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(store, "_prepared", set())
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        code, _, err = cli("validate", "--run", "abc")
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = _one_error_line(code, err)
+    assert f"{uri} answers but is not an MLflow tracking server (GET /health: 404)" in line and "not found" not in line, line
