@@ -257,3 +257,25 @@ def test_a_web_server_that_is_not_mlflow_is_named_not_a_missing_run(cli, monkeyp
         server.server_close()
     line = _one_error_line(code, err)
     assert f"{uri} answers but is not an MLflow tracking server (GET /health: 404)" in line and "not found" not in line, line
+
+
+# ---- generate over a dataset that holds other files ---------------------------------------------
+
+
+def test_generate_keeps_a_users_file_in_a_previous_dataset(cli, tmp_path):
+    """A new dataset replaces the whole folder. Before, a file the user had put into a generated
+    hub (a feature matrix, notes) was deleted without a word; the feature cache may go."""
+    out = tmp_path / "hub"
+    code, _, err = cli("generate", "--firms", 5, "--out", out)
+    assert code == 0, err
+    (out / "cache").mkdir()
+    (out / "cache" / "features-x.parquet").write_bytes(b"derived")
+    code, _, err = cli("generate", "--firms", 5, "--seed", 1, "--out", out)  # a dataset and its cache: replaced
+    assert code == 0, err
+    (out / "my_notes.txt").write_text("mine")
+    (out / "features.parquet").write_bytes(b"mine too")
+    before = _snapshot(out)
+    code, _, err = cli("generate", "--firms", 5, "--seed", 2, "--out", out)
+    line = _one_error_line(code, err)
+    assert f"--out {out} is a generated dataset that also holds 2 file(s) generate did not write (features.parquet, my_notes.txt)" in line, line
+    assert _snapshot(out) == before
