@@ -74,6 +74,7 @@ from features.tables import (
     read_pieces,
     read_table,
     table_files,
+    text_dates,
     write_table,
 )
 
@@ -346,7 +347,7 @@ def _application_months(files: list[Path], as_of) -> np.ndarray:
         if DATE not in file_columns(f):
             continue  # validation reports the missing column
         for _, piece in read_pieces(f, PIECE_ROWS, columns=[DATE]):
-            dates = pd.to_datetime(piece[DATE], errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+            dates = text_dates(piece[DATE]).to_numpy(dtype="datetime64[ns]")
             found.append(np.unique(dates[~np.isnat(dates)].astype("datetime64[M]").astype(np.int64)))
     return np.unique(np.concatenate(found))
 

@@ -437,6 +437,13 @@ def _first_rows(mask: np.ndarray, k: int = 5) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(mask)[:k])
 
 
+def text_dates(series: pd.Series) -> pd.Series:
+    """Dates written as text, read as ISO 8601 only (``2024-05-31``, ``2024-05-31 10:00:00``,
+    ``2024-05-31T10:00``); anything else is NaT. A day/month order such as ``12/09/2020`` is never
+    guessed: per-value guessing read it as 9 December and ``13/09/2020`` as 13 September."""
+    return pd.to_datetime(series, errors="coerce", format="ISO8601")
+
+
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     """Coerce one column to its declared dtype; return the coerced column and a mask of values that failed."""
     notnull = series.notna().to_numpy()
@@ -457,7 +464,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
             return out.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
         if pd.api.types.is_numeric_dtype(series):
             return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]"), notnull
-        out = pd.to_datetime(series, errors="coerce", format="mixed")
+        out = text_dates(series)
         return out.astype("datetime64[ns]"), notnull & out.isna().to_numpy()
     if col.dtype == "bool":
         if pd.api.types.is_bool_dtype(series):
@@ -567,7 +574,7 @@ def validate_frame(
     for col in schema.columns:
         raw = df[col.name].reset_index(drop=True)
         coerced, bad_type = _coerce(raw, col)
-        flag(bad_type, col.name, f"value cannot be read as {col.dtype}", raw)
+        flag(bad_type, col.name, f"value cannot be read as {col.dtype}" + (" (write dates as YYYY-MM-DD)" if col.dtype == "date" else ""), raw)
         isnull = coerced.isna().to_numpy() & ~bad_type
         if not col.nullable:
             flag(isnull, col.name, "null value in a non-nullable column")

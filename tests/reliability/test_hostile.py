@@ -279,3 +279,28 @@ def test_generate_keeps_a_users_file_in_a_previous_dataset(cli, tmp_path):
     line = _one_error_line(code, err)
     assert f"--out {out} is a generated dataset that also holds 2 file(s) generate did not write (features.parquet, my_notes.txt)" in line, line
     assert _snapshot(out) == before
+
+
+# ---- dates written as text ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partition_firms", [50_000, 500])  # in memory, and bucketed through partitions
+def test_dates_as_text_are_iso_or_refused_never_guessed(cli, champion, tmp_path, partition_firms):
+    """A firms part file with founding dates written day first (21/07/2021). Before, each value was
+    guessed on its own: 12/09/2020 became 9 December, 21/07/2021 21 July, and the build reported
+    'available_date before founding_date' on some rows or nothing at all. ISO text still reads."""
+    hub = tmp_path / "hub"
+    shutil.copytree(champion.hub, hub, ignore=shutil.ignore_patterns("cache"))
+    firms = pd.read_parquet(hub / "firms.parquet")
+    (hub / "firms.parquet").unlink()
+    (hub / "firms").mkdir()
+    half = len(firms) // 2
+    iso = firms.iloc[:half].assign(founding_date=firms["founding_date"].iloc[:half].dt.strftime("%Y-%m-%d"))
+    iso.to_parquet(hub / "firms" / "part-00000.parquet", index=False)
+    dayfirst = firms.iloc[half:].assign(founding_date=firms["founding_date"].iloc[half:].dt.strftime("%d/%m/%Y"))
+    dayfirst.to_parquet(hub / "firms" / "part-00001.parquet", index=False)
+    code, _, err = cli("features", "--data", hub, "--out", tmp_path / "f.parquet", "--partition-firms", partition_firms)
+    assert code == 2 and "Traceback" not in err, err
+    assert (f"{hub / 'firms' / 'part-00001.parquet'}: column 'founding_date': value cannot be read as date (write dates as YYYY-MM-DD): "
+            f"{len(dayfirst)} row(s)") in err, err
+    assert "part-00000" not in err and not (tmp_path / "f.parquet").exists()
