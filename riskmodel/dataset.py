@@ -770,6 +770,10 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
         paths = [p.strip() for p in params.get("data", "").split("|")]
         if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
             raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; they are needed to rebuild its rows")
+        recorded, now = params.get("manifest_hash"), file_hash(paths)  # the two files' hash, recorded at training
+        if recorded and now != recorded:
+            raise UserError(f"run {run_id}: {paths[0]} and {paths[1]} are not the tables the run was trained on (file hash {now} != {recorded}); "
+                            "restore them, or validate on a labelled batch with --features and --outcomes")
         keep = json.loads(params.get("keep_columns") or "[]")  # the training's --keep-column: the same columns again
         train_df, test_df, cols = prepare_byo(paths[0], paths[1], target, keep)
         catalog = catalog.copy() if catalog is not None else byo_catalog(cols, {})

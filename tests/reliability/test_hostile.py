@@ -304,3 +304,36 @@ def test_dates_as_text_are_iso_or_refused_never_guessed(cli, champion, tmp_path,
     assert (f"{hub / 'firms' / 'part-00001.parquet'}: column 'founding_date': value cannot be read as date (write dates as YYYY-MM-DD): "
             f"{len(dayfirst)} row(s)") in err, err
     assert "part-00000" not in err and not (tmp_path / "f.parquet").exists()
+
+
+# ---- validate / report of a bring-your-own run whose tables changed -----------------------------
+
+
+def test_a_byo_run_is_not_validated_on_tables_that_changed(cli, mlflow_store, tmp_path):
+    """A bring-your-own run rebuilds its rows from the two files it recorded. Before, a test file
+    rewritten since training was validated as if it were the run's (AUC 0.53 against the 0.80 the
+    run measured, exit 1 on a red light that was not the model's); a data-hub run was checked by
+    its fingerprint already."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=500)
+    df = pd.DataFrame({"x": x, "z": rng.normal(size=500)})
+    df["bad"] = (rng.random(500) < 1 / (1 + np.exp(-(1.5 * x - 1)))).astype(int)
+    tr, te = tmp_path / "train.parquet", tmp_path / "test.parquet"
+    df.iloc[:350].to_parquet(tr, index=False)
+    df.iloc[350:].to_parquet(te, index=False)
+    code, out, err = cli("train", "--features", tr, "--test", te, "--target", "bad", "--model", "scorecard",
+                         "--experiment", mlflow_store.experiment, "--json")
+    assert code == 0, err
+    uri = json.loads(out)["model_uri"]
+    code, _, err = cli("validate", "--model", uri, "--no-log")
+    assert code in (0, 1) and "error:" not in err, err  # the unchanged tables validate
+    df.iloc[350:].assign(bad=df["bad"].iloc[350:].sample(frac=1, random_state=1).to_numpy()).to_parquet(te, index=False)
+    for command in (["validate", "--model", uri, "--no-log"], ["report", "--model", uri, "--out", tmp_path / "rep", "--no-log"]):
+        code, _, err = cli(*command)
+        line = _one_error_line(code, err)
+        assert f"{tr} and {te} are not the tables the run was trained on (file hash" in line, line
+    assert not (tmp_path / "rep").exists()
