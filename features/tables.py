@@ -642,7 +642,11 @@ def table_files(directory: str | Path, name: str) -> list[Path]:
     if folder.is_dir():
         if single.exists():
             raise UserError(f"{directory}: table {name} is both {single.name} and the folder {name}/; keep one of them")
-        parts = sorted(p for p in folder.glob(PART_PATTERN) if p.is_file())
+        parts = sorted(folder.glob(PART_PATTERN))
+        for p in parts:
+            if not p.is_file():  # a broken link or a folder: skipping it would lose its rows without a word
+                what = "a link to nothing" if p.is_symlink() and not p.exists() else "not a file"
+                raise UserError(f"{p}: {what}; every {PART_PATTERN} entry of a table folder is one of the table's part files")
         if not parts:
             raise UserError(f"{folder}: a table folder holds part files named {PART_PATTERN}, and this one has none")
         return parts

@@ -337,3 +337,17 @@ def test_a_byo_run_is_not_validated_on_tables_that_changed(cli, mlflow_store, tm
         line = _one_error_line(code, err)
         assert f"{tr} and {te} are not the tables the run was trained on (file hash" in line, line
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("entry, what", [("link", "a link to nothing"), ("folder", "not a file")])
+def test_a_part_entry_that_is_not_a_file_is_refused(cli, part_hub, tmp_path, entry, what):
+    """Before, a broken link or a folder named like a part file was skipped: the build succeeded
+    without that part's rows."""
+    bad = part_hub / "electricity" / "part-00002.parquet"
+    if entry == "link":
+        bad.symlink_to(tmp_path / "moved-away.parquet")
+    else:
+        bad.mkdir()
+    code, _, err = cli("features", "--data", part_hub, "--out", tmp_path / "f.parquet", "--partition-firms", 500)
+    assert f"{bad}: {what}; every part-*.parquet entry of a table folder is one of the table's part files" in _one_error_line(code, err)
+    assert not (tmp_path / "f.parquet").exists()
