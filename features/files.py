@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
+import time
 import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -72,6 +74,12 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` lies under ``folder`` (resolved; ``folder`` need not exist yet)."""
+    inner, outer = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return inner != outer and outer in inner.parents
+
+
 def check_outputs(
     outputs: Mapping[str, str | Path | None],
     inputs: Iterable[str | Path] = (),
@@ -83,7 +91,8 @@ def check_outputs(
 
     ``outputs`` maps each option (``"--out"``, ``"--rejects"``) to its path (None: not written).
     ``inputs`` are the files the run reads (a directory input names the directory itself; its own
-    files are listed by the caller, e.g. :func:`features.tables.hub_paths`). ``suffixes`` limits
+    files are listed by the caller, e.g. :func:`features.tables.hub_paths`). An output under an
+    input (a table's folder of part files, ``truth/``) is refused too: it would join the input. ``suffixes`` limits
     an output's suffix (its format); ``directories`` names the outputs that are folders."""
     outs = {flag: Path(p) for flag, p in outputs.items() if p is not None and str(p) != ""}
     ins = [Path(p) for p in inputs if p is not None]
@@ -107,6 +116,10 @@ def check_outputs(
         for src in ins:
             if _same(path, src):
                 raise OutputError(f"{flag} {path} is also an input of this run ({src}); writing it would destroy the input, choose another path")
+        for src in ins:
+            if _inside(path, src):
+                raise OutputError(f"{flag} {path} is inside {src}, an input folder of this run (a table's part files, truth/); "
+                                  "a file written there would be read as part of the input, choose another path")
     flags = list(outs)
     for i, a in enumerate(flags):
         for b in flags[i + 1 :]:
@@ -193,6 +206,7 @@ class AtomicOutput:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self._lock()
+            self._remove_orphans(parent)
             mode = 0o777 & ~_umask()
             if self.directory:
                 tmp = tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=parent)
@@ -206,6 +220,18 @@ class AtomicOutput:
             raise (disk_error(exc, self.target) or OutputError(f"cannot write {self.target}: {exc.strerror or exc}")) from None
         self.tmp = Path(tmp)
         return self.tmp
+
+    def _remove_orphans(self, parent: Path) -> None:
+        """Remove this target's temporaries a killed writer left (``.<name>.<8 chars>.tmp`` or
+        ``.old``): with the lock held no live writer of the target has one."""
+        pattern = re.compile(rf"\.{re.escape(self.target.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+        for p in parent.iterdir():
+            if pattern.fullmatch(p.name):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
 
     def commit(self) -> Path:
         """Move the finished temporary file or folder to the target; returns the target."""
@@ -262,20 +288,75 @@ def orphaned_temporaries(folders: Iterable[str | Path]) -> list[Path]:
         for tmp in sorted(folder.glob(".*.tmp")):
             name = tmp.name[1:-len(".tmp")].rsplit(".", 1)[0]
             lock = folder / f".{name}.lock"
-            if fcntl is not None and lock.exists():
-                try:
-                    fd = os.open(lock, os.O_RDONLY)
-                except OSError:
-                    continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                except BlockingIOError:
-                    continue  # a live writer
-                finally:
-                    os.close(fd)
+            if fcntl is not None and lock.exists() and not _lock_is_free(lock):
+                continue  # a live writer (or a lock this process cannot open)
             found.append(tmp)
     return found
+
+
+#: a work folder without a lock file this old (seconds) is a killed build's, not one being created
+WORK_GRACE_SECONDS = 600
+
+
+def _lock_is_free(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def orphaned_work_folders(parent: str | Path) -> list[Path]:
+    """Work folders (``.<name>.<random>.work``, :func:`work_folder`) in ``parent`` whose process is
+    gone: their lock is free, or they have none and are older than ``WORK_GRACE_SECONDS``."""
+    parent = Path(parent)
+    if fcntl is None or not parent.is_dir():  # pragma: no cover - no flock: never guess
+        return []
+    found = []
+    for folder in sorted(parent.glob(".*.work")):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        lock = folder / ".lock"
+        if lock.exists():
+            if _lock_is_free(lock):
+                found.append(folder)
+        else:
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > WORK_GRACE_SECONDS:
+                    found.append(folder)
+    return found
+
+
+@contextlib.contextmanager
+def work_folder(parent: str | Path, name: str) -> Iterator[Path]:
+    """A private scratch folder ``<parent>/.<name>.<random>.work``, locked while the block runs and
+    removed at its end. Folders of killed runs in ``parent`` (``orphaned_work_folders``) are removed
+    first, so a rerun after ``kill -9`` does not leave its predecessor's data behind."""
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for old in orphaned_work_folders(parent):
+            shutil.rmtree(old, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".work", dir=parent))
+    except OSError as exc:
+        raise (disk_error(exc, parent) or OutputError(f"cannot create a work folder in {parent}: {exc.strerror or exc}")) from None
+    fd = None
+    try:
+        if fcntl is not None:
+            fd = os.open(work / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield work
+    finally:
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from features.build import build_features, part_stats, stat_requests
 from features.contract import DATE
 from features.errors import UserError
-from features.files import AtomicOutput
+from features.files import AtomicOutput, work_folder
 from features.hubstats import HubStats, PartStats
 from features.signals import load_all
 from features.tables import (
@@ -74,6 +74,7 @@ from features.tables import (
     read_pieces,
     read_table,
     table_files,
+    text_dates,
     write_table,
 )
 
@@ -368,8 +369,9 @@ def as_of_months(as_of) -> np.ndarray:
 
 
 def months_of(dates: pd.Series) -> np.ndarray:
-    """The distinct month indexes (months since 1970-01) of raw application dates (unreadable ones skipped)."""
-    d = pd.to_datetime(dates, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+    """The distinct month indexes (months since 1970-01) of raw application dates (ISO 8601 text or
+    dates, :func:`features.tables.text_dates`; unreadable ones skipped)."""
+    d = text_dates(dates).to_numpy(dtype="datetime64[ns]")
     return np.unique(d[~np.isnat(d)].astype("datetime64[M]").astype(np.int64))
 
 
@@ -622,6 +624,17 @@ def signals_of(features: Sequence[str] | None):
     return _resolve(features, reg)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker's initializer: end the worker when its parent is gone. A worker outlives a
+    parent killed by SIGKILL otherwise, blocked for ever writing a result nobody reads."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class _Runner:
     """Runs tasks in this process (``workers=1``) or in a pool of worker processes, results in the
     order the tasks were given (so errors, too, surface in that order)."""
@@ -632,7 +645,8 @@ class _Runner:
 
     def __enter__(self) -> _Runner:
         if self.workers > 1:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -743,30 +757,25 @@ def build_hub(
         return BuildSummary(len(matrix), matrix.shape[1] - 8, 1, mode, 1, report, seconds)
 
     parent = Path(work_dir) if work_dir is not None else out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".work", dir=parent))
-    try:
-        with _Runner(workers) as runner:
-            months = _application_months(layout.files["applications"], as_of)
-            report, parts = _prepare(layout, work, n, mode, errors, runner, progress, months, as_of, features)
-            seconds["validate"] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            if parts is None:  # bucketed: pass 1 reads the partitions
-                tasks = [(str(work), k, months, as_of, features) for k in range(n)]
-                parts = list(runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)))
-            for part, paths in parts:
-                for key, path in paths.items():
-                    part.peers[key].values = np.load(path, mmap_mode="r")
-            stats = HubStats.combine([p for p, _ in parts])
-            del parts
-            seconds["pass 1"] = time.perf_counter() - t1
-            t2 = time.perf_counter()
-            tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
-            rows, n_features = write_frames(out, runner.map(_features_part, tasks, _tick(progress, "features", n)),
-                                      empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
-            seconds["features"] = time.perf_counter() - t2
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with work_folder(parent, out.name) as work, _Runner(workers) as runner:
+        months = _application_months(layout.files["applications"], as_of)
+        report, parts = _prepare(layout, work, n, mode, errors, runner, progress, months, as_of, features)
+        seconds["validate"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if parts is None:  # bucketed: pass 1 reads the partitions
+            tasks = [(str(work), k, months, as_of, features) for k in range(n)]
+            parts = list(runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)))
+        for part, paths in parts:
+            for key, path in paths.items():
+                part.peers[key].values = np.load(path, mmap_mode="r")
+        stats = HubStats.combine([p for p, _ in parts])
+        del parts
+        seconds["pass 1"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
+        rows, n_features = write_frames(out, runner.map(_features_part, tasks, _tick(progress, "features", n)),
+                                        empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
+        seconds["features"] = time.perf_counter() - t2
     return BuildSummary(rows, n_features, n, mode, workers, report, seconds)
 
 

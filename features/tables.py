@@ -437,6 +437,13 @@ def _first_rows(mask: np.ndarray, k: int = 5) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(mask)[:k])
 
 
+def text_dates(series: pd.Series) -> pd.Series:
+    """Dates written as text, read as ISO 8601 only (``2024-05-31``, ``2024-05-31 10:00:00``,
+    ``2024-05-31T10:00``); anything else is NaT. A day/month order such as ``12/09/2020`` is never
+    guessed: per-value guessing read it as 9 December and ``13/09/2020`` as 13 September."""
+    return pd.to_datetime(series, errors="coerce", format="ISO8601")
+
+
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     """Coerce one column to its declared dtype; return the coerced column and a mask of values that failed."""
     notnull = series.notna().to_numpy()
@@ -457,7 +464,7 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
             return out.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
         if pd.api.types.is_numeric_dtype(series):
             return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]"), notnull
-        out = pd.to_datetime(series, errors="coerce", format="mixed")
+        out = text_dates(series)
         return out.astype("datetime64[ns]"), notnull & out.isna().to_numpy()
     if col.dtype == "bool":
         if pd.api.types.is_bool_dtype(series):
@@ -567,7 +574,7 @@ def validate_frame(
     for col in schema.columns:
         raw = df[col.name].reset_index(drop=True)
         coerced, bad_type = _coerce(raw, col)
-        flag(bad_type, col.name, f"value cannot be read as {col.dtype}", raw)
+        flag(bad_type, col.name, f"value cannot be read as {col.dtype}" + (" (write dates as YYYY-MM-DD)" if col.dtype == "date" else ""), raw)
         isnull = coerced.isna().to_numpy() & ~bad_type
         if not col.nullable:
             flag(isnull, col.name, "null value in a non-nullable column")
@@ -635,7 +642,11 @@ def table_files(directory: str | Path, name: str) -> list[Path]:
     if folder.is_dir():
         if single.exists():
             raise UserError(f"{directory}: table {name} is both {single.name} and the folder {name}/; keep one of them")
-        parts = sorted(p for p in folder.glob(PART_PATTERN) if p.is_file())
+        parts = sorted(folder.glob(PART_PATTERN))
+        for p in parts:
+            if not p.is_file():  # a broken link or a folder: skipping it would lose its rows without a word
+                what = "a link to nothing" if p.is_symlink() and not p.exists() else "not a file"
+                raise UserError(f"{p}: {what}; every {PART_PATTERN} entry of a table folder is one of the table's part files")
         if not parts:
             raise UserError(f"{folder}: a table folder holds part files named {PART_PATTERN}, and this one has none")
         return parts

@@ -148,7 +148,7 @@ def features(
     if partition_firms is not None and partition_firms < 1:
         raise UserError(f"--partition-firms must be at least 1, got {partition_firms}")
     # before any work: never over a file of the hub (a table it has or may have), a Parquet name
-    check_outputs({"--out": out}, hub_paths(data), suffixes={"--out": (".parquet",)})
+    check_outputs({"--out": out, "--work-dir": work_dir}, hub_paths(data), suffixes={"--out": (".parquet",)}, directories=("--work-dir",))
     _after_snapshot(data, as_of)
     show = not as_json and sys.stderr.isatty() and not os.environ.get("CI")
     if engine == "spark":

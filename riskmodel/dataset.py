@@ -713,6 +713,10 @@ def read_byo(train_path: str | Path, test_path: str | Path, target: str, keep_co
 
     if len(np.unique(y_test)) < 2:
         _warn(warnings, f"{test_path}: the test file holds only class {int(y_test[0])} of {target!r}: its AUC, KS and Gini cannot be computed")
+    elif min(int(y_test.sum()), len(y_test) - int(y_test.sum())) < MIN_TRAIN_DEFAULTS:
+        bad = int(y_test.sum())
+        _warn(warnings, f"{test_path}: the test file holds {bad} default(s) and {len(y_test) - bad} non-default(s) of {target!r}: "
+                        f"with fewer than {MIN_TRAIN_DEFAULTS} of a class its AUC, KS and Gini are noise; test on more rows")
     same_file = train_path.resolve() == test_path.resolve() or (train_path.exists() and test_path.exists() and os.path.samefile(train_path, test_path))
     keys_train = row_keys(train_df, [*features, target])
     keys_test = row_keys(test_df, [*features, target])
@@ -771,6 +775,10 @@ def run_labelled_set(info: Mapping, data: str | Path | None = None, catalog: pd.
         paths = [p.strip() for p in params.get("data", "").split("|")]
         if len(paths) != 2 or not all(Path(p).is_file() for p in paths):
             raise UserError(f"run {run_id}: its training tables {params.get('data')!r} are not readable here; they are needed to rebuild its rows")
+        recorded, now = params.get("manifest_hash"), file_hash(paths)  # the two files' hash, recorded at training
+        if recorded and now != recorded:
+            raise UserError(f"run {run_id}: {paths[0]} and {paths[1]} are not the tables the run was trained on (file hash {now} != {recorded}); "
+                            "restore them, or validate on a labelled batch with --features and --outcomes")
         keep = json.loads(params.get("keep_columns") or "[]")  # the training's --keep-column: the same columns again
         train_df, test_df, cols = prepare_byo(paths[0], paths[1], target, keep)
         catalog = catalog.copy() if catalog is not None else byo_catalog(cols, {})

@@ -191,6 +191,8 @@ def run_demo(
         echo(f"[1/6] data: reusing {out} ({firms:,} firms, seed {seed})")
     else:
         echo(f"[1/6] data: generating {firms:,} firms (seed {seed}) into {out}")
+        for name in DEMO_OUTPUTS:  # the previous demo's outputs of another dataset: generate keeps no foreign file
+            (out / name).unlink(missing_ok=True)
         generate(GeneratorParams(firms=firms, seed=seed), out)
     t = lap("data", t)
 

@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
@@ -596,14 +597,19 @@ def load_truth(data_dir: str | Path | None) -> pd.DataFrame | None:
     granted) and ``window_closed`` (its 12 months ended by the snapshot; generators before 1.3.0
     granted every application and call it ``labelled``).
 
-    Evaluation code is the only reader of ``truth/``: features and models never see it.
+    Evaluation code is the only reader of ``truth/``: features and models never see it. A file that
+    cannot be read gives a warning and None, as a missing one does.
     """
     if data_dir is None:
         return None
     path = Path(data_dir) / "truth" / "truth.parquet"
     if not path.is_file():
         return None
-    truth = pd.read_parquet(path)
+    try:
+        truth = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # damaged: evaluation goes on without it
+        log.warning("%s cannot be read (%s): oracle AUC and through-the-door metrics not computed", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
     if "application_id" not in truth.columns or "true_pd" not in truth.columns:
         log.warning("%s has no application_id/true_pd columns: oracle AUC not computed", path)
         return None

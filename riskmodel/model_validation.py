@@ -373,8 +373,8 @@ def _p(v) -> str:
     return f"{v:.3g}" if v >= 0.001 else f"{v:.1e}"
 
 
-def _num(v, digits: int = 4) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+def _num(v, digits: int = 4, sign: bool = False) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:{'+' if sign else ''}.{digits}f}"
 
 
 def _pct(v, digits: int = 2) -> str:
@@ -439,10 +439,10 @@ def format_summary(mv: ModelValidation) -> str:
             f"Gini {_num(d['gini'])} [{_num(d['gini_ci_low'])}, {_num(d['gini_ci_high'])}]   KS {_num(d['ks'])}   AR (CAP) {_num(d['accuracy_ratio_cap'])}"]
     if "auc_vs_initial" in d:
         t, ref = d["auc_vs_initial"], mv.references["auc"]
-        out.append(f"  vs {ref['metric']} {ref['value']:.4f}, {ref['what']}: S {_num(t['statistic'], 2)}  p {_p(t['p_value'])}  {t['light']}")
+        out.append(f"  vs {ref['metric']} {_num(ref['value'])}, {ref['what']}: S {_num(t['statistic'], 2)}  p {_p(t['p_value'])}  {t['light']}")
     if "auc_vs_baseline" in d:
         t, b = d["auc_vs_baseline"], mv.references["baseline"]
-        out.append(f"  vs {BASELINE_MODEL} {b['uri']} (AUC {_num(t['auc_b'])}): difference {t['difference']:+.4f}, z {_num(t['statistic'], 2)}, "
+        out.append(f"  vs {BASELINE_MODEL} {b['uri']} (AUC {_num(t['auc_b'])}): difference {_num(t['difference'], sign=True)}, z {_num(t['statistic'], 2)}, "
                    f"p(worse than the baseline) {_p(t['p_a_worse'])}  {t['light']}")
     prm = r.parameters
     out += ["", f"calibration per grade (PD tested: {'the grade mean of the model PD' if prm['pd_source'] == 'mean_model_pd' else 'the master-scale PD'}; "

@@ -134,13 +134,16 @@ def find_duplicate_rows(
 
 def check_columns(columns: list[str], required: list[str], path: str = "input") -> list[str]:
     """Fail the whole batch when required columns are missing; return the extra columns (ignored)."""
-    missing = [c for c in [ID_COLUMN, *required] if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise ScoringError(
-            f"{path}: {len(missing)} required column(s) missing: {shown}; "
-            f"build the features with `riskmodel features` or score with --data DIR"
+            f"{path}: {len(missing)} required column(s) missing: {shown}; give the columns the model was trained on "
+            f"(for a model trained on a data hub: build them with `riskmodel features` or score with --data DIR)"
         )
+    if ID_COLUMN not in columns:
+        raise ScoringError(f"{path}: no {ID_COLUMN} column; scoring needs one unique id per row (it keys the scores and the rejects): "
+                           f"add an {ID_COLUMN} column")
     return [c for c in columns if c not in required and c not in (ID_COLUMN, ROW_ERROR) and c not in PASS_THROUGH]
 
 

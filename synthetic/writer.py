@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from features import privacy
 from features.errors import UserError
 from features.files import AtomicOutput, check_outputs
-from features.tables import SCHEMAS, TABLE_NAMES
+from features.tables import SCHEMAS, TABLE_NAMES, hub_paths
 from synthetic import world
 from synthetic.params import CHUNK_SIZE, GeneratorParams
 from synthetic.sources import ApprovalCounts, simulate_chunk
@@ -180,15 +180,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: the feature cache riskmodel keeps inside a hub (``riskmodel.dataset.CACHE_DIR``): derived, so a new dataset may drop it
+HUB_CACHE = "cache"
+
+
 def _check_out(out: Path) -> None:
     """What ``--out`` may be: a new folder, an empty one, or a dataset generated before (it has a
-    manifest.json); never a file or any other folder, which a run would replace."""
+    manifest.json) holding nothing but the dataset and its feature cache; never a file or any other
+    folder, which a run would replace."""
     check_outputs({"--out": out}, directories={"--out"})
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
         raise UserError(
             f"--out {out} is a non-empty directory that is not a generated dataset (no manifest.json); "
             "give a new or empty directory"
         )
+    if out.is_dir():
+        ours = {p.name for p in hub_paths(out) if p.parent == out} | {HUB_CACHE}
+        extra = sorted(p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith("."))
+        if extra:
+            shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise UserError(
+                f"--out {out} is a generated dataset that also holds {len(extra)} file(s) generate did not write ({shown}); "
+                "a new dataset replaces the whole folder: move them out or choose another --out"
+            )
 
 
 def calibrate(params: GeneratorParams) -> float:

@@ -238,6 +238,7 @@ def configure() -> str:
     mlflow.set_registry_uri(uri)
     if uri in _prepared:
         return uri
+    check_scheme(uri)
     if uri.startswith(("http://", "https://")):
         probe_server(uri)
     path = _sqlite_path(uri)
@@ -272,13 +273,37 @@ PROBE_TIMEOUT = 5.0
 
 def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
     """One request to a tracking server (its ``/health`` page), without retries: any HTTP answer
-    will do; no answer within ``timeout`` seconds is a :class:`StoreUnavailable`."""
+    but 404 will do; no answer within ``timeout`` seconds is a :class:`StoreUnavailable`, a 404 (a
+    web server that is not MLflow's) a :class:`StoreError`."""
     import requests
 
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
     except requests.RequestException as exc:
         raise unreachable_store(uri, f"{type(exc).__name__}: {exc}") from None
+    if answer.status_code == 404:  # a web server, but not MLflow's: every run and model would be "not found"
+        raise StoreError(f"{uri} answers but is not an MLflow tracking server (GET /health: 404); check MLFLOW_TRACKING_URI "
+                         "(the server's address, with its path prefix if it has one)")
+
+
+#: URI schemes MLflow can keep runs and registered models in
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def check_scheme(uri: str) -> None:
+    """A :class:`StoreError` for a tracking URI whose scheme holds no MLflow store (``ftp://``, a typo),
+    or a folder store (a path, ``file://``), which MLflow refuses unless ``MLFLOW_ALLOW_FILE_STORE``."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.lower().split("+", 1)[0]  # postgresql+psycopg2 -> postgresql
+    if scheme in ("", "file"):
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() not in ("1", "true", "yes"):
+            raise StoreError(f"MLFLOW_TRACKING_URI {uri!r} is a folder store, which MLflow no longer opens by default; use "
+                             "sqlite:///PATH/mlruns.db (`mlflow migrate-filestore` moves an existing folder store into one) "
+                             "or set MLFLOW_ALLOW_FILE_STORE=true")
+    elif scheme not in STORE_SCHEMES:
+        raise StoreError(f"MLFLOW_TRACKING_URI {uri!r}: scheme {scheme!r} holds no tracking store; use sqlite:///PATH/mlruns.db, "
+                         f"http(s)://SERVER or a database URI ({', '.join(STORE_SCHEMES)})")
 
 
 def check_sqlite_file(path: Path) -> None:

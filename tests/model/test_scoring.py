@@ -184,7 +184,7 @@ def test_csv_input_scores_like_parquet(env):
     ("make", "match"),
     [
         (lambda m, p: m.drop(columns=["firm_size_headcount"]).to_parquet(p), r"required column\(s\) missing: firm_size_headcount"),
-        (lambda m, p: m.drop(columns=["application_id"]).to_parquet(p), r"missing: application_id"),
+        (lambda m, p: m.drop(columns=["application_id"]).to_parquet(p), r"no application_id column"),
         (lambda m, p: p.write_bytes(b""), r"empty \(0 bytes\)"),
         (lambda m, p: p.write_text("this is not parquet"), r"not a readable Parquet file"),
         (lambda m, p: p.write_bytes(m.head(50).to_parquet()[:300]), r"not a readable Parquet file"),

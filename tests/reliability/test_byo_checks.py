@@ -86,6 +86,18 @@ def test_warnings_for_the_test_file(tmp_path):
     assert read_byo(tr, _write(df.iloc[400:], tmp_path / "clean.parquet"), "bad").warnings == []
 
 
+def test_a_test_file_with_few_of_a_class_is_warned(tmp_path):
+    """Three test rows gave 'test: auc 1.0000' and no word that it means nothing."""
+    df = _frame(600)
+    tr = _write(df.iloc[:400], tmp_path / "train.parquet")
+    te = df.iloc[400:]
+    few = pd.concat([te[te["bad"] == 1].head(MIN_TRAIN_DEFAULTS - 1), te[te["bad"] == 0]], ignore_index=True)
+    w = read_byo(tr, _write(few, tmp_path / "few.parquet"), "bad").warnings
+    assert any(f"holds {MIN_TRAIN_DEFAULTS - 1} default(s) and {int((te['bad'] == 0).sum())} non-default(s)" in x and "are noise" in x for x in w), w
+    enough = pd.concat([te[te["bad"] == 1].head(MIN_TRAIN_DEFAULTS), te[te["bad"] == 0]], ignore_index=True)
+    assert read_byo(tr, _write(enough, tmp_path / "enough.parquet"), "bad").warnings == []
+
+
 def test_coercions_are_counted_per_column(tmp_path):
     df = _frame()
     te = df.iloc[300:].copy()

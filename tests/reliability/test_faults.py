@@ -48,12 +48,13 @@ def test_kill_9_during_score_leaves_no_file_and_a_rerun_succeeds(champion, tmp_p
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and not (tmp_path / "scores.rejects.parquet").exists(), "partial file at the target path"
-    # The rerun succeeds and accounts for every row (a stale temporary file from the killed run may remain).
+    # The rerun succeeds, accounts for every row and removes the killed run's temporary file.
     rerun = subprocess.run(cmd, env=_env(champion), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     s = json.loads(rerun.stdout)
     assert s["rows_in"] == len(big) == s["scored"] + s["rejected"] and s["rejected"] == 0
     assert len(pd.read_parquet(out)) == len(big)
+    assert not list(tmp_path.glob(".scores.parquet.*.tmp")), sorted(p.name for p in tmp_path.iterdir())
 
 
 def test_failed_training_run_is_marked_failed(cli, mlflow_store, tmp_path):

@@ -293,7 +293,7 @@ def _all_nan_features(df):
 
 SCORE = [
     Case("missing-feature-column", _parquet(lambda df: df.drop(columns=[NUM])), 1, rf"required column\(s\) missing: {NUM}"),
-    Case("missing-id-column", _parquet(lambda df: df.drop(columns=["application_id"])), 1, r"missing: application_id"),
+    Case("missing-id-column", _parquet(lambda df: df.drop(columns=["application_id"])), 1, r"no application_id column"),
     Case("extra-columns", _parquet(lambda df: df.assign(branch="SH-01", note=1.5)), 0, r"rows in 60", rows=(60, 60, 0)),
     Case("negative-magnitudes", _parquet(_negatives), 0, r"OUT_OF_RANGE: 60", rows=(60, 0, 60)),
     Case("absurd-magnitude", _parquet(lambda df: _set(df, NUM, 3, 1e300)), 0, r"OUT_OF_RANGE: 1", rows=(60, 59, 1)),
