@@ -244,6 +244,9 @@ def assess(
     p, score, grades = pred["pd"].to_numpy(), pred["score"].to_numpy(), pred["grade"].to_numpy(dtype=object)
     sample = {**sample, "rows": len(frame), "defaults": int(y.sum()), "default_rate": float(y.mean()) if len(y) else None}
     references: dict = {}
+    if len(y) and y.min() == y.max():
+        notes.append(f"discrimination not tested: the sample holds only {'defaults' if y[0] else 'non-defaults'}, so AUC, KS "
+                     "and the CAP are undefined; the verdict rests on calibration and stability alone")
 
     metrics = info["metrics"]
     key = "train_auc" if sample["kind"] == OOT else "test_auc"

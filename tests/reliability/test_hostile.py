@@ -40,6 +40,7 @@ def test_validate_on_a_batch_with_one_class_prints_its_summary(cli, use_champion
                          "--baseline", use_champion_store.uri, "--no-log", "--out", tmp_path / "v")
     assert code in (0, 1) and "Traceback" not in err and "error:" not in err, (code, err)
     assert "AUC - [-, -]" in out and "difference -, z -" in out, out
+    assert "note: discrimination not tested: the sample holds only " + ("defaults" if label else "non-defaults") in out, out
     assert (tmp_path / "v" / "validation.json").is_file()
 
 
