@@ -382,10 +382,34 @@ def render(results: dict) -> str:
         for step in ("train_scorecard", "train_gbm_additive", "score"):
             if step in size:
                 row(firms, size, STEP_NAMES[step], size[step])
+    lines += ["", "Wall seconds (peak GiB of the process tree), by size:", "", wide(results)]
     judged = results.get("judged", {})
     lines += ["", "Judged (targets: " + ", ".join(f"{k} {v}" for k, v in results.get("targets", {}).items()) + "):", ""]
     lines += [f"- `{k}`: {v}" for k, v in judged.items()]
     return "\n".join(lines) + "\n"
+
+
+def wide(results: dict) -> str:
+    """One row per step, one column per size: ``wall s (peak GiB)`` (the README's table)."""
+    sizes = results["sizes"]
+    rows: dict[str, dict[str, str]] = {}
+
+    def cell(r: dict | None) -> str | None:
+        return None if not r else f"{r['seconds']:.0f} ({r['tree_peak_rss_gib']:.2f})"
+
+    for firms, size in sizes.items():
+        spark = size.get("spark") or {}
+        steps = {STEP_NAMES["generate"]: size.get("generate"), STEP_NAMES["read"]: size.get("read"),
+                 **{f"features, {w.split('_')[1]} worker(s)": r for w, r in (size.get("features") or {}).items()},
+                 "features, Spark local[2]": spark.get("features"), "Spark session start-up": spark.get("session"),
+                 **{STEP_NAMES[k]: size.get(k) for k in ("train_scorecard", "train_gbm_additive", "score")}}
+        for name, r in steps.items():
+            if cell(r) is not None:
+                rows.setdefault(name, {})[firms] = cell(r)
+    head = "| step | " + " | ".join(f"{int(f):,} firms" for f in sizes) + " |"
+    out = [head, "|---|" + "---:|" * len(sizes)]
+    out += [f"| {name} | " + " | ".join(cells.get(f, "–") for f in sizes) + " |" for name, cells in rows.items()]
+    return "\n".join(out)
 
 
 def _save(results: dict) -> dict:
