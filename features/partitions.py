@@ -217,6 +217,7 @@ class _Writers:
         self.work = work
         self._open: dict[tuple[int, str], pa.ipc.RecordBatchFileWriter] = {}
         self._sinks: dict[tuple[int, str], pa.OSFile] = {}
+        self._schemas: dict[tuple[int, str], pa.Schema] = {}
 
     def write(self, k: int, name: str, table: pa.Table) -> None:
         key = (k, name)
@@ -225,7 +226,17 @@ class _Writers:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._sinks[key] = sink = pa.OSFile(str(path), "wb")
             self._open[key] = pa.ipc.new_file(sink, table.schema, options=_IPC)
-        self._open[key].write_table(table)
+            self._schemas[key] = table.schema
+        writer, schema = self._open[key], self._schemas[key]
+        if table.schema != schema:  # validated pieces share types; a column all missing in one may not
+            try:
+                table = table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                diff = [f"{f.name} ({f.type} vs {schema.field(f.name).type})" for f in table.schema
+                        if f.name in schema.names and f.type != schema.field(f.name).type]
+                raise TableError([Violation(name, f"{name} (part files)", ", ".join(diff) or "columns",
+                                            f"the part files disagree on column types and cannot be combined ({str(exc).splitlines()[0][:100]})", 0)]) from None
+        writer.write_table(table)
 
     def close(self) -> None:
         for w in self._open.values():

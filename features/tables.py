@@ -470,7 +470,9 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_bool_dtype(series):
             return series, np.zeros(len(series), dtype=bool)
         out = series.map({True: True, False: False, "true": True, "false": False})  # 1 and 0 hash as True and False
-        return out, notnull & out.isna().to_numpy()
+        # nullable boolean, never object: every piece of a table then has the same Arrow type (bool),
+        # also a piece whose values are all missing or that lacks the optional column
+        return out.astype("boolean"), notnull & out.isna().to_numpy()
     # string / category: anything that is already text stays; numbers are rendered as text for ids.
     if pd.api.types.is_string_dtype(series) or series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):
         out = series.astype("string")

@@ -116,6 +116,19 @@ def test_part_folders_give_the_tables_and_features_of_single_files(small_hub, sp
     assert_same(pd.read_parquet(tmp_path / "f.parquet"), memory_matrix)
 
 
+def test_part_files_that_differ_in_the_optional_column_combine(policy_hub, tmp_path):
+    """applications.approved is optional: one part file without it (an older export) and one with
+    it give the in-memory build's features; the missing decisions read as missing (it failed with an
+    Arrow schema error when the absent column became a null-typed piece)."""
+    hub = _split(policy_hub, tmp_path / "hub", 2)
+    first = hub / "applications" / "part-00000.parquet"
+    pq.write_table(pq.read_table(first).drop_columns(["approved"]), first)
+    tables, _ = load_tables(hub)
+    approved = tables["applications"]["approved"]
+    assert str(approved.dtype) == "boolean" and approved.isna().any() and approved.notna().any()
+    assert_same(_hub(hub, tmp_path / "f.parquet", partitions=3), build_features(tables))
+
+
 def test_a_hub_smaller_than_one_partition_is_built_in_memory(small_hub, memory_matrix, tmp_path):
     summary = build_hub(small_hub, tmp_path / "f.parquet")
     assert (summary.layout, summary.partitions) == ("memory", 1)
