@@ -752,41 +752,41 @@ def build_hub(
     workers = max(1, min(int(workers), n))
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if mode == "memory":
-        tables, report = load_tables(directory, errors=errors)
-        seconds["validate"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        matrix = build_features(tables, as_of=as_of, features=features)
-        del tables
-        if as_of is not None and matrix.empty:
-            raise UserError(no_firm_known(directory, as_of))
-        with AtomicOutput(out) as tmp:
+    with AtomicOutput(out) as tmp:  # the target's lock from the start: a concurrent build is refused before any work
+        if mode == "memory":
+            tables, report = load_tables(directory, errors=errors)
+            seconds["validate"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            matrix = build_features(tables, as_of=as_of, features=features)
+            del tables
+            if as_of is not None and matrix.empty:
+                raise UserError(no_firm_known(directory, as_of))
             write_table(matrix, tmp)
-        seconds["features"] = time.perf_counter() - t1
-        if progress:
-            progress("features", 1, 1)
-        return BuildSummary(len(matrix), matrix.shape[1] - 8, 1, mode, 1, report, seconds)
+            seconds["features"] = time.perf_counter() - t1
+            if progress:
+                progress("features", 1, 1)
+            return BuildSummary(len(matrix), matrix.shape[1] - 8, 1, mode, 1, report, seconds)
 
-    parent = Path(work_dir) if work_dir is not None else out.absolute().parent
-    with work_folder(parent, out.name) as work, _Runner(workers) as runner:
-        months = _application_months(layout.files["applications"], as_of)
-        report, parts = _prepare(layout, work, n, mode, errors, runner, progress, months, as_of, features)
-        seconds["validate"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        if parts is None:  # bucketed: pass 1 reads the partitions
-            tasks = [(str(work), k, months, as_of, features) for k in range(n)]
-            parts = list(runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)))
-        for part, paths in parts:
-            for key, path in paths.items():
-                part.peers[key].values = np.load(path, mmap_mode="r")
-        stats = HubStats.combine([p for p, _ in parts])
-        del parts
-        seconds["pass 1"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
-        rows, n_features = write_frames(out, runner.map(_features_part, tasks, _tick(progress, "features", n)),
-                                        empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
-        seconds["features"] = time.perf_counter() - t2
+        parent = Path(work_dir) if work_dir is not None else out.absolute().parent
+        with work_folder(parent, out.name) as work, _Runner(workers) as runner:
+            months = _application_months(layout.files["applications"], as_of)
+            report, parts = _prepare(layout, work, n, mode, errors, runner, progress, months, as_of, features)
+            seconds["validate"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            if parts is None:  # bucketed: pass 1 reads the partitions
+                tasks = [(str(work), k, months, as_of, features) for k in range(n)]
+                parts = list(runner.map(_stats_part, tasks, _tick(progress, "pass 1", n)))
+            for part, paths in parts:
+                for key, path in paths.items():
+                    part.peers[key].values = np.load(path, mmap_mode="r")
+            stats = HubStats.combine([p for p, _ in parts])
+            del parts
+            seconds["pass 1"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            tasks = [(str(work), k, stats, as_of, features) for k in range(n)]
+            rows, n_features = write_frames(tmp, runner.map(_features_part, tasks, _tick(progress, "features", n)),
+                                            empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
+            seconds["features"] = time.perf_counter() - t2
     return BuildSummary(rows, n_features, n, mode, workers, report, seconds)
 
 
@@ -825,29 +825,30 @@ def no_firm_known(directory: Path, as_of) -> str:
     return f"--as-of {as_of}: no firm of {directory} is known on that date; choose a date inside the hub's data window"
 
 
-def write_frames(out: Path, frames: Iterable[pd.DataFrame | pa.Table], empty_error: str | None = None) -> tuple[int, int]:
-    """Append each frame (or Arrow table) to the Parquet file ``out`` as row groups, atomically (the settings of
-    ``features.tables.write_table``); with ``empty_error``, no rows at all raise it and ``out`` is
-    left as it was."""
+def write_frames(tmp: Path, frames: Iterable[pd.DataFrame | pa.Table], empty_error: str | None = None) -> tuple[int, int]:
+    """Append each frame (or Arrow table) to the Parquet file ``tmp`` as row groups (the settings of
+    ``features.tables.write_table``): ``tmp`` is the temporary file of the caller's
+    ``features.files.AtomicOutput``, opened when the build starts so that a second build of the same
+    target is refused before it does any work. With ``empty_error``, no rows at all raise it (the
+    caller's ``AtomicOutput`` then leaves the target as it was)."""
     rows, n_features = 0, 0
-    with AtomicOutput(out) as tmp:
-        writer = None
-        try:
-            for frame in frames:
-                table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-                table = table.replace_schema_metadata(None)
-                if writer is None:
-                    schema = table.schema
-                    writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True)
-                    n_features = table.num_columns - 8
-                elif table.schema != schema:
-                    table = table.cast(schema)
-                if table.num_rows:
-                    writer.write_table(table, row_group_size=1_000_000)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        if rows == 0 and empty_error is not None:
-            raise UserError(empty_error)
+    writer = None
+    try:
+        for frame in frames:
+            table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+            table = table.replace_schema_metadata(None)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True)
+                n_features = table.num_columns - 8
+            elif table.schema != schema:
+                table = table.cast(schema)
+            if table.num_rows:
+                writer.write_table(table, row_group_size=1_000_000)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if rows == 0 and empty_error is not None:
+        raise UserError(empty_error)
     return rows, n_features

@@ -38,10 +38,9 @@ builds give the same file row for row (``--partitions``). The work folder (besid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import pyarrow.parquet as pq
 from features.build import build_features, part_stats, stat_requests
 from features.contract import DATE
 from features.errors import UserError
+from features.files import AtomicOutput, work_folder
 from features.hubstats import HubStats, PartStats
 from features.partitions import _FILE, _KEEP, _ROW  # the columns bucket_piece marks each row with
 from features.partitions import (
@@ -401,109 +401,116 @@ def build_hub_spark(
     t0 = time.perf_counter()
     from pyspark.sql import SparkSession
 
-    own = spark is None and SparkSession.getActiveSession() is None  # a session this build starts, it stops
-    spark = spark or spark_session(app_name="riskmodel-features")
-    seconds["session"] = time.perf_counter() - t0
-    parent = Path(work_dir) if work_dir is not None else out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".work", dir=parent))
-    cached = None
+    output = AtomicOutput(out)
+    tmp = output.open()  # the target's lock before the session starts: a concurrent build is refused at once
+    own, cached = False, None
     try:
-        cores = spark.sparkContext.defaultParallelism
-        n = int(partitions) if partitions is not None else max(n_partitions(layout, partition_firms), cores)
-        if n < 1:
-            raise UserError(f"partitions must be at least 1, got {n}")
-        t1 = time.perf_counter()
-        report = LoadReport()
-        names = [t for t in TABLE_NAMES if t in layout.files]
-        checks = {name: TableCheck(name, report, max_date=dataset_end(directory), errors=errors) for name in names}
-        refused: dict[str, UserError] = {}  # a table whose files cannot be read or lack a column
-        for name in names:
-            for f in layout.files[name]:
-                try:
-                    checks[name].begin_file(str(f), file_columns(f), file_rows(f))
-                except UserError as exc:
-                    refused[name] = exc
-                    break
-        shares = plan_shares(layout.files, [t for t in names if t not in refused])
-        ctx = _Context(n, errors, dataset_end(directory), as_of, features, [t for t in names if t in BUILD_TABLES], str(work))
-        ctx.duplicates = global_duplicates(spark, shares, layout.files)
+        own = spark is None and SparkSession.getActiveSession() is None  # a session this build starts, it stops
+        spark = spark or spark_session(app_name="riskmodel-features")
+        seconds["session"] = time.perf_counter() - t0
+        parent = Path(work_dir) if work_dir is not None else out.absolute().parent
+        with work_folder(parent, out.name) as work:
+            cores = spark.sparkContext.defaultParallelism
+            n = int(partitions) if partitions is not None else max(n_partitions(layout, partition_firms), cores)
+            if n < 1:
+                raise UserError(f"partitions must be at least 1, got {n}")
+            t1 = time.perf_counter()
+            report = LoadReport()
+            names = [t for t in TABLE_NAMES if t in layout.files]
+            checks = {name: TableCheck(name, report, max_date=dataset_end(directory), errors=errors) for name in names}
+            refused: dict[str, UserError] = {}  # a table whose files cannot be read or lack a column
+            for name in names:
+                for f in layout.files[name]:
+                    try:
+                        checks[name].begin_file(str(f), file_columns(f), file_rows(f))
+                    except UserError as exc:
+                        refused[name] = exc
+                        break
+            shares = plan_shares(layout.files, [t for t in names if t not in refused])
+            ctx = _Context(n, errors, dataset_end(directory), as_of, features, [t for t in names if t in BUILD_TABLES], str(work))
+            ctx.duplicates = global_duplicates(spark, shares, layout.files)
 
-        def validate(batches):
-            _threads()
-            for b in batches:
-                for k in b.column("id").to_pylist():
-                    rows = list(validate_share(shares[k], ctx))
-                    yield _batch(rows, _DATA)
+            def validate(batches):
+                _threads()
+                for b in batches:
+                    for k in b.column("id").to_pylist():
+                        rows = list(validate_share(shares[k], ctx))
+                        yield _batch(rows, _DATA)
 
-        if shares:
-            mapped = spark.range(0, len(shares), 1, len(shares)).mapInArrow(validate, DATA_SCHEMA)
-            cached = mapped.repartition(n + 1, "part").persist(StorageLevel.DISK_ONLY)
-            found = cached.filter(F.col("part") < 0).select("seq", "payload").toArrow()
-            results = {int(s): pickle.loads(p) for s, p in zip(found.column("seq").to_pylist(), found.column("payload").to_pylist())}
-        else:
-            results = {}
-        by_file: dict[tuple[str, int], list[Violation]] = {}
-        all_months = [np.zeros(0, dtype=np.int64)]
-        for share in shares:
-            r = results[share.seq]
-            if "error" in r:
-                refused.setdefault(share.table, r["error"])
-                continue
-            by_file.setdefault((share.table, share.file_index), []).extend(r["violations"])
-            for mine, theirs in ((report.rows_read, r["report"].rows_read), (report.rows_kept, r["report"].rows_kept)):
-                mine[share.table] = mine.get(share.table, 0) + theirs.get(share.table, 0)
-            if share.table in r["report"].rejects:
-                checks[share.table]._rejects.append(r["report"].rejects[share.table])
-            all_months.append(r["months"])
-        for name in names:  # as load_tables: table by table, the first broken file
-            if name in refused:
-                raise refused[name]
-            for i, f in enumerate(layout.files[name]):
-                merged = merge_violations(by_file.get((name, i), []))
-                if merged and errors == "raise":
-                    raise TableError(merged)
-                for v in merged:
-                    report.warnings.append(f"rejected: {v}")
-        if months is None:
-            months = np.unique(np.concatenate(all_months))
-        seconds["validate"] = time.perf_counter() - t1
+            if shares:
+                mapped = spark.range(0, len(shares), 1, len(shares)).mapInArrow(validate, DATA_SCHEMA)
+                cached = mapped.repartition(n + 1, "part").persist(StorageLevel.DISK_ONLY)
+                found = cached.filter(F.col("part") < 0).select("seq", "payload").toArrow()
+                results = {int(s): pickle.loads(p) for s, p in zip(found.column("seq").to_pylist(), found.column("payload").to_pylist())}
+            else:
+                results = {}
+            by_file: dict[tuple[str, int], list[Violation]] = {}
+            all_months = [np.zeros(0, dtype=np.int64)]
+            for share in shares:
+                r = results[share.seq]
+                if "error" in r:
+                    refused.setdefault(share.table, r["error"])
+                    continue
+                by_file.setdefault((share.table, share.file_index), []).extend(r["violations"])
+                for mine, theirs in ((report.rows_read, r["report"].rows_read), (report.rows_kept, r["report"].rows_kept)):
+                    mine[share.table] = mine.get(share.table, 0) + theirs.get(share.table, 0)
+                if share.table in r["report"].rejects:
+                    checks[share.table]._rejects.append(r["report"].rejects[share.table])
+                all_months.append(r["months"])
+            for name in names:  # as load_tables: table by table, the first broken file
+                if name in refused:
+                    raise refused[name]
+                for i, f in enumerate(layout.files[name]):
+                    merged = merge_violations(by_file.get((name, i), []))
+                    if merged and errors == "raise":
+                        raise TableError(merged)
+                    for v in merged:
+                        report.warnings.append(f"rejected: {v}")
+            if months is None:
+                months = np.unique(np.concatenate(all_months))
+            seconds["validate"] = time.perf_counter() - t1
 
-        t2 = time.perf_counter()
-        grouped = cached.filter(F.col("part") >= 0).groupBy("part") if cached is not None else None
-        parts: list[PartStats] = []
-        flagged: dict[str, list[pd.DataFrame]] = {}
-        if grouped is not None:
-            for _, (part, paths, found_keys) in _values(grouped.applyInArrow(lambda g: pass1(g, ctx, months), RESULT_SCHEMA).toArrow()):
-                for key, path in paths.items():
-                    part.peers[key].values = np.load(path, mmap_mode="r")
-                parts.append(part)
-                for name, rows in found_keys.items():
-                    flagged.setdefault(name, []).append(rows)
-        for name in names:
-            report_key_rule(name, [str(f) for f in layout.files[name]], flagged.get(name, []), checks[name])
-            checks[name].finish()
-        report.missing_tables = [t for t in TABLE_NAMES if t not in layout.files]
-        if not parts:  # no partition holds a row: the statistics of empty tables
-            empty = {name: empty_frame(name) for name in ctx.present}
-            parts = [part_stats(empty, stat_requests(signals_of(features)), months, as_of=as_of)]
-        stats = HubStats.combine(parts)
-        del parts
-        seconds["pass 1"] = time.perf_counter() - t2
+            t2 = time.perf_counter()
+            grouped = cached.filter(F.col("part") >= 0).groupBy("part") if cached is not None else None
+            parts: list[PartStats] = []
+            flagged: dict[str, list[pd.DataFrame]] = {}
+            if grouped is not None:
+                for _, (part, paths, found_keys) in _values(grouped.applyInArrow(lambda g: pass1(g, ctx, months), RESULT_SCHEMA).toArrow()):
+                    for key, path in paths.items():
+                        part.peers[key].values = np.load(path, mmap_mode="r")
+                    parts.append(part)
+                    for name, rows in found_keys.items():
+                        flagged.setdefault(name, []).append(rows)
+            for name in names:
+                report_key_rule(name, [str(f) for f in layout.files[name]], flagged.get(name, []), checks[name])
+                checks[name].finish()
+            report.missing_tables = [t for t in TABLE_NAMES if t not in layout.files]
+            if not parts:  # no partition holds a row: the statistics of empty tables
+                empty = {name: empty_frame(name) for name in ctx.present}
+                parts = [part_stats(empty, stat_requests(signals_of(features)), months, as_of=as_of)]
+            stats = HubStats.combine(parts)
+            del parts
+            seconds["pass 1"] = time.perf_counter() - t2
 
-        t3 = time.perf_counter()
-        if grouped is not None:
-            bc = spark.sparkContext.broadcast(stats)
-            _values(grouped.applyInArrow(lambda g: pass2(g, ctx, bc), RESULT_SCHEMA).toArrow())
-        files = sorted((work / "features").glob("part-*.parquet")) if (work / "features").is_dir() else []
-        frames = (pq.read_table(p) for p in files) if files else [  # no partition holds a row: the columns, no rows
-            build_features({name: empty_frame(name) for name in ctx.present}, as_of=as_of, features=features, stats=stats)]
-        rows, n_features = write_frames(out, frames, empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
-        seconds["features"] = time.perf_counter() - t3
+            t3 = time.perf_counter()
+            if grouped is not None:
+                bc = spark.sparkContext.broadcast(stats)
+                _values(grouped.applyInArrow(lambda g: pass2(g, ctx, bc), RESULT_SCHEMA).toArrow())
+            files = sorted((work / "features").glob("part-*.parquet")) if (work / "features").is_dir() else []
+            frames = (pq.read_table(p) for p in files) if files else [  # no partition holds a row: the columns, no rows
+                build_features({name: empty_frame(name) for name in ctx.present}, as_of=as_of, features=features, stats=stats)]
+            rows, n_features = write_frames(tmp, frames, empty_error=no_firm_known(directory, as_of) if as_of is not None else None)
+            seconds["features"] = time.perf_counter() - t3
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
     finally:
-        if cached is not None:
-            cached.unpersist()
-        shutil.rmtree(work, ignore_errors=True)
+        # a JVM that died (out of memory, killed) must not hide the error that ended the build
+        with contextlib.suppress(Exception):
+            if cached is not None:
+                cached.unpersist()
         if own:
-            spark.stop()
+            with contextlib.suppress(Exception):
+                spark.stop()
     return BuildSummary(rows, n_features, n, "spark", cores, report, seconds)

@@ -352,3 +352,27 @@ def test_a_part_entry_that_is_not_a_file_is_refused(cli, part_hub, tmp_path, ent
     code, _, err = cli("features", "--data", part_hub, "--out", tmp_path / "f.parquet", "--partition-firms", 500)
     assert f"{bad}: {what}; every part-*.parquet entry of a table folder is one of the table's part files" in _one_error_line(code, err)
     assert not (tmp_path / "f.parquet").exists()
+
+
+# ---- two feature builds of the same target ----------------------------------------------------------
+
+
+def test_a_second_feature_build_of_the_same_target_is_refused_before_any_work(cli, small_hub, tmp_path, monkeypatch):
+    """The output's lock is taken when the build starts: the second build is refused at once, with
+    no work folder made and no table read (it used to build everything and fail at the rename)."""
+    from features import partitions
+    from features.files import AtomicOutput
+
+    out = tmp_path / "features.parquet"
+    holder = AtomicOutput(out)
+    holder.open()  # another build of the same target, running
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(partitions, "_prepare", lambda *a, **k: (_ for _ in ()).throw(AssertionError("the build started work")))
+            code, _, err = cli("features", "--data", small_hub, "--out", out, "--partition-firms", "500")
+        assert code != 0 and f"another process is writing {out} right now" in err, err
+        assert not list(tmp_path.glob("*.work")) and not out.exists()
+    finally:
+        holder.abort()
+    code, _, err = cli("features", "--data", small_hub, "--out", out, "--partition-firms", "500")
+    assert code == 0 and out.is_file(), err
