@@ -932,12 +932,17 @@ def dataset_end(directory: Path) -> pd.Timestamp | None:
         return None
     try:
         meta = json.loads(manifest.read_text())
-        end = meta.get("parameters", {}).get("end") or meta.get("end")
-    except (json.JSONDecodeError, AttributeError):
-        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{manifest}: not valid JSON ({exc}); fix it or remove it (without a manifest no row is checked "
+                        "against the snapshot date)") from None
+    params = meta.get("parameters") if isinstance(meta, dict) else None
+    end = (params.get("end") if isinstance(params, dict) else None) or (meta.get("end") if isinstance(meta, dict) else None)
     if not end:
         return None
-    return (pd.Timestamp(end) + pd.offsets.MonthEnd(0)).normalize()
+    try:
+        return (pd.Timestamp(str(end)) + pd.offsets.MonthEnd(0)).normalize()
+    except (ValueError, TypeError):
+        raise UserError(f"{manifest}: end {end!r} is not a month (YYYY-MM); fix it or remove the manifest") from None
 
 
 def hub_paths(directory: str | Path) -> list[Path]:

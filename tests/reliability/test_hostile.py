@@ -376,3 +376,17 @@ def test_a_second_feature_build_of_the_same_target_is_refused_before_any_work(cl
         holder.abort()
     code, _, err = cli("features", "--data", small_hub, "--out", out, "--partition-firms", "500")
     assert code == 0 and out.is_file(), err
+
+
+# ---- a damaged manifest ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, rule", [("{not json", "not valid JSON"), ('{"parameters": {"end": "last year"}}', "is not a month")])
+def test_a_damaged_manifest_is_refused_not_ignored(cli, small_hub, tmp_path, text, rule):
+    """The manifest's snapshot date drives a validation rule (no row after it): a manifest that
+    cannot be read is an error naming it, not a silently skipped rule."""
+    hub = tmp_path / "hub"
+    shutil.copytree(small_hub, hub)
+    (hub / "manifest.json").write_text(text)
+    code, _, err = cli("features", "--data", hub, "--out", tmp_path / "f.parquet")
+    assert code == 2 and f"{hub / 'manifest.json'}: " in err and rule in err and "Traceback" not in err, (code, err)
