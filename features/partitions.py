@@ -70,6 +70,7 @@ from features.tables import (
     file_rows,
     find_duplicates,
     key_frame,
+    position_masks,
     load_tables,
     read_pieces,
     read_table,
@@ -345,14 +346,7 @@ def _global_duplicates(files: list[Path], name: str) -> list[np.ndarray] | None:
             for _, piece in read_pieces(f, PIECE_ROWS, columns=key):
                 yield key_frame(piece, schema)
 
-    flagged = find_duplicates(keys)
-    out, start = [], 0
-    for n in sizes:
-        mask = np.zeros(n, dtype=bool)
-        mask[flagged[(flagged >= start) & (flagged < start + n)] - start] = True
-        out.append(mask)
-        start += n
-    return out
+    return position_masks(find_duplicates(keys), sizes)
 
 
 def _application_months(files: list[Path], as_of) -> np.ndarray:

@@ -970,7 +970,7 @@ def _check_hub(directory: Path) -> None:
         raise UserError(f"{directory} is a file; --data expects a directory of <table>.parquet files or <table>/ folders of part files")
 
 
-def _split(positions: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+def position_masks(positions: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     """Global row positions (sorted) as one bool mask per piece of the given sizes."""
     out, start = [], 0
     for n in sizes:
@@ -1024,7 +1024,7 @@ def load_tables(
                 check.begin_file(str(f), raw.columns, len(raw))  # raises: a column is missing
         dups: list[np.ndarray | None] = [None] * len(files)
         if len(files) > 1:  # the key rule over the whole table, not each file
-            dups = _split(find_duplicates(lambda: (key_frame(r, schema) for r in raws)), [len(r) for r in raws])
+            dups = position_masks(find_duplicates(lambda: (key_frame(r, schema) for r in raws)), [len(r) for r in raws])
         pieces = []
         for i, (f, raw) in enumerate(zip(files, raws)):
             check.begin_file(str(f), raw.columns, len(raw))
