@@ -935,8 +935,11 @@ def dataset_end(directory: Path) -> pd.Timestamp | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{manifest}: not valid JSON ({exc}); fix it or remove it (without a manifest no row is checked "
                         "against the snapshot date)") from None
-    params = meta.get("parameters") if isinstance(meta, dict) else None
-    end = (params.get("end") if isinstance(params, dict) else None) or (meta.get("end") if isinstance(meta, dict) else None)
+    if not isinstance(meta, dict):
+        raise UserError(f"{manifest}: a JSON {type(meta).__name__}, not an object with the hub's parameters; fix it or remove it "
+                        "(without a manifest no row is checked against the snapshot date)")
+    params = meta.get("parameters")
+    end = (params.get("end") if isinstance(params, dict) else None) or meta.get("end")
     if not end:
         return None
     try:

@@ -149,8 +149,11 @@ def train_generated(
     features = usable_features(ls.train, features, "training rows (before the cut)")
     rejected = ls.rejected() if reject_inference is not None else None
     if rejected is not None and rejected.empty:
+        recorded = ls.decisions if ls.decisions is not None else dataset.decisions(ls.features[list(dataset.ID_COLUMNS)])
+        why = ("applications.approved is never false there" if recorded["approved"].notna().any()
+               else "its applications table has no approved column: the hub records no decision of the bank")
         raise UserError(f"--reject-inference {reject_inference}: {data_dir} records no declined application before the cut "
-                        f"{ls.cut.date()} (applications.approved is never false there); train without it")
+                        f"{ls.cut.date()} ({why}); train without it")
     directions = {str(r.name): int(r.direction) for r in ls.catalog.itertuples() if r.name in features}
     meta = {
         "source": "data_hub",

@@ -304,6 +304,9 @@ def check_scheme(uri: str) -> None:
     elif scheme not in STORE_SCHEMES:
         raise StoreError(f"MLFLOW_TRACKING_URI {uri!r}: scheme {scheme!r} holds no tracking store; use sqlite:///PATH/mlruns.db, "
                          f"http(s)://SERVER or a database URI ({', '.join(STORE_SCHEMES)})")
+    elif scheme == "sqlite" and not uri.lower().startswith("sqlite:///"):
+        raise StoreError(f"MLFLOW_TRACKING_URI {uri!r} is not a SQLite URI SQLAlchemy can open: write sqlite:///relative/path.db "
+                         "or sqlite:////absolute/path.db (three slashes, then the path)")
 
 
 def check_sqlite_file(path: Path) -> None:

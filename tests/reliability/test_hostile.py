@@ -381,7 +381,8 @@ def test_a_second_feature_build_of_the_same_target_is_refused_before_any_work(cl
 # ---- a damaged manifest ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, rule", [("{not json", "not valid JSON"), ('{"parameters": {"end": "last year"}}', "is not a month")])
+@pytest.mark.parametrize("text, rule", [("{not json", "not valid JSON"), ('{"parameters": {"end": "last year"}}', "is not a month"),
+                                        ("[1, 2]", "a JSON list, not an object")])
 def test_a_damaged_manifest_is_refused_not_ignored(cli, small_hub, tmp_path, text, rule):
     """The manifest's snapshot date drives a validation rule (no row after it): a manifest that
     cannot be read is an error naming it, not a silently skipped rule."""
@@ -390,3 +391,26 @@ def test_a_damaged_manifest_is_refused_not_ignored(cli, small_hub, tmp_path, tex
     (hub / "manifest.json").write_text(text)
     code, _, err = cli("features", "--data", hub, "--out", tmp_path / "f.parquet")
     assert code == 2 and f"{hub / 'manifest.json'}: " in err and rule in err and "Traceback" not in err, (code, err)
+
+
+# ---- a SQLite URI SQLAlchemy cannot parse ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", ["sqlite:/tmp/mlruns.db", "sqlite://tmp/mlruns.db"])
+def test_a_malformed_sqlite_uri_is_one_line(cli, monkeypatch, uri):
+    """One slash or two (SQLAlchemy's host form) used to end in exit 70 (ArgumentError)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    code, _, err = cli("compare")
+    assert code == 2 and "is not a SQLite URI SQLAlchemy can open" in err and "three slashes" in err, (code, err)
+
+
+# ---- reject inference on a hub without the bank's decisions -----------------------------------------
+
+
+def test_reject_inference_on_a_hub_without_decisions_says_the_column_is_missing(cli, mlflow_store, small_hub, tmp_path):
+    hub = tmp_path / "hub"
+    shutil.copytree(small_hub, hub)
+    apps = pd.read_parquet(hub / "applications.parquet")
+    apps.drop(columns=["approved"], errors="ignore").to_parquet(hub / "applications.parquet", index=False)
+    code, _, err = cli("train", "--data", hub, "--model", "scorecard", "--reject-inference", "reweight")
+    assert code == 2 and "has no approved column" in err, (code, err)
