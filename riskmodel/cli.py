@@ -807,6 +807,22 @@ def _bug(command: str, exc: BaseException) -> None:
     sys.exit(EXIT_BUG)
 
 
+#: the commands that may create a tracking store; every other one needs the store to exist already
+CREATES_STORE = ("train", "demo", "federated-train")
+
+
+def _store_rule(command: str | None):
+    """:func:`riskmodel.tracking.store.existing_store_only` for every command but those in
+    :data:`CREATES_STORE` (a command that never opens the store is not affected)."""
+    import contextlib
+
+    if command in CREATES_STORE or command is None:
+        return contextlib.nullcontext()
+    from riskmodel.tracking.store import existing_store_only
+
+    return existing_store_only()
+
+
 def main() -> None:
     """Entry point: run the Typer app; every exception ends here, in one place.
 
@@ -823,9 +839,11 @@ def main() -> None:
     from riskmodel.logs import close_cli
 
     args = _global_options_first(sys.argv[1:])
+    command = next((a for a in args if not a.startswith("-")), None)
     try:
         # returns the code of a typer.Exit raised by a command; Typer turns Ctrl-C into code 130
-        rc = app(args=args, standalone_mode=False)
+        with _store_rule(command):
+            rc = app(args=args, standalone_mode=False)
         if rc == EXIT_ABORTED:
             typer.echo("aborted", err=True)
         if isinstance(rc, int) and rc:

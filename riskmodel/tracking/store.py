@@ -242,6 +242,9 @@ def configure() -> str:
     if uri.startswith(("http://", "https://")):
         probe_server(uri)
     path = _sqlite_path(uri)
+    if path is not None and _existing_only.active and not path.is_file():
+        raise StoreError(f"tracking store {path} does not exist (MLFLOW_TRACKING_URI={uri}): check the path for a typo; "
+                         "only train, demo and federated-train create a store")
     if path is not None:
         check_sqlite_file(path)
         fresh = _needs_migration(path)
@@ -335,6 +338,27 @@ class _DryRun(threading.local):
 
 
 _dry_run = _DryRun()
+
+
+class _ExistingOnly(threading.local):
+    active = False
+
+
+_existing_only = _ExistingOnly()
+
+
+@contextlib.contextmanager
+def existing_store_only() -> Iterator[None]:
+    """Inside the block a SQLite store that does not exist is a :class:`StoreError` instead of a new
+    empty store: a command that only reads or updates tracked runs and models (score, compare,
+    validate, ...) meets a mistyped ``MLFLOW_TRACKING_URI`` with a message, not with an empty store
+    created at the typo and "model not found"."""
+    before = _existing_only.active
+    _existing_only.active = True
+    try:
+        yield
+    finally:
+        _existing_only.active = before
 
 
 @contextlib.contextmanager

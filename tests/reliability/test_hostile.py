@@ -414,3 +414,16 @@ def test_reject_inference_on_a_hub_without_decisions_says_the_column_is_missing(
     apps.drop(columns=["approved"], errors="ignore").to_parquet(hub / "applications.parquet", index=False)
     code, _, err = cli("train", "--data", hub, "--model", "scorecard", "--reject-inference", "reweight")
     assert code == 2 and "has no approved column" in err, (code, err)
+
+
+# ---- a mistyped store path under a command that only reads tracked models ----------------------------
+
+
+@pytest.mark.parametrize("args", [("compare",), ("export", "--model", "models:/riskmodel-scorecard/1", "--out", "m.sql")])
+def test_a_command_that_reads_the_store_never_creates_one_at_a_typo(cli, tmp_path, monkeypatch, args):
+    db = tmp_path / "typo" / "mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(*args)
+    assert code == 2 and f"tracking store {db} does not exist" in err and "typo" in err, (code, err)
+    assert not db.exists() and not db.parent.exists()
