@@ -394,6 +394,7 @@ def build_hub_spark(
     if errors not in ("raise", "reject"):
         raise UserError(f"errors must be 'raise' or 'reject', got {errors!r}")
     layout = hub_layout(directory)
+    end = dataset_end(directory)  # the snapshot date: read once, before the session starts
     if features is not None:
         signals_of(features)  # an unknown name fails before any work
     months = as_of_months(as_of) if as_of is not None else None
@@ -417,7 +418,7 @@ def build_hub_spark(
             t1 = time.perf_counter()
             report = LoadReport()
             names = [t for t in TABLE_NAMES if t in layout.files]
-            checks = {name: TableCheck(name, report, max_date=dataset_end(directory), errors=errors) for name in names}
+            checks = {name: TableCheck(name, report, max_date=end, errors=errors) for name in names}
             refused: dict[str, UserError] = {}  # a table whose files cannot be read or lack a column
             for name in names:
                 for f in layout.files[name]:
@@ -427,7 +428,7 @@ def build_hub_spark(
                         refused[name] = exc
                         break
             shares = plan_shares(layout.files, [t for t in names if t not in refused])
-            ctx = _Context(n, errors, dataset_end(directory), as_of, features, [t for t in names if t in BUILD_TABLES], str(work))
+            ctx = _Context(n, errors, end, as_of, features, [t for t in names if t in BUILD_TABLES], str(work))
             ctx.duplicates = global_duplicates(spark, shares, layout.files)
 
             def validate(batches):
